@@ -252,13 +252,11 @@ def _geometry(h: int, w: int, kernel: tuple[int, int], stride: Any, padding: Any
 
 
 def _out_len(size: int, eff: int, stride: int, lo: int, hi: int, ceil_mode: bool) -> int:
-    span = size + lo + hi - eff
-    if span < 0:
-        return 0
+    span = size + lo + hi - eff  # may be negative: ceil mode then still fits a window
     n = (-(-span // stride) if ceil_mode else span // stride) + 1
-    if ceil_mode and (n - 1) * stride >= size + lo:
+    if ceil_mode and n > 0 and (n - 1) * stride >= size + lo:
         n -= 1  # the last window must start inside the image or the leading padding
-    return n
+    return max(n, 0)
 
 
 def _check_windows_overlap(g: Geometry, h: int, w: int) -> None:

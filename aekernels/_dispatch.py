@@ -101,7 +101,22 @@ def _load_native() -> types.SimpleNamespace:
     return ns
 
 
+def _numba_cache_dir() -> None:
+    """Point numba's on-disk cache at a writable place when site-packages is read-only."""
+    if "NUMBA_CACHE_DIR" in os.environ:
+        return
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_numba")
+    if os.access(here, os.W_OK):
+        return  # numba's default (__pycache__ beside the sources) works
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(base, "aekernels", "numba")
+    if "numba" in sys.modules:  # numba read its config at import: tell it now
+        import numba.core.config as config
+        config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
+
+
 def _load_numba() -> types.SimpleNamespace:
+    _numba_cache_dir()
     from . import _numba
 
     ns = types.SimpleNamespace(**{name: getattr(_numba, name) for name in KERNEL_NAMES})
