@@ -117,6 +117,8 @@ POOL_CASES = [
     _pool("valid", H=7, W=7, k=3, stride=2, padding="valid"),
     _pool("batch1_odd", N=1, C=1, H=5, W=11, k=3, stride=2),
     _pool("h1", H=1, W=6, k=(1, 2)),
+    _pool("ceil_window_wider_than_input", H=3, W=4, k=4, stride=2, ceil_mode=True),
+    _pool("ceil_window_wider_padded", H=4, W=5, k=6, stride=3, padding=1, ceil_mode=True),
 ]
 
 AVG_OPTIONS = [

@@ -128,14 +128,12 @@ def conv_out_size(n, k, s, d, p0, p1):
 
 
 def pool_out_size(n, k, s, d, p0, p1, ceil_mode):
-    span = n + p0 + p1 - d * (k - 1) - 1
-    if span < 0:
-        raise ValueError("pooling window larger than the padded input")
+    span = n + p0 + p1 - d * (k - 1) - 1     # may be negative: window wider than input
     if not ceil_mode:
-        return span // s + 1
-    out = -(-span // s) + 1
+        return span // s + 1                 # floor division: <= 0 when span < 0
+    out = -(-span // s) + 1                  # ceil, as PyTorch (a too-wide window may fit)
     # PyTorch rule: the last window must start inside the input or the left padding.
-    if (out - 1) * s >= n + p0:
+    if out > 0 and (out - 1) * s >= n + p0:
         out -= 1
     return out
 
