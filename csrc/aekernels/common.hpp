@@ -1,0 +1,145 @@
+// Shared plumbing of the native conv kernels: integer helpers, thread count,
+// denormal control, reusable aligned scratch and the parallel-loop helper.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+#include <xmmintrin.h>
+#define AEK_X86 1
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace aek {
+
+using i64 = std::int64_t;
+
+inline i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
+
+// Floor division that is correct for negative numerators (phase arithmetic of
+// strided backward-input works with offsets left of the image).
+inline i64 floor_div(i64 a, i64 b) {
+    i64 q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+    return q;
+}
+
+inline bool in_range(i64 v, i64 n) {
+    return static_cast<std::uint64_t>(v) < static_cast<std::uint64_t>(n);
+}
+
+// Thread count used by every parallel region (dispatch.cpp owns the global so
+// calls from different Python threads see one setting).
+int num_threads();
+void set_num_threads(int n);
+
+// Flush-to-zero / denormals-are-zero for the lifetime of the guard, on this
+// thread only.  Denormal operands make x86 FMAs ~100x slower (pytorch #19651),
+// and autoencoder gradients decay into that range late in training.  Only fp32
+// paths enable it: fp64 users ask for IEEE results.
+class DenormalsGuard {
+public:
+    explicit DenormalsGuard(bool enable) {
+#ifdef AEK_X86
+        saved_ = _mm_getcsr();
+        if (enable) _mm_setcsr(saved_ | 0x8040u);  // FTZ (bit 15) | DAZ (bit 6)
+#else
+        (void)enable;
+#endif
+    }
+    ~DenormalsGuard() {
+#ifdef AEK_X86
+        _mm_setcsr(saved_);
+#endif
+    }
+    DenormalsGuard(const DenormalsGuard&) = delete;
+    DenormalsGuard& operator=(const DenormalsGuard&) = delete;
+
+private:
+    unsigned saved_ = 0;
+};
+
+// Grow-only, 64-byte aligned scratch.  Kept per thread so that large packing
+// buffers are not mmap'ed and page-faulted again on every call.
+template <class T>
+class AlignedBuffer {
+public:
+    AlignedBuffer() = default;
+    AlignedBuffer(const AlignedBuffer&) = delete;
+    AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+    ~AlignedBuffer() { release(); }
+
+    T* get(std::size_t n) {
+        if (n > cap_) {
+            release();
+            std::size_t bytes = ((n * sizeof(T) + 63) / 64) * 64;
+            ptr_ = static_cast<T*>(::operator new(bytes, std::align_val_t(64)));
+            cap_ = bytes / sizeof(T);
+        }
+        return ptr_;
+    }
+
+private:
+    void release() {
+        if (ptr_) ::operator delete(ptr_, std::align_val_t(64));
+        ptr_ = nullptr;
+        cap_ = 0;
+    }
+    T* ptr_ = nullptr;
+    std::size_t cap_ = 0;
+};
+
+template <class T>
+struct Workspace {
+    AlignedBuffer<T> a, b, tmp;
+    std::vector<i64> roff, coff;
+};
+
+template <class T>
+Workspace<T>& thread_workspace() {
+    static thread_local Workspace<T> ws;
+    return ws;
+}
+
+// Run f(item) for item in [0, items) on num_threads() threads.  Which thread
+// runs an item never changes the result (items write disjoint outputs), so
+// dynamic scheduling keeps determinism.  Exceptions (bad_alloc) are carried out
+// of the parallel region instead of terminating the process.
+template <class F>
+void parallel_items(i64 items, int nthreads, bool ftz, F&& f) {
+    std::exception_ptr err = nullptr;
+    std::atomic<bool> failed{false};
+    std::mutex mu;
+    const int nt = static_cast<int>(std::max<i64>(1, std::min<i64>(nthreads, items)));
+    (void)nt;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        DenormalsGuard guard(ftz);
+#pragma omp for schedule(dynamic, 1)
+        for (i64 it = 0; it < items; ++it) {
+            if (failed.load(std::memory_order_relaxed)) continue;
+            try {
+                f(it);
+            } catch (...) {
+                std::lock_guard<std::mutex> lock(mu);
+                if (!err) err = std::current_exception();
+                failed.store(true);
+            }
+        }
+    }
+    if (err) std::rethrow_exception(err);
+}
+
+}  // namespace aek

@@ -1,0 +1,344 @@
+// Conv kernels on top of gemm_packed.  All of them are implicit GEMMs: the
+// patch operand is gathered straight into packed panels (pack.hpp).
+#pragma once
+
+#include <type_traits>
+#include <vector>
+
+#include "aekernels/common.hpp"
+#include "aekernels/gemm.hpp"
+#include "aekernels/geometry.hpp"
+#include "aekernels/pack.hpp"
+
+namespace aek {
+
+template <class T>
+constexpr bool kFlushDenormals = std::is_same<T, float>::value;
+
+// Pixel tile per work item: whole images when batch x groups already gives
+// every thread several items, otherwise split the pixels (rounded to the
+// register tile so that only the last tile has a ragged edge).
+inline i64 pick_pixel_tile(i64 P, i64 outer_items, i64 R, int nt) {
+    const i64 want = 4 * static_cast<i64>(nt);
+    i64 tiles = outer_items >= want ? 1 : ceil_div(want, outer_items);
+    tiles = std::max<i64>(1, std::min(tiles, ceil_div(P, 4 * R)));
+    return ceil_div(ceil_div(P, tiles), R) * R;
+}
+
+inline bool is_pointwise(const ConvGeom& g) {
+    return g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 &&
+           g.OH == g.H && g.OW == g.W;
+}
+
+// NCHW: x (N,C,H,W), w (K,C/g,kh,kw), bias (K) -> y (N,K,OH,OW)
+// NHWC: x (N,H,W,C), w (kh,kw,C/g,K), bias (K) -> y (N,OH,OW,K)
+template <class T>
+void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y) {
+    const UKernel<T>& uk = ukernel<T>();
+    const i64 P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), Kg = g.Kg(), G = g.groups;
+    const i64 taps = g.taps();
+    if (g.N == 0 || P == 0) return;
+    std::vector<i64> oi(g.kh), oj(g.kw);
+    for (i64 i = 0; i < g.kh; ++i) oi[i] = i * g.dh - g.pt;
+    for (i64 j = 0; j < g.kw; ++j) oj[j] = j * g.dw - g.pl;
+    const bool pw = is_pointwise(g);
+    const int nt = num_threads();
+    const i64 tile = pick_pixel_tile(P, g.N * G, g.nhwc ? uk.mr : uk.nr, nt);
+    const i64 ntile = ceil_div(P, tile);
+
+    parallel_items(g.N * G * ntile, nt, kFlushDenormals<T>, [&](i64 it) {
+        const i64 tix = it % ntile, gi = (it / ntile) % G, n = it / (ntile * G);
+        const i64 p0 = tix * tile, np = std::min(tile, P - p0);
+        Workspace<T>& ws = thread_workspace<T>();
+        if (!g.nhwc) {
+            const T* xs = x + (n * g.C + gi * Cg) * HW;
+            DensePack<T> L{w + gi * Kg * taps, taps, 1};
+            CView<T> cv{y + (n * g.K + gi * Kg) * P + p0, P};
+            if (pw)
+                gemm_packed(uk, Kg, np, Cg, L, DensePack<T>{xs + p0, 1, HW}, cv, false, ws);
+            else
+                gemm_packed(uk, Kg, np, taps, L,
+                            PatchPixelPack<T>{Patch<T>{xs, HW, g.W, 1, g.H, g.W, g.OW, p0, g.sh,
+                                                       g.sw, oi.data(), g.kh, oj.data(), g.kw,
+                                                       Cg, false}},
+                            cv, false, ws);
+            if (bias)
+                for (i64 k = 0; k < Kg; ++k) {
+                    const T b = bias[gi * Kg + k];
+                    T* row = cv.base + k * P;
+                    for (i64 p = 0; p < np; ++p) row[p] += b;
+                }
+        } else {
+            const T* xs = x + n * HW * g.C + gi * Cg;
+            DensePack<T> R{w + gi * Kg, 1, g.K};
+            CView<T> cv{y + (n * P + p0) * g.K + gi * Kg, g.K};
+            if (pw)
+                gemm_packed(uk, np, Kg, Cg, DensePack<T>{xs + p0 * g.C, g.C, 1}, R, cv, false, ws);
+            else
+                gemm_packed(uk, np, Kg, taps,
+                            PatchPixelPack<T>{Patch<T>{xs, 1, g.W * g.C, g.C, g.H, g.W, g.OW, p0,
+                                                       g.sh, g.sw, oi.data(), g.kh, oj.data(),
+                                                       g.kw, Cg, true}},
+                            R, cv, false, ws);
+            if (bias)
+                for (i64 p = 0; p < np; ++p) {
+                    T* row = cv.base + p * g.K;
+                    for (i64 k = 0; k < Kg; ++k) row[k] += bias[gi * Kg + k];
+                }
+        }
+    });
+}
+
+// One phase (rh, rw) of strided backward-input: the input pixels with
+// (h + pt) % sh == rh and (w + pl) % sw == rw only receive the kernel taps
+// i with i*dh % sh == rh (same for j), so each phase is a dense stride-1
+// correlation of dY with a sub-kernel: no multiplications by inserted zeros.
+template <class T>
+struct BwdPhase {
+    i64 rh, rw;
+    i64 qa0, qb0, GA, GB;        // grid (a, b) -> h = sh*(qa0+a) + rh - pt, w likewise
+    std::vector<i64> ti, tj;     // kernel rows / cols of this phase
+    std::vector<i64> oi, oj;     // source (dY) row offset per tap: oh = a + oi[t]
+    std::vector<T> wt;           // per group: the sub-kernel as a GEMM operand
+    i64 ntaps = 0;
+};
+
+// NCHW: gy (N,K,OH,OW), w (K,C/g,kh,kw) -> gx (N,C,H,W)
+// NHWC: gy (N,OH,OW,K), w (kh,kw,C/g,K) -> gx (N,H,W,C)
+template <class T>
+void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
+    const UKernel<T>& uk = ukernel<T>();
+    const i64 P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), Kg = g.Kg(), G = g.groups;
+    if (g.N == 0 || HW == 0) return;
+    const int nt = num_threads();
+
+    std::vector<BwdPhase<T>> phases;
+    for (i64 rh = 0; rh < g.sh; ++rh)
+        for (i64 rw = 0; rw < g.sw; ++rw) {
+            BwdPhase<T> ph;
+            ph.rh = rh;
+            ph.rw = rw;
+            ph.qa0 = -floor_div(rh - g.pt, g.sh);
+            ph.qb0 = -floor_div(rw - g.pl, g.sw);
+            ph.GA = floor_div(g.H - 1 + g.pt - rh, g.sh) - ph.qa0 + 1;
+            ph.GB = floor_div(g.W - 1 + g.pl - rw, g.sw) - ph.qb0 + 1;
+            if (ph.GA <= 0 || ph.GB <= 0) continue;
+            for (i64 i = 0; i < g.kh; ++i)
+                if ((i * g.dh) % g.sh == rh) {
+                    ph.ti.push_back(i);
+                    ph.oi.push_back(ph.qa0 - (i * g.dh - rh) / g.sh);
+                }
+            for (i64 j = 0; j < g.kw; ++j)
+                if ((j * g.dw) % g.sw == rw) {
+                    ph.tj.push_back(j);
+                    ph.oj.push_back(ph.qb0 - (j * g.dw - rw) / g.sw);
+                }
+            const i64 nti = static_cast<i64>(ph.ti.size()), ntj = static_cast<i64>(ph.tj.size());
+            ph.ntaps = Kg * nti * ntj;
+            ph.wt.resize(static_cast<std::size_t>(G * Cg * ph.ntaps));
+            for (i64 gi = 0; gi < G; ++gi) {
+                T* wt = ph.wt.data() + gi * Cg * ph.ntaps;
+                for (i64 k = 0; k < Kg; ++k)
+                    for (i64 a = 0; a < nti; ++a)
+                        for (i64 b = 0; b < ntj; ++b)
+                            for (i64 c = 0; c < Cg; ++c) {
+                                const i64 i = ph.ti[a], j = ph.tj[b], kk = gi * Kg + k;
+                                if (!g.nhwc)  // Wt[c, (k, a, b)]
+                                    wt[c * ph.ntaps + (k * nti + a) * ntj + b] =
+                                        w[((kk * Cg + c) * g.kh + i) * g.kw + j];
+                                else          // Wt[(a, b, k), c]
+                                    wt[((a * ntj + b) * Kg + k) * Cg + c] =
+                                        w[((i * g.kw + j) * Cg + c) * g.K + kk];
+                            }
+            }
+            phases.push_back(std::move(ph));
+        }
+
+    struct Item { i64 phase, n, gi, p0, np; };
+    std::vector<Item> items;
+    for (i64 f = 0; f < static_cast<i64>(phases.size()); ++f) {
+        const i64 PP = phases[f].GA * phases[f].GB;
+        const i64 tile = pick_pixel_tile(PP, g.N * G * static_cast<i64>(phases.size()),
+                                         g.nhwc ? uk.mr : uk.nr, nt);
+        for (i64 n = 0; n < g.N; ++n)
+            for (i64 gi = 0; gi < G; ++gi)
+                for (i64 p0 = 0; p0 < PP; p0 += tile)
+                    items.push_back({f, n, gi, p0, std::min(tile, PP - p0)});
+    }
+    const bool regular = g.sh == 1 && g.sw == 1;
+    const bool pw = is_pointwise(g);
+
+    parallel_items(static_cast<i64>(items.size()), nt, kFlushDenormals<T>, [&](i64 it) {
+        const Item& itm = items[it];
+        const BwdPhase<T>& ph = phases[itm.phase];
+        const i64 n = itm.n, gi = itm.gi, p0 = itm.p0, np = itm.np;
+        const i64 nti = static_cast<i64>(ph.ti.size()), ntj = static_cast<i64>(ph.tj.size());
+        const T* wt = ph.wt.data() + gi * Cg * ph.ntaps;
+        Workspace<T>& ws = thread_workspace<T>();
+        CView<T> cv{nullptr, 0};
+        if (!regular) {
+            // Pixel p of the phase grid -> offset of gx(h, w) relative to the item base.
+            ws.roff.resize(static_cast<std::size_t>(std::max(np, Cg)));
+            ws.coff.resize(static_cast<std::size_t>(std::max(np, Cg)));
+            i64* pix = g.nhwc ? ws.roff.data() : ws.coff.data();
+            i64* chn = g.nhwc ? ws.coff.data() : ws.roff.data();
+            for (i64 p = 0; p < np; ++p) {
+                const i64 a = (p0 + p) / ph.GB, b = (p0 + p) % ph.GB;
+                const i64 h = g.sh * (ph.qa0 + a) + ph.rh - g.pt;
+                const i64 wc = g.sw * (ph.qb0 + b) + ph.rw - g.pl;
+                pix[p] = g.nhwc ? (h * g.W + wc) * g.C : h * g.W + wc;
+            }
+            for (i64 c = 0; c < Cg; ++c) chn[c] = g.nhwc ? c : c * HW;
+            cv.base = g.nhwc ? gx + n * HW * g.C + gi * Cg : gx + (n * g.C + gi * Cg) * HW;
+            cv.roff = ws.roff.data();
+            cv.coff = ws.coff.data();
+        }
+        if (!g.nhwc) {
+            // gx[c, pix] = Wt(Cg x taps) * patches(dY)
+            if (regular) cv = CView<T>{gx + (n * g.C + gi * Cg) * HW + p0, HW};
+            const T* src = gy + (n * g.K + gi * Kg) * P;
+            DensePack<T> L{wt, ph.ntaps, 1};
+            if (pw)
+                gemm_packed(uk, Cg, np, Kg, L, DensePack<T>{src + p0, 1, P}, cv, false, ws);
+            else
+                gemm_packed(uk, Cg, np, ph.ntaps, L,
+                            PatchPixelPack<T>{Patch<T>{src, P, g.OW, 1, g.OH, g.OW, ph.GB, p0, 1,
+                                                       1, ph.oi.data(), nti, ph.oj.data(), ntj,
+                                                       Kg, false}},
+                            cv, false, ws);
+        } else {
+            if (regular) cv = CView<T>{gx + (n * HW + p0) * g.C + gi * Cg, g.C};
+            const T* src = gy + n * P * g.K + gi * Kg;
+            DensePack<T> R{wt, 1, Cg};
+            if (pw)
+                gemm_packed(uk, np, Cg, Kg, DensePack<T>{src + p0 * g.K, g.K, 1}, R, cv, false, ws);
+            else
+                gemm_packed(uk, np, Cg, ph.ntaps,
+                            PatchPixelPack<T>{Patch<T>{src, 1, g.OW * g.K, g.K, g.OH, g.OW, ph.GB,
+                                                       p0, 1, 1, ph.oi.data(), nti, ph.oj.data(),
+                                                       ntj, Kg, true}},
+                            R, cv, false, ws);
+        }
+    });
+}
+
+// NCHW: x (N,C,H,W), gy (N,K,OH,OW) -> gw (K,C/g,kh,kw)
+// NHWC: x (N,H,W,C), gy (N,OH,OW,K) -> gw (kh,kw,C/g,K)
+// The batch x pixel reduction is cut into S = num_threads() contiguous slices;
+// slice s accumulates its own partial gw and the partials are added in slice
+// order, so the result depends on the thread count only, never on scheduling.
+template <class T>
+void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
+    const UKernel<T>& uk = ukernel<T>();
+    const i64 P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), Kg = g.Kg(), G = g.groups;
+    const i64 taps = g.taps(), wsize = g.K * taps;
+    if (g.N == 0 || P == 0) {
+        std::fill(gw, gw + wsize, T(0));
+        return;
+    }
+    std::vector<i64> oi(g.kh), oj(g.kw);
+    for (i64 i = 0; i < g.kh; ++i) oi[i] = i * g.dh - g.pt;
+    for (i64 j = 0; j < g.kw; ++j) oj[j] = j * g.dw - g.pl;
+    const bool pw = is_pointwise(g);
+    const int nt = num_threads();
+    const i64 cpi = std::max<i64>(1, std::min(ceil_div(P, 64), ceil_div(nt, g.N)));
+    const i64 clen = ceil_div(P, cpi);
+    const i64 items = g.N * cpi;
+    const i64 S = std::max<i64>(1, std::min<i64>(nt, items));
+    std::vector<T> partial(static_cast<std::size_t>((S - 1) * wsize));
+
+    parallel_items(S, nt, kFlushDenormals<T>, [&](i64 s) {
+        T* part = s == 0 ? gw : partial.data() + (s - 1) * wsize;
+        Workspace<T>& ws = thread_workspace<T>();
+        bool first = true;
+        for (i64 it = s * items / S; it < (s + 1) * items / S; ++it) {
+            const i64 n = it / cpi, p0 = (it % cpi) * clen;
+            const i64 np = std::min(clen, P - p0);
+            if (np <= 0) continue;
+            for (i64 gi = 0; gi < G; ++gi) {
+                if (!g.nhwc) {
+                    // gw[k, tap] += dY(Kg x pix) * patches(tap x pix)^T
+                    const T* xs = x + (n * g.C + gi * Cg) * HW;
+                    DensePack<T> L{gy + (n * g.K + gi * Kg) * P + p0, P, 1};
+                    CView<T> cv{part + gi * Kg * taps, taps};
+                    if (pw)
+                        gemm_packed(uk, Kg, Cg, np, L, DensePack<T>{xs + p0, HW, 1}, cv, !first, ws);
+                    else
+                        gemm_packed(uk, Kg, taps, np, L,
+                                    PatchTapPack<T>{Patch<T>{xs, HW, g.W, 1, g.H, g.W, g.OW, p0,
+                                                             g.sh, g.sw, oi.data(), g.kh,
+                                                             oj.data(), g.kw, Cg, false}},
+                                    cv, !first, ws);
+                } else {
+                    // gw[tap, k] += patches(tap x pix) * dY(pix x Kg)
+                    const T* xs = x + n * HW * g.C + gi * Cg;
+                    DensePack<T> R{gy + (n * P + p0) * g.K + gi * Kg, 1, g.K};
+                    CView<T> cv{part + gi * Kg, g.K};
+                    if (pw)
+                        gemm_packed(uk, Cg, Kg, np, DensePack<T>{xs + p0 * g.C, 1, g.C}, R, cv,
+                                    !first, ws);
+                    else
+                        gemm_packed(uk, taps, Kg, np,
+                                    PatchTapPack<T>{Patch<T>{xs, 1, g.W * g.C, g.C, g.H, g.W, g.OW,
+                                                             p0, g.sh, g.sw, oi.data(), g.kh,
+                                                             oj.data(), g.kw, Cg, true}},
+                                    R, cv, !first, ws);
+                }
+            }
+            first = false;
+        }
+        if (first) std::fill(part, part + wsize, T(0));
+    });
+
+    if (S > 1) {
+        const i64 block = 4096;
+        parallel_items(ceil_div(wsize, block), nt, kFlushDenormals<T>, [&](i64 b) {
+            const i64 e0 = b * block, e1 = std::min(wsize, e0 + block);
+            for (i64 s = 1; s < S; ++s) {
+                const T* src = partial.data() + (s - 1) * wsize;
+                for (i64 e = e0; e < e1; ++e) gw[e] += src[e];
+            }
+        });
+    }
+}
+
+// NCHW: gy (N,K,OH,OW) -> gb (K);  NHWC: gy (N,OH,OW,K) -> gb (K)
+// Sums in double over fixed blocks combined in a fixed order: the result does
+// not even depend on the thread count.
+template <class T>
+void conv2d_backward_bias(const T* gy, i64 N, i64 K, i64 P, bool nhwc, T* gb) {
+    const int nt = num_threads();
+    if (!nhwc) {
+        std::vector<double> rows(static_cast<std::size_t>(N * K));
+        parallel_items(N * K, nt, false, [&](i64 r) {
+            const T* s = gy + r * P;
+            double acc = 0.0;
+            for (i64 p = 0; p < P; ++p) acc += s[p];
+            rows[r] = acc;
+        });
+        for (i64 k = 0; k < K; ++k) {
+            double acc = 0.0;
+            for (i64 n = 0; n < N; ++n) acc += rows[n * K + k];
+            gb[k] = static_cast<T>(acc);
+        }
+    } else {
+        const i64 R = N * P;
+        const i64 RB = 512;
+        const i64 nb = ceil_div(R, RB);
+        std::vector<double> part(static_cast<std::size_t>(nb * K));
+        parallel_items(nb, nt, false, [&](i64 b) {
+            double* acc = part.data() + b * K;
+            for (i64 r = b * RB; r < std::min(R, (b + 1) * RB); ++r) {
+                const T* s = gy + r * K;
+                for (i64 k = 0; k < K; ++k) acc[k] += s[k];
+            }
+        });
+        for (i64 k = 0; k < K; ++k) {
+            double acc = 0.0;
+            for (i64 b = 0; b < nb; ++b) acc += part[b * K + k];
+            gb[k] = static_cast<T>(acc);
+        }
+    }
+}
+
+}  // namespace aek

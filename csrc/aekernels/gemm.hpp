@@ -1,0 +1,124 @@
+// Packed, cache-blocked GEMM driver (BLIS loop order) and the generic
+// micro-kernel.  C(M x N) (+)= L(M x K) * R(K x N), where L and R are *packers*:
+// objects with pack(o0, no, k0, kc, R, dst) that write ceil(no/R) micro-panels
+// of R "outer" indices (rows of L / columns of R) by kc reduction indices, zero
+// padded.  Packers let the conv code feed implicit im2col patches straight into
+// the panels, so no im2col matrix is ever materialised.
+#pragma once
+
+#include "aekernels/common.hpp"
+#include "aekernels/ukernels.hpp"
+
+namespace aek {
+
+template <class T>
+struct UKernel {
+    const char* name;
+    int mr, nr;     // register tile
+    i64 mc, kc, nc; // cache blocks: A block mc x kc in L2, B micro-panel kc x nr in L1
+    void (*fn)(i64 kc, const T* a, const T* b, T* c, i64 ldc, int accumulate);
+};
+
+struct IsaTable {
+    const char* isa;  // "avx512" | "avx2" | "generic"
+    UKernel<float> f32;
+    UKernel<double> f64;
+};
+
+const IsaTable& isa_table();  // dispatch.cpp: chosen once from CPUID + AEKERNELS_ISA
+
+template <class T> const UKernel<T>& ukernel();
+template <> inline const UKernel<float>& ukernel<float>() { return isa_table().f32; }
+template <> inline const UKernel<double>& ukernel<double>() { return isa_table().f64; }
+
+// Baseline micro-kernel: plain loops the compiler vectorises for the build's
+// baseline ISA (SSE2 on x86-64, NEON on arm64).
+template <class T, int MR, int NR>
+void gemm_ukernel_generic(i64 kc, const T* __restrict a, const T* __restrict b,
+                          T* __restrict c, i64 ldc, int accumulate) {
+    T ab[MR][NR];
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j) ab[i][j] = T(0);
+    for (i64 k = 0; k < kc; ++k) {
+        const T* ak = a + k * MR;
+        const T* bk = b + k * NR;
+        for (int i = 0; i < MR; ++i) {
+            const T ai = ak[i];
+            for (int j = 0; j < NR; ++j) ab[i][j] += ai * bk[j];
+        }
+    }
+    for (int i = 0; i < MR; ++i) {
+        T* ci = c + i * ldc;
+        if (accumulate)
+            for (int j = 0; j < NR; ++j) ci[j] += ab[i][j];
+        else
+            for (int j = 0; j < NR; ++j) ci[j] = ab[i][j];
+    }
+}
+
+// Where C lives.  roff == nullptr: C(m, n) = base[m*ldc + n] (the micro-kernel
+// stores straight into it).  Otherwise C(m, n) = base[roff[m] + coff[n]]: used
+// for transposed outputs and the phase sub-grids of strided backward-input;
+// tiles then go through a small buffer.
+template <class T>
+struct CView {
+    T* base;
+    i64 ldc;
+    const i64* roff = nullptr;
+    const i64* coff = nullptr;
+};
+
+template <class T, class PL, class PR>
+void gemm_packed(const UKernel<T>& uk, i64 M, i64 N, i64 K, const PL& pl, const PR& pr,
+                 const CView<T>& c, bool accumulate, Workspace<T>& ws) {
+    if (M <= 0 || N <= 0) return;
+    auto at = [&](i64 m, i64 n) -> T* {
+        return c.roff ? c.base + c.roff[m] + c.coff[n] : c.base + m * c.ldc + n;
+    };
+    if (K <= 0) {
+        if (!accumulate)
+            for (i64 m = 0; m < M; ++m)
+                for (i64 n = 0; n < N; ++n) *at(m, n) = T(0);
+        return;
+    }
+    const i64 MR = uk.mr, NR = uk.nr;
+    const i64 KC = std::min(uk.kc, K);
+    const i64 MC = std::min(uk.mc, ceil_div(M, MR) * MR);
+    const i64 NC = std::min(uk.nc, ceil_div(N, NR) * NR);
+    T* bp = ws.b.get(static_cast<std::size_t>(NC * KC));
+    T* ap = ws.a.get(static_cast<std::size_t>(MC * KC));
+    T* tmp = ws.tmp.get(static_cast<std::size_t>(MR * NR));
+    for (i64 jc = 0; jc < N; jc += NC) {
+        const i64 nc = std::min(NC, N - jc);
+        for (i64 pc = 0; pc < K; pc += KC) {
+            const i64 kc = std::min(KC, K - pc);
+            const bool acc = accumulate || pc > 0;
+            pr.pack(jc, nc, pc, kc, NR, bp);
+            for (i64 ic = 0; ic < M; ic += MC) {
+                const i64 mc = std::min(MC, M - ic);
+                pl.pack(ic, mc, pc, kc, MR, ap);
+                for (i64 jr = 0; jr < nc; jr += NR) {
+                    const i64 nr = std::min(NR, nc - jr);
+                    const T* bpan = bp + jr * kc;
+                    for (i64 ir = 0; ir < mc; ir += MR) {
+                        const i64 mr = std::min(MR, mc - ir);
+                        const T* apan = ap + ir * kc;
+                        const i64 m0 = ic + ir, n0 = jc + jr;
+                        if (!c.roff && mr == MR && nr == NR) {
+                            uk.fn(kc, apan, bpan, c.base + m0 * c.ldc + n0, c.ldc, acc);
+                            continue;
+                        }
+                        uk.fn(kc, apan, bpan, tmp, NR, 0);
+                        for (i64 i = 0; i < mr; ++i)
+                            for (i64 j = 0; j < nr; ++j) {
+                                T* d = at(m0 + i, n0 + j);
+                                *d = acc ? *d + tmp[i * NR + j] : tmp[i * NR + j];
+                            }
+                    }
+                }
+            }
+        }
+    }
+}
+
+}  // namespace aek

@@ -1,0 +1,91 @@
+// The one place that picks the micro-kernels (from CPUID, once) and owns the
+// thread count.
+#include <cstdlib>
+#include <cstring>
+
+#include "aekernels/common.hpp"
+#include "aekernels/gemm.hpp"
+
+namespace aek {
+
+namespace {
+
+int default_threads() {
+#ifdef _OPENMP
+    return std::max(1, omp_get_max_threads());  // honours OMP_NUM_THREADS
+#else
+    return 1;
+#endif
+}
+
+std::atomic<int> g_threads{default_threads()};
+
+// Generic tiles: 6x8 fp32 / 6x4 fp64 keep 12 SSE2 accumulators live, leaving
+// registers for the B row and the broadcast A element.
+void gemm_ukernel_f32_6x8_generic(i64 kc, const float* a, const float* b, float* c, i64 ldc,
+                                  int acc) {
+    gemm_ukernel_generic<float, 6, 8>(kc, a, b, c, ldc, acc);
+}
+void gemm_ukernel_f64_6x4_generic(i64 kc, const double* a, const double* b, double* c, i64 ldc,
+                                  int acc) {
+    gemm_ukernel_generic<double, 6, 4>(kc, a, b, c, ldc, acc);
+}
+
+enum Level { kGeneric = 0, kAvx2 = 1, kAvx512 = 2 };
+
+Level cpu_level() {
+#if defined(AEK_HAVE_X86_ISA) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
+                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+                        __builtin_cpu_supports("avx512dq");
+    return avx512 ? kAvx512 : avx2 ? kAvx2 : kGeneric;
+#else
+    return kGeneric;
+#endif
+}
+
+IsaTable make_table() {
+    Level level = cpu_level();
+    // AEKERNELS_ISA caps the level; asking for more than the CPU has gives the
+    // best it does have (isa() reports what actually runs).
+    if (const char* env = std::getenv("AEKERNELS_ISA")) {
+        if (std::strcmp(env, "generic") == 0) level = kGeneric;
+        else if (std::strcmp(env, "avx2") == 0) level = std::min(level, kAvx2);
+    }
+    IsaTable t;
+    t.isa = "generic";
+    t.f32 = {"gemm_ukernel_f32_6x8_generic", 6, 8, 120, 256, 4096, gemm_ukernel_f32_6x8_generic};
+    t.f64 = {"gemm_ukernel_f64_6x4_generic", 6, 4, 120, 256, 4096, gemm_ukernel_f64_6x4_generic};
+#ifdef AEK_HAVE_X86_ISA
+    if (level == kAvx2) {
+        t.isa = "avx2";
+        t.f32 = {"gemm_ukernel_f32_6x16_avx2", 6, 16, 144, 256, 4096, gemm_ukernel_f32_6x16_avx2};
+        t.f64 = {"gemm_ukernel_f64_6x8_avx2", 6, 8, 96, 256, 4096, gemm_ukernel_f64_6x8_avx2};
+    } else if (level == kAvx512) {
+        t.isa = "avx512";
+        t.f32 = {"gemm_ukernel_f32_14x32_avx512", 14, 32, 168, 256, 4096,
+                 gemm_ukernel_f32_14x32_avx512};
+        t.f64 = {"gemm_ukernel_f64_14x16_avx512", 14, 16, 112, 256, 4096,
+                 gemm_ukernel_f64_14x16_avx512};
+    }
+#endif
+    return t;
+}
+
+}  // namespace
+
+const IsaTable& isa_table() {
+    static const IsaTable table = make_table();
+    return table;
+}
+
+int num_threads() { return g_threads.load(std::memory_order_relaxed); }
+
+void set_num_threads(int n) {
+    if (n < 1) throw std::invalid_argument("set_num_threads: n must be >= 1, got " + std::to_string(n));
+    g_threads.store(n, std::memory_order_relaxed);
+}
+
+}  // namespace aek

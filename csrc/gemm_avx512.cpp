@@ -1,0 +1,77 @@
+// AVX-512 (F/VL/BW/DQ) micro-kernels, called only after CPUID says so.
+// Only <immintrin.h>, <cstdint> and plain functions here: see ukernels.hpp.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "aekernels/ukernels.hpp"
+
+namespace aek {
+
+// 14x32 fp32: 28 zmm accumulators + 2 B vectors + 1 broadcast = 31 of 32 zmm.
+// 14 rows amortise the two B loads over 28 FMAs per k (loads are not the limit
+// with 2 FMA ports), and 32 columns = two cache lines of the B panel.
+void gemm_ukernel_f32_14x32_avx512(std::int64_t kc, const float* a, const float* b, float* c,
+                                   std::int64_t ldc, int accumulate) {
+    __m512 acc0[14], acc1[14];
+#pragma GCC unroll 14
+    for (int i = 0; i < 14; ++i) {
+        acc0[i] = _mm512_setzero_ps();
+        acc1[i] = _mm512_setzero_ps();
+    }
+    for (std::int64_t k = 0; k < kc; ++k) {
+        const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 14
+        for (int i = 0; i < 14; ++i) {
+            const __m512 ai = _mm512_set1_ps(a[i]);
+            acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
+            acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+        }
+        a += 14;
+        b += 32;
+    }
+#pragma GCC unroll 14
+    for (int i = 0; i < 14; ++i) {
+        float* ci = c + i * ldc;
+        if (accumulate) {
+            acc0[i] = _mm512_add_ps(acc0[i], _mm512_loadu_ps(ci));
+            acc1[i] = _mm512_add_ps(acc1[i], _mm512_loadu_ps(ci + 16));
+        }
+        _mm512_storeu_ps(ci, acc0[i]);
+        _mm512_storeu_ps(ci + 16, acc1[i]);
+    }
+}
+
+// 14x16 fp64: the same register plan with 8-wide doubles.
+void gemm_ukernel_f64_14x16_avx512(std::int64_t kc, const double* a, const double* b, double* c,
+                                   std::int64_t ldc, int accumulate) {
+    __m512d acc0[14], acc1[14];
+#pragma GCC unroll 14
+    for (int i = 0; i < 14; ++i) {
+        acc0[i] = _mm512_setzero_pd();
+        acc1[i] = _mm512_setzero_pd();
+    }
+    for (std::int64_t k = 0; k < kc; ++k) {
+        const __m512d b0 = _mm512_load_pd(b), b1 = _mm512_load_pd(b + 8);
+#pragma GCC unroll 14
+        for (int i = 0; i < 14; ++i) {
+            const __m512d ai = _mm512_set1_pd(a[i]);
+            acc0[i] = _mm512_fmadd_pd(ai, b0, acc0[i]);
+            acc1[i] = _mm512_fmadd_pd(ai, b1, acc1[i]);
+        }
+        a += 14;
+        b += 16;
+    }
+#pragma GCC unroll 14
+    for (int i = 0; i < 14; ++i) {
+        double* ci = c + i * ldc;
+        if (accumulate) {
+            acc0[i] = _mm512_add_pd(acc0[i], _mm512_loadu_pd(ci));
+            acc1[i] = _mm512_add_pd(acc1[i], _mm512_loadu_pd(ci + 8));
+        }
+        _mm512_storeu_pd(ci, acc0[i]);
+        _mm512_storeu_pd(ci + 8, acc1[i]);
+    }
+}
+
+}  // namespace aek
