@@ -1,0 +1,96 @@
+"""Thread control for the numba backend.
+
+numba's thread count is per calling thread, so the count requested through
+``set_num_threads`` is remembered here and re-applied (cheaply) by every kernel
+wrapper in whichever Python thread calls it.  The GEMMs inside the conv kernels run
+in the BLAS that numba's ``np.dot`` links (SciPy's OpenBLAS); its thread count is set
+to the same number when that library can be found, so the backend never uses more
+threads than requested.
+
+The ``workqueue`` threading layer (used when neither OpenMP nor TBB is available) is
+not safe for concurrent launches from several Python threads; under it the wrappers
+serialise kernel calls with a lock.
+"""
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import threading
+
+import numba
+
+_requested: int | None = None
+_blas_setter = None
+_blas_searched = False
+_layer: str | None = None
+_lock = threading.Lock()
+
+
+def _max_threads() -> int:
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+def _find_blas_setter():
+    """``openblas_set_num_threads`` of the BLAS behind numba's np.dot, or None."""
+    global _blas_setter, _blas_searched
+    if _blas_searched:
+        return _blas_setter
+    _blas_searched = True
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the library numba calls)
+        import scipy
+
+        libdir = os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs")
+        for path in sorted(glob.glob(os.path.join(libdir, "*openblas*.so*"))):
+            lib = ctypes.CDLL(path)
+            for name in ("scipy_openblas_set_num_threads", "openblas_set_num_threads"):
+                fn = getattr(lib, name, None)
+                if fn is not None:
+                    fn.argtypes = [ctypes.c_int]
+                    fn.restype = None
+                    _blas_setter = fn
+                    return fn
+    except Exception:  # no SciPy OpenBLAS found: leave the BLAS at its own default
+        pass
+    return None
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads (clamped to [1, NUMBA_NUM_THREADS]) in the numba kernels."""
+    global _requested
+    n = max(1, min(int(n), _max_threads()))
+    _requested = n
+    numba.set_num_threads(n)
+    setter = _find_blas_setter()
+    if setter is not None:
+        setter(n)
+
+
+def get_num_threads() -> int:
+    """Threads the numba kernels use (the requested count, else numba's)."""
+    if _requested is not None:
+        return _requested
+    return int(numba.get_num_threads())
+
+
+def _threading_layer() -> str | None:
+    global _layer
+    if _layer is None:
+        try:
+            _layer = numba.threading_layer()
+        except ValueError:  # not chosen before the first parallel launch
+            return None
+    return _layer
+
+
+def run(kernel, *args) -> None:
+    """Call a parallel njit kernel with the requested thread count applied."""
+    if _requested is not None and numba.get_num_threads() != _requested:
+        numba.set_num_threads(_requested)
+    layer = _threading_layer()
+    if layer is None or layer == "workqueue":
+        with _lock:
+            kernel(*args)
+    else:
+        kernel(*args)

@@ -1,0 +1,344 @@
+"""Numba pooling kernels: max pooling (+ argmax), average pooling, max unpooling.
+
+Layouts: NCHW is parallel over (n, c, oh) rows and scalar inside a window; NHWC is
+parallel over (n, oh) rows and vectorised over C (the contiguous axis).  Every prange
+iteration owns disjoint output elements.  Scatters (max-pool backward, unpool) own
+whole (n, c) planes (NCHW) or (n, channel block) slabs (NHWC) so that the row-major
+order of the scatter -- and so the result with duplicate indices -- is fixed.
+
+Indices are h * W + w inside the (n, c) input plane for both layouts.  Out-of-range
+indices are counted while scattering (never written) and raise ValueError afterwards.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .conv import _valid_range
+
+_JIT = dict(cache=True, fastmath=False, nogil=True)
+
+# channels per NHWC scatter slab: a multiple of the vector width, small enough to
+# give every thread work when N is small
+_CBLOCK = 16
+
+
+@njit(cache=True, nogil=True)
+def _check_windows(H, W, OH, OW, kh, kw, sh, sw, pt, pl, dh, dw):
+    """Every window must hold at least one in-image position (guaranteed by _api)."""
+    if kh < 1 or kw < 1 or sh < 1 or sw < 1 or dh < 1 or dw < 1 or pt < 0 or pl < 0:
+        raise ValueError("pool kernel: bad kernel size, stride, dilation or padding")
+    for oh in range(OH):
+        lo, hi = _valid_range(oh * sh - pt, dh, H, kh)
+        if hi <= lo:
+            raise ValueError("pool kernel: a pooling window lies entirely in the padding")
+    for ow in range(OW):
+        lo, hi = _valid_range(ow * sw - pl, dw, W, kw)
+        if hi <= lo:
+            raise ValueError("pool kernel: a pooling window lies entirely in the padding")
+
+
+@njit(cache=True, nogil=True)
+def _dims(a, nhwc):
+    """(N, C, H, W) of a 4-D array in either layout."""
+    if nhwc:
+        return a.shape[0], a.shape[3], a.shape[1], a.shape[2]
+    return a.shape[0], a.shape[1], a.shape[2], a.shape[3]
+
+
+# --------------------------------------------------------------------------- max pool
+
+@njit(parallel=True, **_JIT)
+def max_pool2d_forward_kernel(x, y, ind, has_ind, kh, kw, sh, sw, pt, pl, dh, dw, nhwc):
+    # x (N,C,H,W) -> y, ind (N,C,OH,OW)   [NHWC: (N,H,W,C) -> (N,OH,OW,C)]
+    N, C, H, W = _dims(x, nhwc)
+    N2, C2, OH, OW = _dims(y, nhwc)
+    if N2 != N or C2 != C:
+        raise ValueError("max_pool2d kernel: input and output shapes disagree")
+    if has_ind and (ind.shape[0] != y.shape[0] or ind.shape[1] != y.shape[1]
+                    or ind.shape[2] != y.shape[2] or ind.shape[3] != y.shape[3]):
+        raise ValueError("max_pool2d kernel: indices shape differs from the output")
+    _check_windows(H, W, OH, OW, kh, kw, sh, sw, pt, pl, dh, dw)
+    if nhwc:
+        for t in prange(N * OH):
+            n = t // OH
+            oh = t - n * OH
+            ilo, ihi = _valid_range(oh * sh - pt, dh, H, kh)
+            cur = np.empty(C, dtype=x.dtype)
+            idx = np.empty(C, dtype=np.int64)
+            for ow in range(OW):
+                jlo, jhi = _valid_range(ow * sw - pl, dw, W, kw)
+                ih0 = oh * sh - pt + ilo * dh
+                iw0 = ow * sw - pl + jlo * dw
+                p0 = ih0 * W + iw0
+                for c in range(C):
+                    cur[c] = x[n, ih0, iw0, c]
+                    idx[c] = p0
+                for i in range(ilo, ihi):
+                    ih = oh * sh - pt + i * dh
+                    for j in range(jlo, jhi):
+                        iw = ow * sw - pl + j * dw
+                        p = ih * W + iw
+                        for c in range(C):
+                            v = x[n, ih, iw, c]
+                            m = cur[c]
+                            take = v > m or (v != v and m == m)
+                            cur[c] = v if take else m
+                            idx[c] = p if take else idx[c]
+                for c in range(C):
+                    y[n, oh, ow, c] = cur[c]
+                if has_ind:
+                    for c in range(C):
+                        ind[n, oh, ow, c] = idx[c]
+    else:
+        for t in prange(N * C * OH):
+            nc = t // OH
+            oh = t - nc * OH
+            n = nc // C
+            c = nc - n * C
+            ilo, ihi = _valid_range(oh * sh - pt, dh, H, kh)
+            for ow in range(OW):
+                jlo, jhi = _valid_range(ow * sw - pl, dw, W, kw)
+                ih0 = oh * sh - pt + ilo * dh
+                iw0 = ow * sw - pl + jlo * dw
+                m = x[n, c, ih0, iw0]
+                best = ih0 * W + iw0
+                for i in range(ilo, ihi):
+                    ih = oh * sh - pt + i * dh
+                    for j in range(jlo, jhi):
+                        iw = ow * sw - pl + j * dw
+                        v = x[n, c, ih, iw]
+                        if v > m or (v != v and m == m):
+                            m = v
+                            best = ih * W + iw
+                y[n, c, oh, ow] = m
+                if has_ind:
+                    ind[n, c, oh, ow] = best
+
+
+@njit(parallel=True, **_JIT)
+def _scatter_kernel(src, indices, dst, accumulate, nhwc):
+    # dst = 0; dst[n, c].flat[indices[n, c, h, w]] (+)= src[n, c, h, w], row-major (h, w)
+    N, C, H, W = _dims(src, nhwc)
+    N2, C2, OH, OW = _dims(dst, nhwc)
+    if N2 != N or C2 != C:
+        raise ValueError("scatter kernel: batch or channels of source and target differ")
+    if (indices.shape[0] != src.shape[0] or indices.shape[1] != src.shape[1]
+            or indices.shape[2] != src.shape[2] or indices.shape[3] != src.shape[3]):
+        raise ValueError("scatter kernel: indices shape differs from the source")
+    plane = OH * OW
+    bad = 0
+    if nhwc:
+        nb = (C + _CBLOCK - 1) // _CBLOCK
+        for t in prange(N * nb):
+            n = t // nb
+            c0 = (t - n * nb) * _CBLOCK
+            c1 = min(C, c0 + _CBLOCK)
+            for h in range(OH):
+                for w in range(OW):
+                    for c in range(c0, c1):
+                        dst[n, h, w, c] = 0.0
+            for h in range(H):
+                for w in range(W):
+                    for c in range(c0, c1):
+                        k = indices[n, h, w, c]
+                        if k < 0 or k >= plane:
+                            bad += 1
+                        else:
+                            kh = k // OW
+                            if accumulate:
+                                dst[n, kh, k - kh * OW, c] += src[n, h, w, c]
+                            else:
+                                dst[n, kh, k - kh * OW, c] = src[n, h, w, c]
+    else:
+        srcf = src.reshape(-1)
+        indf = indices.reshape(-1)
+        dstf = dst.reshape(-1)
+        HW = H * W
+        for nc in prange(N * C):
+            d0 = nc * plane
+            for e in range(plane):
+                dstf[d0 + e] = 0.0
+            s0 = nc * HW
+            for e in range(HW):
+                k = indf[s0 + e]
+                if k < 0 or k >= plane:
+                    bad += 1
+                elif accumulate:
+                    dstf[d0 + k] += srcf[s0 + e]
+                else:
+                    dstf[d0 + k] = srcf[s0 + e]
+    if bad > 0:
+        raise ValueError("pool kernel: index outside the (n, c) plane")
+
+
+@njit(parallel=True, **_JIT)
+def _gather_kernel(src, indices, dst, nhwc):
+    # dst[n, c, h, w] = src[n, c].flat[indices[n, c, h, w]]
+    N, C, H, W = _dims(dst, nhwc)
+    N2, C2, SH, SW = _dims(src, nhwc)
+    if N2 != N or C2 != C:
+        raise ValueError("gather kernel: batch or channels of source and target differ")
+    if (indices.shape[0] != dst.shape[0] or indices.shape[1] != dst.shape[1]
+            or indices.shape[2] != dst.shape[2] or indices.shape[3] != dst.shape[3]):
+        raise ValueError("gather kernel: indices shape differs from the target")
+    plane = SH * SW
+    bad = 0
+    if nhwc:
+        for t in prange(N * H):
+            n = t // H
+            h = t - n * H
+            for w in range(W):
+                for c in range(C):
+                    k = indices[n, h, w, c]
+                    if k < 0 or k >= plane:
+                        bad += 1
+                        dst[n, h, w, c] = 0.0
+                    else:
+                        kh = k // SW
+                        dst[n, h, w, c] = src[n, kh, k - kh * SW, c]
+    else:
+        srcf = src.reshape(-1)
+        indf = indices.reshape(-1)
+        dstf = dst.reshape(-1)
+        HW = H * W
+        for t in prange(N * C * H):
+            nc = t // H
+            d0 = t * W
+            s0 = nc * plane
+            for e in range(W):
+                k = indf[d0 + e]
+                if k < 0 or k >= plane:
+                    bad += 1
+                    dstf[d0 + e] = 0.0
+                else:
+                    dstf[d0 + e] = srcf[s0 + k]
+    if bad > 0:
+        raise ValueError("pool kernel: index outside the (n, c) plane")
+
+
+# --------------------------------------------------------------------------- avg pool
+
+@njit(cache=True, nogil=True)
+def _avg_counts(O, s, p_lo, p_hi, d, k, n_in, include_pad):
+    """Per output position: the number of window taps counted by the divisor."""
+    cnt = np.empty(O, dtype=np.int64)
+    for o in range(O):
+        if include_pad:
+            lo, hi = _valid_range(o * s, d, n_in + p_lo + p_hi, k)
+        else:
+            lo, hi = _valid_range(o * s - p_lo, d, n_in, k)
+        cnt[o] = hi - lo
+    return cnt
+
+
+@njit(parallel=True, **_JIT)
+def avg_pool2d_forward_kernel(x, y, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw,
+                              count_include_pad, divisor_override, nhwc):
+    N, C, H, W = _dims(x, nhwc)
+    N2, C2, OH, OW = _dims(y, nhwc)
+    if N2 != N or C2 != C:
+        raise ValueError("avg_pool2d kernel: input and output shapes disagree")
+    if pb < 0 or pr < 0:
+        raise ValueError("avg_pool2d kernel: negative padding")
+    _check_windows(H, W, OH, OW, kh, kw, sh, sw, pt, pl, dh, dw)
+    rc = _avg_counts(OH, sh, pt, pb, dh, kh, H, count_include_pad)
+    cc = _avg_counts(OW, sw, pl, pr, dw, kw, W, count_include_pad)
+    if nhwc:
+        for t in prange(N * OH):
+            n = t // OH
+            oh = t - n * OH
+            ilo, ihi = _valid_range(oh * sh - pt, dh, H, kh)
+            acc = np.empty(C, dtype=x.dtype)
+            for ow in range(OW):
+                jlo, jhi = _valid_range(ow * sw - pl, dw, W, kw)
+                div = float(divisor_override if divisor_override > 0 else rc[oh] * cc[ow])
+                for c in range(C):
+                    acc[c] = 0.0
+                for i in range(ilo, ihi):
+                    ih = oh * sh - pt + i * dh
+                    for j in range(jlo, jhi):
+                        iw = ow * sw - pl + j * dw
+                        for c in range(C):
+                            acc[c] += x[n, ih, iw, c]
+                for c in range(C):
+                    y[n, oh, ow, c] = acc[c] / div
+    else:
+        for t in prange(N * C * OH):
+            nc = t // OH
+            oh = t - nc * OH
+            n = nc // C
+            c = nc - n * C
+            ilo, ihi = _valid_range(oh * sh - pt, dh, H, kh)
+            for ow in range(OW):
+                jlo, jhi = _valid_range(ow * sw - pl, dw, W, kw)
+                div = float(divisor_override if divisor_override > 0 else rc[oh] * cc[ow])
+                s = 0.0
+                for i in range(ilo, ihi):
+                    ih = oh * sh - pt + i * dh
+                    for j in range(jlo, jhi):
+                        s += x[n, c, ih, ow * sw - pl + j * dw]
+                y[n, c, oh, ow] = s / div
+
+
+@njit(cache=True, nogil=True)
+def _taps(n_in, O, s, p, d, k):
+    """For each input position, the outputs o (and their count) whose window covers it."""
+    lst = np.empty((n_in, k), dtype=np.int64)
+    cnt = np.zeros(n_in, dtype=np.int64)
+    for h in range(n_in):
+        for i in range(k):
+            t = h + p - i * d
+            if t >= 0 and t % s == 0 and t // s < O:
+                lst[h, cnt[h]] = t // s
+                cnt[h] += 1
+    return lst, cnt
+
+
+@njit(parallel=True, **_JIT)
+def avg_pool2d_backward_kernel(gy, gx, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw,
+                               count_include_pad, divisor_override, nhwc):
+    # gather: gx[h, w] = sum over the windows (oh, ow) covering (h, w) of gy / divisor
+    N, C, H, W = _dims(gx, nhwc)
+    N2, C2, OH, OW = _dims(gy, nhwc)
+    if N2 != N or C2 != C:
+        raise ValueError("avg_pool2d_backward kernel: shapes disagree")
+    if pb < 0 or pr < 0:
+        raise ValueError("avg_pool2d_backward kernel: negative padding")
+    _check_windows(H, W, OH, OW, kh, kw, sh, sw, pt, pl, dh, dw)
+    rc = _avg_counts(OH, sh, pt, pb, dh, kh, H, count_include_pad)
+    cc = _avg_counts(OW, sw, pl, pr, dw, kw, W, count_include_pad)
+    rl, rn = _taps(H, OH, sh, pt, dh, kh)
+    cl, cn = _taps(W, OW, sw, pl, dw, kw)
+    if nhwc:
+        for t in prange(N * H):
+            n = t // H
+            h = t - n * H
+            acc = np.empty(C, dtype=gx.dtype)
+            for w in range(W):
+                for c in range(C):
+                    acc[c] = 0.0
+                for a in range(rn[h]):
+                    oh = rl[h, a]
+                    for b in range(cn[w]):
+                        ow = cl[w, b]
+                        div = float(divisor_override if divisor_override > 0 else rc[oh] * cc[ow])
+                        for c in range(C):
+                            acc[c] += gy[n, oh, ow, c] / div
+                for c in range(C):
+                    gx[n, h, w, c] = acc[c]
+    else:
+        for t in prange(N * C * H):
+            nc = t // H
+            h = t - nc * H
+            n = nc // C
+            c = nc - n * C
+            for w in range(W):
+                s = 0.0
+                for a in range(rn[h]):
+                    oh = rl[h, a]
+                    for b in range(cn[w]):
+                        ow = cl[w, b]
+                        div = float(divisor_override if divisor_override > 0 else rc[oh] * cc[ow])
+                        s += gy[n, c, oh, ow] / div
+                gx[n, c, h, w] = s
