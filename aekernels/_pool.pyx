@@ -1,0 +1,952 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Pooling, unpooling and nearest-upsampling kernels of the native backend (Cython).
+
+The semantics are the backend contract in ``aekernels._dispatch`` (read it first);
+``aekernels._api`` validates the public arguments and allocates every output before
+calling these.  This module re-checks what its memory accesses rely on (shapes,
+window geometry, index ranges) and raises ValueError instead of touching memory out
+of bounds.  The C-level kernels (``*_c``, declared in ``_pool.pxd``) run without the
+GIL and can be cimported by other extensions.
+
+Layout of the work (memory-bound kernels: one pass over the data, inner loops over
+contiguous memory so the compiler vectorises them):
+
+* NCHW: OpenMP over the N*C planes; inside a plane, output rows are computed
+  window-tap by window-tap with the inner loop over the output row (``ow``), and the
+  output row stays in L1 while it accumulates.  The ``ow`` range in which a tap is
+  inside the image is computed once per call, so the inner loops carry no bounds test.
+* NHWC: OpenMP over (n, output row); the inner loop runs over C.
+* Scatters (max-pool backward, unpool) own whole (n, c) planes (NCHW) or
+  (n, channel block) slabs (NHWC) per task, so they need no atomics and every output
+  element receives its updates in the contract's row-major order: the results do not
+  depend on the thread count.
+"""
+from cython.parallel cimport prange
+from libc.stdint cimport int64_t, uint64_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset, memcpy
+cimport openmp
+
+import numpy as np
+
+__all__ = [
+    "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward",
+    "avg_pool2d_backward", "max_unpool2d_forward", "max_unpool2d_backward",
+    "upsample_nearest2d_forward", "upsample_nearest2d_backward",
+    "set_num_threads", "get_num_threads",
+]
+
+# Threads used by every kernel of this module (prange(num_threads=...)).
+cdef int _num_threads = max(1, openmp.omp_get_max_threads())
+
+
+def set_num_threads(n):
+    """Set the number of OpenMP threads the pooling kernels use (an int >= 1)."""
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: n must be an int >= 1, got {n!r}")
+    _num_threads = <int>min(n, 1 << 16)
+
+
+def get_num_threads():
+    """Number of OpenMP threads the pooling kernels use."""
+    return _num_threads
+
+
+# ----------------------------------------------------------------------------------
+# geometry helpers
+
+cdef inline void _span(Py_ssize_t start, Py_ssize_t k, Py_ssize_t d, Py_ssize_t size,
+                       Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    # Taps t in [0, k) whose position start + t*d lies in [0, size) form [lo, hi).
+    # (Also: outputs o in [0, nout) whose o*s + off lies in [0, size), with
+    # start=off, k=nout, d=s.)  lo == hi when there are none.
+    cdef Py_ssize_t a = 0, b
+    if start < 0:
+        a = (-start + d - 1) // d
+    if start >= size:
+        b = 0
+    else:
+        b = (size - 1 - start) // d + 1
+        if b > k:
+            b = k
+    if b < a:
+        b = a
+    lo[0] = a
+    hi[0] = b
+
+
+cdef int _check_geom(const pool2d_geom_t* g) noexcept nogil:
+    cdef Py_ssize_t o, a, b
+    if (g.N < 0 or g.C < 0 or g.H < 0 or g.W < 0 or g.OH < 0 or g.OW < 0
+            or g.kh < 1 or g.kw < 1 or g.sh < 1 or g.sw < 1 or g.dh < 1 or g.dw < 1
+            or g.pt < 0 or g.pb < 0 or g.pl < 0 or g.pr < 0):
+        return AEK_BAD_PARAM
+    if g.N == 0 or g.C == 0 or g.OH == 0 or g.OW == 0:
+        return AEK_OK
+    for o in range(g.OH):
+        _span(o * g.sh - g.pt, g.kh, g.dh, g.H, &a, &b)
+        if a == b:
+            return AEK_EMPTY_WINDOW
+    for o in range(g.OW):
+        _span(o * g.sw - g.pl, g.kw, g.dw, g.W, &a, &b)
+        if a == b:
+            return AEK_EMPTY_WINDOW
+    return AEK_OK
+
+
+cdef inline int _threads(int nthreads, Py_ssize_t work) noexcept nogil:
+    if nthreads < 1:
+        nthreads = 1
+    if work < nthreads:
+        nthreads = <int>work if work > 0 else 1
+    return nthreads
+
+
+cdef struct _colinfo_t:
+    # Per-call tables shared (read-only) by all threads.
+    Py_ssize_t* owlo        # [kw]: tap j is in-image for ow in [owlo[j], owhi[j])
+    Py_ssize_t* owhi
+    Py_ssize_t* colfirst    # [OW]: column of the first in-image tap of output column ow
+    Py_ssize_t* rowdiv      # [OH]: avg divisor factor of row oh
+    Py_ssize_t* coldiv      # [OW]: avg divisor factor of column ow
+
+
+cdef int _colinfo_init(_colinfo_t* t, const pool2d_geom_t* g, bint avg,
+                       bint count_include_pad, Py_ssize_t divisor_override) noexcept nogil:
+    cdef Py_ssize_t j, o, a, b
+    t.owlo = <Py_ssize_t*>malloc((2 * g.kw + 3 * g.OW + g.OH + 1) * sizeof(Py_ssize_t))
+    if t.owlo == NULL:
+        return AEK_NO_MEMORY
+    t.owhi = t.owlo + g.kw
+    t.colfirst = t.owhi + g.kw
+    t.coldiv = t.colfirst + g.OW
+    t.rowdiv = t.coldiv + g.OW
+    for j in range(g.kw):
+        _span(j * g.dw - g.pl, g.OW, g.sw, g.W, &t.owlo[j], &t.owhi[j])
+    for o in range(g.OW):
+        _span(o * g.sw - g.pl, g.kw, g.dw, g.W, &a, &b)
+        t.colfirst[o] = o * g.sw - g.pl + a * g.dw
+        if divisor_override > 0:
+            t.coldiv[o] = divisor_override
+        elif count_include_pad:
+            _span(o * g.sw, g.kw, g.dw, g.W + g.pl + g.pr, &a, &b)
+            t.coldiv[o] = b - a
+        else:
+            t.coldiv[o] = b - a
+    for o in range(g.OH):
+        _span(o * g.sh - g.pt, g.kh, g.dh, g.H, &a, &b)
+        if divisor_override > 0:
+            t.rowdiv[o] = 1
+        elif count_include_pad:
+            _span(o * g.sh, g.kh, g.dh, g.H + g.pt + g.pb, &a, &b)
+            t.rowdiv[o] = b - a
+        else:
+            t.rowdiv[o] = b - a
+    return AEK_OK
+
+
+# ----------------------------------------------------------------------------------
+# max pooling, forward
+
+cdef void _max_fwd_plane_nchw(const pool_float_t* xp, pool_float_t* yp, int64_t* ip,
+                              const pool2d_geom_t* g, const _colinfo_t* t) noexcept nogil:
+    # x plane (H, W) -> y, ind plane (OH, OW).  y starts at each column's first
+    # in-image tap; every other in-image tap (i, j) is then folded in for the
+    # contiguous ow range where it is in-image.  Re-visiting a column's first tap is
+    # harmless (a value never beats itself), so only tap (ia, 0) is skipped.
+    cdef Py_ssize_t W = g.W, OW = g.OW, sw = g.sw
+    cdef Py_ssize_t oh, ow, i, j, ia, ib, ih, off, base, lo, hi
+    cdef const pool_float_t* xr
+    cdef pool_float_t* yr
+    cdef int64_t* ir = NULL
+    cdef pool_float_t v, cur
+    cdef bint upd
+    for oh in range(g.OH):
+        _span(oh * g.sh - g.pt, g.kh, g.dh, g.H, &ia, &ib)
+        yr = yp + oh * OW
+        ih = oh * g.sh - g.pt + ia * g.dh
+        xr = xp + ih * W
+        for ow in range(OW):
+            yr[ow] = xr[t.colfirst[ow]]
+        if ip != NULL:
+            ir = ip + oh * OW
+            for ow in range(OW):
+                ir[ow] = ih * W + t.colfirst[ow]
+        for i in range(ia, ib):
+            ih = oh * g.sh - g.pt + i * g.dh
+            xr = xp + ih * W
+            for j in range(g.kw):
+                if i == ia and j == 0:
+                    continue
+                off = j * g.dw - g.pl
+                lo = t.owlo[j]
+                hi = t.owhi[j]
+                if ip != NULL:
+                    base = ih * W + off
+                    for ow in range(lo, hi):
+                        v = xr[ow * sw + off]
+                        cur = yr[ow]
+                        upd = (v > cur) | ((v != v) & (cur == cur))
+                        yr[ow] = v if upd else cur
+                        ir[ow] = (base + ow * sw) if upd else ir[ow]
+                else:
+                    for ow in range(lo, hi):
+                        v = xr[ow * sw + off]
+                        cur = yr[ow]
+                        upd = (v > cur) | ((v != v) & (cur == cur))
+                        yr[ow] = v if upd else cur
+
+
+cdef void _max_fwd_row_nhwc(const pool_float_t* x, pool_float_t* y, int64_t* ind,
+                            const pool2d_geom_t* g, Py_ssize_t n, Py_ssize_t oh) noexcept nogil:
+    # x (N, H, W, C) -> y, ind row (n, oh, :, :); vectorised over C.
+    cdef Py_ssize_t C = g.C, W = g.W
+    cdef Py_ssize_t ow, i, j, c, ia, ib, ja, jb, ih, iw
+    cdef int64_t pos
+    cdef const pool_float_t* xv
+    cdef pool_float_t* yv
+    cdef int64_t* iv = NULL
+    cdef pool_float_t v, cur
+    cdef bint upd
+    _span(oh * g.sh - g.pt, g.kh, g.dh, g.H, &ia, &ib)
+    for ow in range(g.OW):
+        _span(ow * g.sw - g.pl, g.kw, g.dw, W, &ja, &jb)
+        yv = y + ((n * g.OH + oh) * g.OW + ow) * C
+        ih = oh * g.sh - g.pt + ia * g.dh
+        iw = ow * g.sw - g.pl + ja * g.dw
+        xv = x + ((n * g.H + ih) * W + iw) * C
+        for c in range(C):
+            yv[c] = xv[c]
+        if ind != NULL:
+            iv = ind + ((n * g.OH + oh) * g.OW + ow) * C
+            pos = ih * W + iw
+            for c in range(C):
+                iv[c] = pos
+        for i in range(ia, ib):
+            ih = oh * g.sh - g.pt + i * g.dh
+            for j in range(ja, jb):
+                if i == ia and j == ja:
+                    continue
+                iw = ow * g.sw - g.pl + j * g.dw
+                xv = x + ((n * g.H + ih) * W + iw) * C
+                if iv != NULL:
+                    pos = ih * W + iw
+                    for c in range(C):
+                        v = xv[c]
+                        cur = yv[c]
+                        upd = (v > cur) | ((v != v) & (cur == cur))
+                        yv[c] = v if upd else cur
+                        iv[c] = pos if upd else iv[c]
+                else:
+                    for c in range(C):
+                        v = xv[c]
+                        cur = yv[c]
+                        upd = (v > cur) | ((v != v) & (cur == cur))
+                        yv[c] = v if upd else cur
+
+
+cdef int max_pool2d_forward_c(const pool_float_t* x, pool_float_t* y, int64_t* ind,
+                              const pool2d_geom_t* g, bint nhwc,
+                              int nthreads) noexcept nogil:
+    cdef int rc = _check_geom(g)
+    cdef Py_ssize_t p, r, HW = g.H * g.W, OHW = g.OH * g.OW
+    cdef _colinfo_t t
+    cdef int nt
+    if rc != AEK_OK or g.N == 0 or g.C == 0 or OHW == 0:
+        return rc
+    if nhwc:
+        nt = _threads(nthreads, g.N * g.OH)
+        for r in prange(g.N * g.OH, num_threads=nt, schedule="static"):
+            _max_fwd_row_nhwc(x, y, ind, g, r // g.OH, r % g.OH)
+        return AEK_OK
+    rc = _colinfo_init(&t, g, False, False, 0)
+    if rc != AEK_OK:
+        return rc
+    nt = _threads(nthreads, g.N * g.C)
+    for p in prange(g.N * g.C, num_threads=nt, schedule="static"):
+        _max_fwd_plane_nchw(x + p * HW, y + p * OHW,
+                            (ind + p * OHW) if ind != NULL else NULL, g, &t)
+    free(t.owlo)
+    return AEK_OK
+
+
+# ----------------------------------------------------------------------------------
+# scatter / gather by plane index (max-pool backward, unpool)
+
+cdef Py_ssize_t _scatter_plane(const pool_float_t* src, const int64_t* ind, pool_float_t* dst,
+                               Py_ssize_t ns, Py_ssize_t nd, bint accumulate) noexcept nogil:
+    # dst (nd,) = 0; dst[ind[p]] (+)= src[p] for p in order.  Returns # bad indices.
+    cdef Py_ssize_t p, bad = 0
+    cdef int64_t k
+    memset(dst, 0, nd * sizeof(pool_float_t))
+    if accumulate:
+        for p in range(ns):
+            k = ind[p]
+            if <uint64_t>k >= <uint64_t>nd:
+                bad += 1
+            else:
+                dst[k] += src[p]
+    else:
+        for p in range(ns):
+            k = ind[p]
+            if <uint64_t>k >= <uint64_t>nd:
+                bad += 1
+            else:
+                dst[k] = src[p]
+    return bad
+
+
+cdef Py_ssize_t _scatter_slab_nhwc(const pool_float_t* src, const int64_t* ind,
+                                   pool_float_t* dst, Py_ssize_t ns, Py_ssize_t nd,
+                                   Py_ssize_t C, Py_ssize_t c0, Py_ssize_t c1,
+                                   bint accumulate) noexcept nogil:
+    # One image: src, ind (ns, C) -> dst (nd, C), channels [c0, c1) only.
+    cdef Py_ssize_t p, c, bad = 0
+    cdef int64_t k
+    cdef const pool_float_t* sv
+    cdef const int64_t* kv
+    if c0 == 0 and c1 == C:
+        memset(dst, 0, nd * C * sizeof(pool_float_t))
+    else:
+        for p in range(nd):
+            memset(dst + p * C + c0, 0, (c1 - c0) * sizeof(pool_float_t))
+    for p in range(ns):
+        sv = src + p * C
+        kv = ind + p * C
+        if accumulate:
+            for c in range(c0, c1):
+                k = kv[c]
+                if <uint64_t>k >= <uint64_t>nd:
+                    bad += 1
+                else:
+                    dst[k * C + c] += sv[c]
+        else:
+            for c in range(c0, c1):
+                k = kv[c]
+                if <uint64_t>k >= <uint64_t>nd:
+                    bad += 1
+                else:
+                    dst[k * C + c] = sv[c]
+    return bad
+
+
+cdef int _scatter(const pool_float_t* src, const int64_t* ind, pool_float_t* dst,
+                  Py_ssize_t N, Py_ssize_t C, Py_ssize_t ns, Py_ssize_t nd, bint nhwc,
+                  bint accumulate, int nthreads) noexcept nogil:
+    # src, ind (N, C, ns) [or (N, ns, C)] -> dst (N, C, nd) [or (N, nd, C)]
+    cdef Py_ssize_t p, nblk, bs, bad = 0
+    cdef int nt
+    if N == 0 or C == 0 or nd == 0:
+        return AEK_BAD_INDEX if (N > 0 and C > 0 and ns > 0) else AEK_OK
+    if not nhwc:
+        nt = _threads(nthreads, N * C)
+        for p in prange(N * C, num_threads=nt, schedule="static"):
+            bad += _scatter_plane(src + p * ns, ind + p * ns, dst + p * nd, ns, nd, accumulate)
+    else:
+        # Tasks are (image, channel block) slabs; blocks of >= 16 channels keep the
+        # strided rows a cache line wide.  Split channels only when there are too
+        # few images to feed the threads.
+        nblk = 1
+        if N < 4 * nthreads:
+            nblk = (4 * nthreads + N - 1) // N
+            if nblk > C // 16:
+                nblk = C // 16
+            if nblk < 1:
+                nblk = 1
+        bs = (C + nblk - 1) // nblk
+        nblk = (C + bs - 1) // bs
+        nt = _threads(nthreads, N * nblk)
+        for p in prange(N * nblk, num_threads=nt, schedule="static"):
+            bad += _scatter_slab_nhwc(src + (p // nblk) * ns * C, ind + (p // nblk) * ns * C,
+                                      dst + (p // nblk) * nd * C, ns, nd, C,
+                                      (p % nblk) * bs, min(C, (p % nblk + 1) * bs),
+                                      accumulate)
+    return AEK_BAD_INDEX if bad != 0 else AEK_OK
+
+
+cdef int max_pool2d_backward_c(const pool_float_t* gy, const int64_t* ind, pool_float_t* gx,
+                               Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                               Py_ssize_t OH, Py_ssize_t OW, bint nhwc,
+                               int nthreads) noexcept nogil:
+    if N < 0 or C < 0 or H < 0 or W < 0 or OH < 0 or OW < 0:
+        return AEK_BAD_PARAM
+    return _scatter(gy, ind, gx, N, C, OH * OW, H * W, nhwc, True, nthreads)
+
+
+cdef int max_unpool2d_forward_c(const pool_float_t* x, const int64_t* ind, pool_float_t* y,
+                                Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                                Py_ssize_t OH, Py_ssize_t OW, bint nhwc,
+                                int nthreads) noexcept nogil:
+    if N < 0 or C < 0 or H < 0 or W < 0 or OH < 0 or OW < 0:
+        return AEK_BAD_PARAM
+    return _scatter(x, ind, y, N, C, H * W, OH * OW, nhwc, False, nthreads)
+
+
+cdef int max_unpool2d_backward_c(const pool_float_t* gy, const int64_t* ind, pool_float_t* gx,
+                                 Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                                 Py_ssize_t OH, Py_ssize_t OW, bint nhwc,
+                                 int nthreads) noexcept nogil:
+    # gx[p] = gy[ind[p]] per plane; out-of-range indices give 0 and an error code.
+    cdef Py_ssize_t p, q, c, bad = 0, HW = H * W, OHW = OH * OW
+    cdef int64_t k
+    cdef const pool_float_t* src
+    cdef const int64_t* kv
+    cdef pool_float_t* dv
+    cdef int nt
+    if N < 0 or C < 0 or H < 0 or W < 0 or OH < 0 or OW < 0:
+        return AEK_BAD_PARAM
+    if N == 0 or C == 0 or HW == 0:
+        return AEK_OK
+    if not nhwc:
+        nt = _threads(nthreads, N * C)
+        for p in prange(N * C, num_threads=nt, schedule="static"):
+            src = gy + p * OHW
+            kv = ind + p * HW
+            dv = gx + p * HW
+            for q in range(HW):
+                k = kv[q]
+                if <uint64_t>k >= <uint64_t>OHW:
+                    bad += 1
+                    dv[q] = 0
+                else:
+                    dv[q] = src[k]
+    else:
+        nt = _threads(nthreads, N * H)
+        for p in prange(N * H, num_threads=nt, schedule="static"):
+            src = gy + (p // H) * OHW * C
+            kv = ind + p * W * C
+            dv = gx + p * W * C
+            for q in range(W):
+                for c in range(C):
+                    k = kv[q * C + c]
+                    if <uint64_t>k >= <uint64_t>OHW:
+                        bad += 1
+                        dv[q * C + c] = 0
+                    else:
+                        dv[q * C + c] = src[k * C + c]
+    return AEK_BAD_INDEX if bad != 0 else AEK_OK
+
+
+# ----------------------------------------------------------------------------------
+# average pooling
+
+cdef void _avg_fwd_plane_nchw(const pool_float_t* xp, pool_float_t* yp,
+                              const pool2d_geom_t* g, const _colinfo_t* t) noexcept nogil:
+    # Sums taps in row-major (i, j) order into the output row, then divides.
+    cdef Py_ssize_t W = g.W, OW = g.OW, sw = g.sw
+    cdef Py_ssize_t oh, ow, i, j, ia, ib, ih, off, lo, hi, rd
+    cdef const pool_float_t* xr
+    cdef pool_float_t* yr
+    for oh in range(g.OH):
+        _span(oh * g.sh - g.pt, g.kh, g.dh, g.H, &ia, &ib)
+        yr = yp + oh * OW
+        for ow in range(OW):
+            yr[ow] = 0
+        for i in range(ia, ib):
+            ih = oh * g.sh - g.pt + i * g.dh
+            xr = xp + ih * W
+            for j in range(g.kw):
+                off = j * g.dw - g.pl
+                lo = t.owlo[j]
+                hi = t.owhi[j]
+                for ow in range(lo, hi):
+                    yr[ow] += xr[ow * sw + off]
+        rd = t.rowdiv[oh]
+        for ow in range(OW):
+            yr[ow] = yr[ow] / <pool_float_t>(rd * t.coldiv[ow])
+
+
+cdef void _avg_fwd_row_nhwc(const pool_float_t* x, pool_float_t* y, const pool2d_geom_t* g,
+                            const _colinfo_t* t, Py_ssize_t n, Py_ssize_t oh) noexcept nogil:
+    cdef Py_ssize_t C = g.C, W = g.W
+    cdef Py_ssize_t ow, i, j, c, ia, ib, ja, jb, ih, iw
+    cdef const pool_float_t* xv
+    cdef pool_float_t* yv
+    cdef pool_float_t d
+    _span(oh * g.sh - g.pt, g.kh, g.dh, g.H, &ia, &ib)
+    for ow in range(g.OW):
+        _span(ow * g.sw - g.pl, g.kw, g.dw, W, &ja, &jb)
+        yv = y + ((n * g.OH + oh) * g.OW + ow) * C
+        for c in range(C):
+            yv[c] = 0
+        for i in range(ia, ib):
+            ih = oh * g.sh - g.pt + i * g.dh
+            for j in range(ja, jb):
+                iw = ow * g.sw - g.pl + j * g.dw
+                xv = x + ((n * g.H + ih) * W + iw) * C
+                for c in range(C):
+                    yv[c] += xv[c]
+        d = <pool_float_t>(t.rowdiv[oh] * t.coldiv[ow])
+        for c in range(C):
+            yv[c] = yv[c] / d
+
+
+cdef int avg_pool2d_forward_c(const pool_float_t* x, pool_float_t* y,
+                              const pool2d_geom_t* g, bint count_include_pad,
+                              Py_ssize_t divisor_override, bint nhwc,
+                              int nthreads) noexcept nogil:
+    cdef int rc = _check_geom(g)
+    cdef Py_ssize_t p, r, HW = g.H * g.W, OHW = g.OH * g.OW
+    cdef _colinfo_t t
+    cdef int nt
+    if rc != AEK_OK or g.N == 0 or g.C == 0 or OHW == 0:
+        return rc
+    rc = _colinfo_init(&t, g, True, count_include_pad, divisor_override)
+    if rc != AEK_OK:
+        return rc
+    if nhwc:
+        nt = _threads(nthreads, g.N * g.OH)
+        for r in prange(g.N * g.OH, num_threads=nt, schedule="static"):
+            _avg_fwd_row_nhwc(x, y, g, &t, r // g.OH, r % g.OH)
+    else:
+        nt = _threads(nthreads, g.N * g.C)
+        for p in prange(g.N * g.C, num_threads=nt, schedule="static"):
+            _avg_fwd_plane_nchw(x + p * HW, y + p * OHW, g, &t)
+    free(t.owlo)
+    return AEK_OK
+
+
+cdef void _avg_bwd_plane_nchw(const pool_float_t* gyp, pool_float_t* gxp,
+                              const pool2d_geom_t* g, const _colinfo_t* t) noexcept nogil:
+    # gx plane = 0, then every (oh, in-image tap i, tap j, ow) adds gy / divisor.
+    # For one gx element the additions come in (oh, j) order, as in the NHWC kernel.
+    cdef Py_ssize_t W = g.W, OW = g.OW, sw = g.sw
+    cdef Py_ssize_t oh, ow, i, j, ia, ib, ih, off, lo, hi, rd
+    cdef const pool_float_t* gyr
+    cdef pool_float_t* gxr
+    memset(gxp, 0, g.H * W * sizeof(pool_float_t))
+    for oh in range(g.OH):
+        _span(oh * g.sh - g.pt, g.kh, g.dh, g.H, &ia, &ib)
+        gyr = gyp + oh * OW
+        rd = t.rowdiv[oh]
+        for i in range(ia, ib):
+            ih = oh * g.sh - g.pt + i * g.dh
+            gxr = gxp + ih * W
+            for j in range(g.kw):
+                off = j * g.dw - g.pl
+                lo = t.owlo[j]
+                hi = t.owhi[j]
+                for ow in range(lo, hi):
+                    gxr[ow * sw + off] += gyr[ow] / <pool_float_t>(rd * t.coldiv[ow])
+
+
+cdef void _avg_bwd_row_nhwc(const pool_float_t* gy, pool_float_t* gx, const pool2d_geom_t* g,
+                            const _colinfo_t* t, Py_ssize_t n, Py_ssize_t ih) noexcept nogil:
+    # Gather form: this task owns gx row (n, ih); the output rows whose windows cover
+    # it are oh = (ih + pt - i*dh) / sh for the taps i where that divides exactly.
+    # Taps are visited with i descending, i.e. oh ascending (same order as NCHW).
+    cdef Py_ssize_t C = g.C, W = g.W
+    cdef Py_ssize_t oh, ow, i, j, c, q, off, lo, hi
+    cdef const pool_float_t* gyv
+    cdef pool_float_t* gxv
+    cdef pool_float_t* gxr = gx + (n * g.H + ih) * W * C
+    cdef pool_float_t d
+    memset(gxr, 0, W * C * sizeof(pool_float_t))
+    for i in range(g.kh - 1, -1, -1):
+        q = ih + g.pt - i * g.dh
+        if q < 0 or q % g.sh != 0:
+            continue
+        oh = q // g.sh
+        if oh >= g.OH:
+            continue
+        for j in range(g.kw):
+            off = j * g.dw - g.pl
+            lo = t.owlo[j]
+            hi = t.owhi[j]
+            for ow in range(lo, hi):
+                gyv = gy + ((n * g.OH + oh) * g.OW + ow) * C
+                gxv = gxr + (ow * g.sw + off) * C
+                d = <pool_float_t>(t.rowdiv[oh] * t.coldiv[ow])
+                for c in range(C):
+                    gxv[c] += gyv[c] / d
+
+
+cdef int avg_pool2d_backward_c(const pool_float_t* gy, pool_float_t* gx,
+                               const pool2d_geom_t* g, bint count_include_pad,
+                               Py_ssize_t divisor_override, bint nhwc,
+                               int nthreads) noexcept nogil:
+    cdef int rc = _check_geom(g)
+    cdef Py_ssize_t p, r, HW = g.H * g.W, OHW = g.OH * g.OW
+    cdef _colinfo_t t
+    cdef int nt
+    if rc != AEK_OK or g.N == 0 or g.C == 0 or HW == 0:
+        return rc
+    rc = _colinfo_init(&t, g, True, count_include_pad, divisor_override)
+    if rc != AEK_OK:
+        return rc
+    if nhwc:
+        nt = _threads(nthreads, g.N * g.H)
+        for r in prange(g.N * g.H, num_threads=nt, schedule="static"):
+            _avg_bwd_row_nhwc(gy, gx, g, &t, r // g.H, r % g.H)
+    else:
+        nt = _threads(nthreads, g.N * g.C)
+        for p in prange(g.N * g.C, num_threads=nt, schedule="static"):
+            _avg_bwd_plane_nchw(gy + p * OHW, gx + p * HW, g, &t)
+    free(t.owlo)
+    return AEK_OK
+
+
+# ----------------------------------------------------------------------------------
+# nearest upsampling by integer factors
+
+cdef int upsample_nearest2d_forward_c(const pool_float_t* x, pool_float_t* y,
+                                      Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                                      Py_ssize_t fh, Py_ssize_t fw, bint nhwc,
+                                      int nthreads) noexcept nogil:
+    # Each task builds the first output row of its input row, then copies it fh-1 times.
+    cdef Py_ssize_t r, w, b, a, c, OW = W * fw, rowlen
+    cdef const pool_float_t* xr
+    cdef pool_float_t* yr
+    cdef pool_float_t v
+    cdef int nt
+    if N < 0 or C < 0 or H < 0 or W < 0 or fh < 1 or fw < 1:
+        return AEK_BAD_PARAM
+    if N == 0 or C == 0 or H == 0 or W == 0:
+        return AEK_OK
+    if not nhwc:
+        rowlen = OW
+        nt = _threads(nthreads, N * C * H)
+        for r in prange(N * C * H, num_threads=nt, schedule="static"):
+            xr = x + r * W
+            yr = y + r * fh * OW
+            for w in range(W):
+                v = xr[w]
+                for b in range(fw):
+                    yr[w * fw + b] = v
+            for a in range(1, fh):
+                memcpy(yr + a * OW, yr, OW * sizeof(pool_float_t))
+    else:
+        rowlen = OW * C
+        nt = _threads(nthreads, N * H)
+        for r in prange(N * H, num_threads=nt, schedule="static"):
+            xr = x + r * W * C
+            yr = y + r * fh * rowlen
+            for w in range(W):
+                for b in range(fw):
+                    memcpy(yr + (w * fw + b) * C, xr + w * C, C * sizeof(pool_float_t))
+            for a in range(1, fh):
+                memcpy(yr + a * rowlen, yr, rowlen * sizeof(pool_float_t))
+    return AEK_OK
+
+
+cdef int upsample_nearest2d_backward_c(const pool_float_t* gy, pool_float_t* gx,
+                                       Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                                       Py_ssize_t fh, Py_ssize_t fw, bint nhwc,
+                                       int nthreads) noexcept nogil:
+    # gx[h, w] = sum over the fh x fw block, added in row-major (a, b) order.
+    cdef Py_ssize_t r, w, b, a, c, OW = W * fw
+    cdef const pool_float_t* gyr
+    cdef pool_float_t* gxr
+    cdef pool_float_t s
+    cdef int nt
+    if N < 0 or C < 0 or H < 0 or W < 0 or fh < 1 or fw < 1:
+        return AEK_BAD_PARAM
+    if N == 0 or C == 0 or H == 0 or W == 0:
+        return AEK_OK
+    if not nhwc:
+        nt = _threads(nthreads, N * C * H)
+        for r in prange(N * C * H, num_threads=nt, schedule="static"):
+            gxr = gx + r * W
+            for w in range(W):
+                gxr[w] = 0
+            for a in range(fh):
+                gyr = gy + (r * fh + a) * OW
+                for b in range(fw):
+                    for w in range(W):
+                        gxr[w] += gyr[w * fw + b]
+    else:
+        nt = _threads(nthreads, N * H)
+        for r in prange(N * H, num_threads=nt, schedule="static"):
+            gxr = gx + r * W * C
+            memset(gxr, 0, W * C * sizeof(pool_float_t))
+            for a in range(fh):
+                gyr = gy + (r * fh + a) * OW * C
+                for w in range(W):
+                    for b in range(fw):
+                        for c in range(C):
+                            gxr[w * C + c] += gyr[(w * fw + b) * C + c]
+    return AEK_OK
+
+
+# ----------------------------------------------------------------------------------
+# Python entry points (the backend contract): check, then run without the GIL.
+
+_F32 = np.dtype(np.float32)
+_F64 = np.dtype(np.float64)
+_I64 = np.dtype(np.int64)
+
+
+cdef object _float_dtype(object a, str name):
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(a).__name__}")
+    dt = a.dtype
+    if dt != _F32 and dt != _F64:
+        raise TypeError(f"{name}: dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+cdef tuple _dims(object a, str name, object dtype, bint nhwc):
+    """(N, C, H, W) of a 4-D C-contiguous array of ``dtype``, whatever the layout."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(a).__name__}")
+    if a.dtype != dtype:
+        raise TypeError(f"{name}: dtype must be {dtype}, got {a.dtype}")
+    if a.ndim != 4:
+        raise ValueError(f"{name}: expected a 4-D array, got shape {a.shape}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name}: must be C-contiguous")
+    s = a.shape
+    return (s[0], s[3], s[1], s[2]) if nhwc else (s[0], s[1], s[2], s[3])
+
+
+cdef _writeable(object a, str name):
+    if not a.flags.writeable:
+        raise ValueError(f"{name}: output array is read-only")
+
+
+cdef _raise(int rc, str what):
+    if rc == AEK_OK:
+        return
+    if rc == AEK_BAD_INDEX:
+        raise ValueError(f"{what}: indices out of range for the plane (refused)")
+    if rc == AEK_EMPTY_WINDOW:
+        raise ValueError(f"{what}: a pooling window lies entirely in the padding")
+    if rc == AEK_NO_MEMORY:
+        raise MemoryError(what)
+    raise ValueError(f"{what}: invalid kernel/stride/dilation/padding")
+
+
+cdef inline Py_ssize_t _size(object a):
+    return a.size
+
+
+cdef _fill_geom(pool2d_geom_t* g, tuple xd, tuple yd, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw):
+    g.N = xd[0]
+    g.C = xd[1]
+    g.H = xd[2]
+    g.W = xd[3]
+    g.OH = yd[2]
+    g.OW = yd[3]
+    g.kh = kh
+    g.kw = kw
+    g.sh = sh
+    g.sw = sw
+    g.pt = pt
+    g.pb = pb
+    g.pl = pl
+    g.pr = pr
+    g.dh = dh
+    g.dw = dw
+
+
+cdef int _max_fwd_mv(const pool_float_t[:, :, :, ::1] x, pool_float_t[:, :, :, ::1] y,
+                     int64_t[:, :, :, ::1] ind, bint with_ind, pool2d_geom_t* g, bint nhwc):
+    cdef int rc, nt = _num_threads
+    cdef int64_t* ip = &ind[0, 0, 0, 0] if with_ind else NULL
+    with nogil:
+        rc = max_pool2d_forward_c(&x[0, 0, 0, 0], &y[0, 0, 0, 0], ip, g, nhwc, nt)
+    return rc
+
+
+def max_pool2d_forward(x, y, indices, kh, kw, sh, sw, pt, pl, dh, dw, nhwc):
+    """x (N,C,H,W) -> y, indices (N,C,OH,OW) (indices may be None); see _dispatch."""
+    cdef pool2d_geom_t g
+    cdef bint lay = bool(nhwc)
+    dt = _float_dtype(x, "x")
+    xd = _dims(x, "x", dt, lay)
+    yd = _dims(y, "y", dt, lay)
+    _writeable(y, "y")
+    if yd[0] != xd[0] or yd[1] != xd[1]:
+        raise ValueError(f"y: shape {y.shape} does not match x {x.shape}")
+    if indices is not None:
+        _dims(indices, "indices", _I64, lay)
+        _writeable(indices, "indices")
+        if indices.shape != y.shape:
+            raise ValueError(f"indices: shape {indices.shape} != y shape {y.shape}")
+    _fill_geom(&g, xd, yd, kh, kw, sh, sw, pt, 0, pl, 0, dh, dw)
+    rc = _check_geom(&g)
+    if rc == AEK_OK and _size(y) > 0:
+        ind = indices if indices is not None else np.empty((1, 1, 1, 1), np.int64)
+        if dt == _F32:
+            rc = _max_fwd_mv[float](x, y, ind, indices is not None, &g, lay)
+        else:
+            rc = _max_fwd_mv[double](x, y, ind, indices is not None, &g, lay)
+    _raise(rc, "max_pool2d_forward")
+
+
+cdef int _avg_mv(const pool_float_t[:, :, :, ::1] src, pool_float_t[:, :, :, ::1] dst,
+                 pool2d_geom_t* g, bint cip, Py_ssize_t dov, bint nhwc, bint backward):
+    cdef int rc, nt = _num_threads
+    with nogil:
+        if backward:
+            rc = avg_pool2d_backward_c(&src[0, 0, 0, 0], &dst[0, 0, 0, 0], g, cip, dov, nhwc, nt)
+        else:
+            rc = avg_pool2d_forward_c(&src[0, 0, 0, 0], &dst[0, 0, 0, 0], g, cip, dov, nhwc, nt)
+    return rc
+
+
+cdef _avg_entry(x, y, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, count_include_pad,
+                divisor_override, nhwc, bint backward):
+    # forward: x -> y;  backward: x is gy (pooled), y is gx (input-sized)
+    cdef pool2d_geom_t g
+    cdef bint lay = bool(nhwc)
+    cdef str what = "avg_pool2d_backward" if backward else "avg_pool2d_forward"
+    names = ("gy", "gx") if backward else ("x", "y")
+    dt = _float_dtype(x, names[0])
+    sd = _dims(x, names[0], dt, lay)
+    dd = _dims(y, names[1], dt, lay)
+    _writeable(y, names[1])
+    if sd[0] != dd[0] or sd[1] != dd[1]:
+        raise ValueError(f"{names[1]}: shape {y.shape} does not match {names[0]} {x.shape}")
+    dov = 0 if divisor_override is None else int(divisor_override)
+    if backward:
+        _fill_geom(&g, dd, sd, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw)
+    else:
+        _fill_geom(&g, sd, dd, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw)
+    rc = _check_geom(&g)
+    if rc == AEK_OK and (dov < 0 or dov >= 2**62):
+        rc = AEK_BAD_PARAM
+    if rc == AEK_OK and _size(y) > 0:
+        if backward and _size(x) == 0:
+            y[...] = 0
+        elif dt == _F32:
+            rc = _avg_mv[float](x, y, &g, bool(count_include_pad), dov, lay, backward)
+        else:
+            rc = _avg_mv[double](x, y, &g, bool(count_include_pad), dov, lay, backward)
+    _raise(rc, what)
+
+
+def avg_pool2d_forward(x, y, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw,
+                       count_include_pad, divisor_override, nhwc):
+    """x (N,C,H,W) -> y (N,C,OH,OW): windowed mean; see _dispatch for the divisor."""
+    _avg_entry(x, y, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, count_include_pad,
+               divisor_override, nhwc, False)
+
+
+def avg_pool2d_backward(gy, gx, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw,
+                        count_include_pad, divisor_override, nhwc):
+    """gy (N,C,OH,OW) -> gx (N,C,H,W): adjoint of avg_pool2d_forward."""
+    _avg_entry(gy, gx, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw, count_include_pad,
+               divisor_override, nhwc, True)
+
+
+cdef int _index_mv(const pool_float_t[:, :, :, ::1] src, const int64_t[:, :, :, ::1] ind,
+                   pool_float_t[:, :, :, ::1] dst, Py_ssize_t N, Py_ssize_t C,
+                   Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW,
+                   bint nhwc, int op):
+    # op 0: max-pool backward (src=gy, dst=gx); 1: unpool forward (src=x, dst=y);
+    # 2: unpool backward (src=gy, dst=gx)
+    cdef int rc, nt = _num_threads
+    with nogil:
+        if op == 0:
+            rc = max_pool2d_backward_c(&src[0, 0, 0, 0], &ind[0, 0, 0, 0], &dst[0, 0, 0, 0],
+                                       N, C, H, W, OH, OW, nhwc, nt)
+        elif op == 1:
+            rc = max_unpool2d_forward_c(&src[0, 0, 0, 0], &ind[0, 0, 0, 0], &dst[0, 0, 0, 0],
+                                        N, C, H, W, OH, OW, nhwc, nt)
+        else:
+            rc = max_unpool2d_backward_c(&src[0, 0, 0, 0], &ind[0, 0, 0, 0], &dst[0, 0, 0, 0],
+                                         N, C, H, W, OH, OW, nhwc, nt)
+    return rc
+
+
+cdef _index_entry(src, indices, dst, nhwc, int op, str what, tuple names, bint ind_like_src):
+    cdef bint lay = bool(nhwc)
+    dt = _float_dtype(src, names[0])
+    sd = _dims(src, names[0], dt, lay)
+    dd = _dims(dst, names[1], dt, lay)
+    _dims(indices, "indices", _I64, lay)
+    _writeable(dst, names[1])
+    if sd[0] != dd[0] or sd[1] != dd[1]:
+        raise ValueError(f"{names[1]}: shape {dst.shape} does not match {names[0]} {src.shape}")
+    like = src if ind_like_src else dst
+    if indices.shape != like.shape:
+        raise ValueError(f"indices: shape {indices.shape} must equal "
+                         f"{names[0] if ind_like_src else names[1]} shape {like.shape}")
+    if _size(dst) == 0:
+        return
+    if _size(src) == 0:       # nothing to scatter / no plane to gather from
+        if op == 2 and _size(indices) > 0:
+            _raise(AEK_BAD_INDEX, what)
+        dst[...] = 0
+        return
+    # (N, C, H, W) of the pooled-input side and (OH, OW) of the pooled side
+    if op == 0:
+        big, small = dd, sd
+    elif op == 1:
+        big, small = sd, dd
+    else:
+        big, small = dd, sd
+    if dt == _F32:
+        rc = _index_mv[float](src, indices, dst, big[0], big[1], big[2], big[3],
+                              small[2], small[3], lay, op)
+    else:
+        rc = _index_mv[double](src, indices, dst, big[0], big[1], big[2], big[3],
+                               small[2], small[3], lay, op)
+    _raise(rc, what)
+
+
+def max_pool2d_backward(gy, indices, gx, nhwc):
+    """gy, indices (N,C,OH,OW) -> gx (N,C,H,W): gx = 0; gx.flat[indices] += gy per plane."""
+    _index_entry(gy, indices, gx, nhwc, 0, "max_pool2d_backward", ("gy", "gx"), True)
+
+
+def max_unpool2d_forward(x, indices, y, nhwc):
+    """x, indices (N,C,H,W) -> y (N,C,OH,OW): y = 0; y.flat[indices] = x per plane."""
+    _index_entry(x, indices, y, nhwc, 1, "max_unpool2d_forward", ("x", "y"), True)
+
+
+def max_unpool2d_backward(gy, indices, gx, nhwc):
+    """gy (N,C,OH,OW), indices (N,C,H,W) -> gx (N,C,H,W): gx = gy.flat[indices] per plane."""
+    _index_entry(gy, indices, gx, nhwc, 2, "max_unpool2d_backward", ("gy", "gx"), False)
+
+
+cdef int _ups_mv(const pool_float_t[:, :, :, ::1] src, pool_float_t[:, :, :, ::1] dst,
+                 Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W,
+                 Py_ssize_t fh, Py_ssize_t fw, bint nhwc, bint backward):
+    cdef int rc, nt = _num_threads
+    with nogil:
+        if backward:
+            rc = upsample_nearest2d_backward_c(&src[0, 0, 0, 0], &dst[0, 0, 0, 0],
+                                               N, C, H, W, fh, fw, nhwc, nt)
+        else:
+            rc = upsample_nearest2d_forward_c(&src[0, 0, 0, 0], &dst[0, 0, 0, 0],
+                                              N, C, H, W, fh, fw, nhwc, nt)
+    return rc
+
+
+cdef _ups_entry(src, dst, fh, fw, nhwc, bint backward):
+    cdef bint lay = bool(nhwc)
+    cdef str what = "upsample_nearest2d_backward" if backward else "upsample_nearest2d_forward"
+    names = ("gy", "gx") if backward else ("x", "y")
+    dt = _float_dtype(src, names[0])
+    sd = _dims(src, names[0], dt, lay)
+    dd = _dims(dst, names[1], dt, lay)
+    _writeable(dst, names[1])
+    if fh < 1 or fw < 1:
+        raise ValueError(f"{what}: scale factors must be >= 1, got ({fh}, {fw})")
+    small, big = (dd, sd) if backward else (sd, dd)
+    if (big[0] != small[0] or big[1] != small[1] or big[2] != small[2] * fh
+            or big[3] != small[3] * fw):
+        raise ValueError(f"{what}: {names[1]} shape {dst.shape} does not match "
+                         f"{names[0]} shape {src.shape} with factors ({fh}, {fw})")
+    if _size(dst) == 0:
+        return
+    if dt == _F32:
+        rc = _ups_mv[float](src, dst, small[0], small[1], small[2], small[3], fh, fw,
+                            lay, backward)
+    else:
+        rc = _ups_mv[double](src, dst, small[0], small[1], small[2], small[3], fh, fw,
+                             lay, backward)
+    _raise(rc, what)
+
+
+def upsample_nearest2d_forward(x, y, fh, fw, nhwc):
+    """x (N,C,H,W) -> y (N,C,H*fh,W*fw): y[.., h, w] = x[.., h // fh, w // fw]."""
+    _ups_entry(x, y, fh, fw, nhwc, False)
+
+
+def upsample_nearest2d_backward(gy, gx, fh, fw, nhwc):
+    """gy (N,C,H*fh,W*fw) -> gx (N,C,H,W): sum over each fh x fw block."""
+    _ups_entry(gy, gx, fh, fw, nhwc, True)
