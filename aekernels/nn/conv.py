@@ -1,0 +1,149 @@
+"""Conv2d and ConvTranspose2d layers on the public aekernels kernels.
+
+Weights are stored in the layout's native format, so no kernel call transposes:
+NCHW -> conv weight OIHW (K, C, kh, kw); NHWC -> HWIO (kh, kw, C, K).
+ConvTranspose2d takes the weight of the forward conv it inverts (as the kernels do):
+NCHW (C_in, C_out, kh, kw) like PyTorch, NHWC (kh, kw, C_out, C_in) like TensorFlow.
+The bias is fused into the forward kernel call.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _api as K
+from .init import default_rng, init_bias, init_weight
+from .module import Layer, _as_tuple
+
+
+def _check_layout(layout: str) -> str:
+    if layout not in ("NCHW", "NHWC"):
+        raise ValueError(f"layout must be 'NCHW' or 'NHWC', got {layout!r}")
+    return layout
+
+
+class Conv2d(Layer):
+    """2-D convolution: x (N,C,H,W) -> y (N,K,OH,OW) (or NHWC).
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size, stride, dilation : int or (int, int)
+    padding : int, pair, ((t, b), (l, r)), "valid", "same"
+    bias : bool
+    layout : "NCHW" or "NHWC"
+    init : "he_uniform" (default), "he_normal", "glorot_uniform", "glorot_normal", "torch"
+    rng : numpy Generator or seed
+    dtype : float32 (default) or float64
+    """
+
+    _param_names = ("weight", "bias")
+    _grad_names = ("gweight", "gbias")
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, bias: bool = True, *, layout: str = "NCHW", init: str = "he_uniform",
+                 rng=None, dtype=np.float32) -> None:
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = _as_tuple(kernel_size)
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+        self.layout = _check_layout(layout)
+        kh, kw = self.kernel_size
+        rng = default_rng(rng)
+        fan_in, fan_out = in_channels * kh * kw, out_channels * kh * kw
+        shape = (out_channels, in_channels, kh, kw) if layout == "NCHW" else (kh, kw, in_channels, out_channels)
+        self.weight = init_weight(shape, fan_in, fan_out, init, rng, dtype)
+        self.gweight = np.zeros_like(self.weight)
+        if bias:
+            self.bias = init_bias(out_channels, fan_in, init, rng, dtype)
+            self.gbias = np.zeros_like(self.bias)
+        else:
+            self._param_names, self._grad_names = ("weight",), ("gweight",)
+            self.bias = self.gbias = None
+        self._x: np.ndarray | None = None
+
+    def _geo(self) -> dict:
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, layout=self.layout)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return K.conv2d(x, self.weight, self.bias, **self._geo())
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        x, geo = self._x, self._geo()
+        K.conv2d_backward_filter(x, grad, self.weight.shape, out=self.gweight, **geo)
+        if self.bias is not None:
+            self.gbias[...] = K.conv2d_backward_bias(grad, layout=self.layout)
+        if not self.need_input_grad:
+            return None  # type: ignore[return-value]
+        return K.conv2d_backward_input(grad, self.weight, x.shape, **geo)
+
+    def __repr__(self) -> str:
+        return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding!r}, layout={self.layout!r})")
+
+
+class ConvTranspose2d(Layer):
+    """Transposed convolution ("deconvolution"): the adjoint of a Conv2d from
+    ``out_channels`` to ``in_channels`` with the same geometry.
+
+    ``output_padding`` (or ``output_size`` at call time through ``self.output_size``)
+    resolves the ambiguity of the output size when stride > 1.
+    """
+
+    _param_names = ("weight", "bias")
+    _grad_names = ("gweight", "gbias")
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 output_padding=0, dilation=1, bias: bool = True, *, layout: str = "NCHW",
+                 init: str = "he_uniform", rng=None, dtype=np.float32, output_size=None) -> None:
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = _as_tuple(kernel_size)
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+        self.output_padding, self.output_size = output_padding, output_size
+        self.layout = _check_layout(layout)
+        kh, kw = self.kernel_size
+        rng = default_rng(rng)
+        # He/Glorot for the map this layer computes: each output sees in_channels*k*k/stride^2
+        # inputs on average; PyTorch's default uses weight.size(1)*k*k = out_channels*k*k.
+        fan_in = (out_channels if init == "torch" else in_channels) * kh * kw
+        fan_out = (in_channels if init == "torch" else out_channels) * kh * kw
+        shape = (in_channels, out_channels, kh, kw) if layout == "NCHW" else (kh, kw, out_channels, in_channels)
+        self.weight = init_weight(shape, fan_in, fan_out, init, rng, dtype)
+        self.gweight = np.zeros_like(self.weight)
+        if bias:
+            self.bias = init_bias(out_channels, fan_in, init, rng, dtype)
+            self.gbias = np.zeros_like(self.bias)
+        else:
+            self._param_names, self._grad_names = ("weight",), ("gweight",)
+            self.bias = self.gbias = None
+        self._x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        return K.conv_transpose2d(x, self.weight, self.bias, stride=self.stride,
+                                  padding=self.padding, output_padding=self.output_padding,
+                                  dilation=self.dilation, layout=self.layout,
+                                  output_size=self.output_size)
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        # y = conv2d_backward_input(x, w)  =>  dL/dx = conv2d(g, w), dL/dw = filter-grad
+        # of that forward conv with input g and output-gradient x.
+        # "same" resolves to the same pads for the forward conv over the output size.
+        x = self._x
+        geo = dict(stride=self.stride, padding=self.padding, dilation=self.dilation,
+                   layout=self.layout)
+        K.conv2d_backward_filter(grad, x, self.weight.shape, out=self.gweight, **geo)
+        if self.bias is not None:
+            self.gbias[...] = K.conv2d_backward_bias(grad, layout=self.layout)
+        if not self.need_input_grad:
+            return None  # type: ignore[return-value]
+        gx = K.conv2d(grad, self.weight, **geo)
+        if gx.shape != x.shape:  # output_padding >= stride (dilation > stride): crop
+            gx = np.ascontiguousarray(gx[:, :, :x.shape[2], :x.shape[3]] if self.layout == "NCHW"
+                                      else gx[:, :x.shape[1], :x.shape[2], :])
+        return gx
+
+    def __repr__(self) -> str:
+        return (f"ConvTranspose2d({self.in_channels}, {self.out_channels}, "
+                f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding!r}, "
+                f"layout={self.layout!r})")
+
