@@ -135,11 +135,11 @@ def _unpool(id, N=2, C=3, H=8, W=9, k=2, stride=None, padding=0, output_size=Non
 
 # (H, W) is the size of the image that was pooled; unpool takes the pooled result.
 UNPOOL_CASES = [
-    _unpool("k2", k=2),
+    _unpool("k2", W=8, k=2),
     _unpool("k2_odd_with_output_size", H=7, W=9, k=2, output_size=(7, 9)),
     _unpool("k3_s2_p1", k=3, stride=2, padding=1, output_size=(8, 9)),
     _unpool("k3_s1_overlap", H=6, W=7, k=3, stride=1),
-    _unpool("stride_gt_kernel", H=10, W=11, k=2, stride=3),
+    _unpool("stride_gt_kernel", H=10, W=11, k=2, stride=3, output_size=(10, 11)),
     _unpool("rect", H=8, W=9, k=(2, 3), stride=(2, 3)),
     _unpool("full_output_size", H=9, W=9, k=2, output_size="full"),
     _unpool("batch1", N=1, C=1, H=4, W=6, k=2),
