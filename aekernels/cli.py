@@ -1,4 +1,4 @@
-"""Command line: ``aekernels info | demo`` (``python -m aekernels ...`` is the same)."""
+"""Command line: ``aekernels info | demo | bench`` (``python -m aekernels ...`` is the same)."""
 from __future__ import annotations
 
 import argparse
@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--batch", type=int, default=128)
     demo.add_argument("--repeat", type=int, default=5)
     demo.set_defaults(fn=_cmd_demo)
+    from . import bench  # the options and the run live in aekernels/bench.py
+    bench_p = sub.add_parser("bench", help="time the kernels against PyTorch on the DESIGN shapes")
+    bench.add_arguments(bench_p)
+    bench_p.set_defaults(fn=bench.run)
     return p
 
 

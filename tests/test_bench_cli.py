@@ -10,7 +10,7 @@ import pytest
 from aekernels import bench
 from aekernels.cli import main
 
-CASES = "conv/lenet_c3/forward,pool/pool2x2/avg_pool2d"
+CASES = "conv/lenet_c3/forward/,pool/pool2x2/avg_pool2d/"
 
 
 def _run(tmp_path, *extra):
@@ -40,7 +40,8 @@ def test_bench_compare_torch(tmp_path):
     assert result["machine"]["threads"] == 1 and result["machine"]["torch_threads"] == 1
     for r in result["results"]:
         assert r["torch_ms"] > 0 and r["ratio"] > 0
-        assert r["target"] is not None and r["met"] in (True, False)
+        if r["backend"] == "native":  # issue 4's targets are for the native backend
+            assert r["target"] is not None and r["met"] in (True, False)
 
 
 def test_cases_cover_the_design_table():
