@@ -384,14 +384,18 @@ def _blas_limits(threads: int) -> Any:
     return threadpool_limits(limits=threads, user_api="blas")
 
 
-def gemm_gflops(m: int, n: int, k: int, budget: Budget) -> float:
-    """GF/s of a numpy float32 (m, k) @ (k, n) product (median of alternating rounds)."""
+def gemm_callable(m: int, n: int, k: int) -> Callable[[], Any]:
+    """A numpy float32 (m, k) @ (k, n) product into a preallocated result."""
     rng = np.random.default_rng(1)
     a = rng.standard_normal((m, k), dtype=np.float32)
     b = rng.standard_normal((k, n), dtype=np.float32)
     c = np.empty((m, n), np.float32)
-    t = statistics.median(time_alternating({"gemm": lambda: np.matmul(a, b, out=c)},
-                                           budget)["gemm"])
+    return lambda: np.matmul(a, b, out=c)
+
+
+def gemm_gflops(m: int, n: int, k: int, budget: Budget) -> float:
+    """GF/s of a numpy float32 (m, k) @ (k, n) product (median time)."""
+    t = statistics.median(time_alternating({"gemm": gemm_callable(m, n, k)}, budget)["gemm"])
     return 2.0 * m * n * k / t / 1e9
 
 
@@ -444,7 +448,7 @@ def evaluate(rows: list[dict], gemm: dict[str, float]) -> None:
     """Fill each native row's ``target`` (max ratio) and ``met`` (True/False/None) in place."""
     by_id = {(r["backend"], r["id"]): r for r in rows}
     for r in rows:
-        r["target"], r["met"], r["note"] = None, None, ""
+        r["target"], r["met"], r["note"], r["min_rate"] = None, None, "", None
         if r["backend"] != "native" or r.get("ratio") is None:
             continue
         case = Case(**{k: r[k] for k in ("family", "shape", "kernel", "layout", "dtype")})
@@ -459,10 +463,22 @@ def evaluate(rows: list[dict], gemm: dict[str, float]) -> None:
             r["target"] = round(VARIANT_SLACK * base["ratio"], 3)
             r["note"] = f"{VARIANT_SLACK}x fp32 {_base_of(case).layout}"
         r["met"] = r["ratio"] <= r["target"]
-        if bt is not None and (case.shape, case.kernel) in _GEMM_BOUND and case.shape in gemm:
-            need = GEMM_FRACTION * gemm[case.shape]
+        ceiling = r.get("gemm_rate") or gemm.get(case.shape)
+        if bt is not None and (case.shape, case.kernel) in _GEMM_BOUND and ceiling:
+            need = GEMM_FRACTION * ceiling
+            r["min_rate"] = need
             r["note"] = f"needs >= {need:.0f} GF/s ({GEMM_FRACTION:.0%} numpy GEMM)"
             r["met"] = r["met"] and r["rate"] >= need
+
+
+def _met_by_min(row: dict) -> bool:
+    """The row's target judged on minimum instead of median times (a noisy-machine hint)."""
+    if row.get("target") is None or row.get("ratio_min") is None:
+        return False
+    ok = row["ratio_min"] <= row["target"]
+    if row.get("min_rate") is not None:
+        ok = ok and row["work"] / row["min_ms"] / 1e6 >= row["min_rate"]
+    return ok
 
 
 def numba_geomean(rows: list[dict]) -> float | None:
@@ -553,13 +569,19 @@ def run_cases(selected: Sequence[Case], backends: Sequence[str], torch: Any, bud
             fns[b] = ak.use_backend(b)(prep.aek)     # switches only for the call
         if prep.torch is not None:
             fns["torch"] = prep.torch
+        gemm_bound = ((case.shape, case.kernel) in _GEMM_BOUND and case.dtype == "float32"
+                      and case.layout == "NCHW")
+        if gemm_bound:   # its ceiling, timed in the same alternating rounds
+            fns["numpy_gemm"] = gemm_callable(*case.spec.gemm_mnk)
         times = time_alternating(fns, budget)
+        gemm_rate = (prep.rate(statistics.median(times["numpy_gemm"])) if gemm_bound
+                     else None)
         t_torch = statistics.median(times["torch"]) if "torch" in times else None
         tmin_torch = min(times["torch"]) if "torch" in times else None
         for b in backends:
             t = statistics.median(times[b])
             row = {**asdict(case), "id": case.id, "backend": b,
-                   "shape_desc": case.spec.describe(), "unit": prep.unit,
+                   "shape_desc": case.spec.describe(), "unit": prep.unit, "work": prep.work,
                    "ms": t * 1e3, "min_ms": min(times[b]) * 1e3, "repeats": len(times[b]),
                    "rate": prep.rate(t),
                    "torch_ms": None if t_torch is None else t_torch * 1e3,
@@ -567,7 +589,8 @@ def run_cases(selected: Sequence[Case], backends: Sequence[str], torch: Any, bud
                    "ratio": None if t_torch is None else t / t_torch,
                    "torch_min_ms": None if tmin_torch is None else tmin_torch * 1e3,
                    "ratio_min": None if tmin_torch is None else min(times[b]) / tmin_torch,
-                   "torch_repeats": len(times["torch"]) if "torch" in times else None}
+                   "torch_repeats": len(times["torch"]) if "torch" in times else None,
+                   "gemm_rate": gemm_rate}
             rows.append(row)
         last = rows[-1]
         log(f"[{i}/{len(selected)}] {case.id}: " + ", ".join(
@@ -584,7 +607,7 @@ def _fmt(v: Any, spec: str) -> str:
 def table_lines(rows: list[dict], markdown: bool = False) -> list[str]:
     """The results table (plain text or GitHub markdown)."""
     head = ["case", "shape", "kernel", "layout", "dtype", "backend", "aek ms", "torch ms",
-            "ratio", "target", "met", "aek rate", "torch rate", "note"]
+            "ratio", "target", "met", "ratio(min)", "aek rate", "torch rate", "note"]
     body = []
     for r in rows:
         met = {True: "yes", False: "NO", None: "-"}[r.get("met")]
@@ -592,6 +615,7 @@ def table_lines(rows: list[dict], markdown: bool = False) -> list[str]:
                      r["dtype"].replace("float", "fp"), r["backend"], _fmt(r["ms"], ".3f"),
                      _fmt(r["torch_ms"], ".3f"), _fmt(r["ratio"], ".2f"),
                      _fmt(r.get("target"), ".2f") if r.get("target") else "-", met,
+                     _fmt(r.get("ratio_min"), ".2f"),
                      f"{r['rate']:.1f} {r['unit']}",
                      "-" if r["torch_rate"] is None else f"{r['torch_rate']:.1f} {r['unit']}",
                      r.get("note", "")])
@@ -624,8 +648,11 @@ def summary_lines(result: dict) -> list[str]:
                         "ratios (alternating rounds) less so" if busy else ""))
     s = result["summary"]
     if s["targets"]:
-        lines.append(f"issue 4 targets met: {s['met']}/{s['targets']} native rows"
-                     + (f"; missed: {', '.join(s['missed'])}" if s["missed"] else ""))
+        by_min = (f" ({s['met_by_min']}/{s['targets']} by minimum times)"
+                  if s.get("met_by_min") is not None else "")
+        lines.append(f"issue 4 targets met (median times): {s['met']}/{s['targets']} native "
+                     f"rows{by_min}" + (f"; missed: {', '.join(s['missed'])}" if s["missed"]
+                                        else ""))
     if s["numba_geomean"] is not None:
         ok = "met" if s["numba_geomean"] <= 3.0 else "NOT met"
         lines.append(f"numba / native time, geometric mean over {s['numba_cases']} cases: "
@@ -692,6 +719,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default=None, help="float32, float64 or float32,float64")
     p.add_argument("--budget", type=float, default=None,
                    help="seconds per case (default 1.0, --quick 0.25)")
+    p.add_argument("--load", metavar="FILE.json",
+                   help="run nothing: print (and --plot / --markdown) the results of an "
+                        "earlier --json FILE")
 
 
 def _choices(value: str | None, allowed: Sequence[str], default: Sequence[str], what: str
@@ -708,6 +738,11 @@ def _choices(value: str | None, allowed: Sequence[str], default: Sequence[str], 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``aekernels bench`` with parsed ``args``; returns the exit status."""
+    if args.load:
+        with open(args.load) as f:
+            result = json.load(f)
+        _report(result, args)
+        return 0
     import aekernels as ak
 
     quick = args.quick
@@ -738,23 +773,22 @@ def run(args: argparse.Namespace) -> int:
           f"{' vs torch' if torch is not None else ''}, {threads} threads, "
           f"{budget.seconds:g} s per case, ISA path {info['aekernels_isa']}", flush=True)
 
-    # Ceilings first, then the cases; all at the same thread count.
+    # Ceilings first, then the cases; BLAS at the same thread count throughout.
     ceilings: dict[str, Any] = {"gemm_gflops": {}, "gemm_mnk": {}}
     limits = _blas_limits(threads)
+    ceilings["blas_threads_limited"] = limits is not None
+    log = (lambda s: print(s, file=sys.stderr, flush=True))
+    t0 = time.perf_counter()
     try:
         for name in ("resnet3x3", "vgg3x3"):
             mnk = _CONV_BY_NAME[name].gemm_mnk
             ceilings["gemm_mnk"][name] = mnk
             ceilings["gemm_gflops"][name] = gemm_gflops(*mnk, budget)
+        ceilings["copy_gbps"] = copy_gbps(torch, budget)
+        rows = run_cases(selected, backends, torch, budget, log)
     finally:
         if limits is not None:
             limits.restore_original_limits()
-    ceilings["blas_threads_limited"] = limits is not None
-    ceilings["copy_gbps"] = copy_gbps(torch, budget)
-
-    log = (lambda s: print(s, file=sys.stderr, flush=True))
-    t0 = time.perf_counter()
-    rows = run_cases(selected, backends, torch, budget, log)
     evaluate(rows, ceilings["gemm_gflops"])
     judged = [r for r in rows if r["met"] is not None]
     info["loadavg_1min"] = {"start": load_before, "end": _loadavg()}
@@ -764,28 +798,35 @@ def run(args: argparse.Namespace) -> int:
         "machine": info, "ceilings": ceilings, "budget": asdict(budget),
         "seconds": time.perf_counter() - t0, "results": rows,
         "summary": {"targets": len(judged), "met": sum(r["met"] for r in judged),
-                    "missed": [r["id"] for r in judged if not r["met"]],
+                    "missed": [r["id"].split("/", 1)[1] for r in judged if not r["met"]],
+                    "met_by_min": sum(_met_by_min(r) for r in judged),
                     "numba_geomean": gm,
                     "numba_cases": sum(r["backend"] == "numba" for r in rows)},
     }
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=1)
+    _report(result, args)
+    if args.json:
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _report(result: dict, args: argparse.Namespace) -> None:
+    """Print the table and summary; write --markdown and --plot."""
+    rows, m = result["results"], result["machine"]
     print()
     print("\n".join(table_lines(rows)))
     print()
     print("\n".join(summary_lines(result)))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=1)
-        print(f"wrote {args.json}")
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(markdown_report(result))
         print(f"wrote {args.markdown}")
     if args.plot:
-        m = info
         plot(rows, args.plot, f"aekernels / PyTorch time, {m['cpu']}, {m['threads']} threads, "
                               f"ISA {m['aekernels_isa']}, {m['date']}")
         print(f"wrote {args.plot}")
-    return 0
 
 
 def _command_line(args: argparse.Namespace) -> str:
