@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench_p = sub.add_parser("bench", help="time the kernels against PyTorch on the DESIGN shapes")
     bench.add_arguments(bench_p)
     bench_p.set_defaults(fn=bench.run)
+    from . import train
+    train_p = sub.add_parser("train", help="train a model (conv-ae, lenet5, ...) on MNIST-5k")
+    train.add_arguments(train_p)
+    train_p.set_defaults(fn=train.run)
     return p
 
 
