@@ -589,7 +589,7 @@ def conv_transpose2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, pad
     sh, sw = _pair(stride, "stride")
     dh, dw = _pair(dilation, "dilation")
     hw_out = _transpose_output_hw(fn, (h, wd), (kh, kw), (sh, sw), (dh, dw), padding,
-                                  output_padding, output_size)
+                                  output_padding, output_size, nhwc)
     fwd_shape = _data_shape(n, c_out, hw_out[0][0], hw_out[1][0], nhwc)
     pads = ((hw_out[0][1], hw_out[0][2]), (hw_out[1][1], hw_out[1][2]))
     a = _conv_args(fn, fwd_shape, w.shape, (sh, sw), pads, (dh, dw), groups_, nhwc,
@@ -615,18 +615,21 @@ def _data_index(hs: slice, ws: slice, nhwc: bool) -> tuple:
     return (slice(None), hs, ws) if nhwc else (slice(None), slice(None), hs, ws)
 
 
-def _spatial_size(size: Any, name: str) -> tuple[int, int]:
+def _spatial_size(size: Any, name: str, nhwc: bool) -> tuple[int, int]:
+    """(H, W) of an (H, W) pair or of a full 3-D/4-D shape in the given layout."""
     dims = _shape_arg(size, name, (2, 3, 4))
-    return dims[-2], dims[-1]
+    if len(dims) == 2 or not nhwc:
+        return dims[-2], dims[-1]
+    return dims[-3], dims[-2]
 
 
 def _transpose_output_hw(fn: str, hw: tuple[int, int], k: tuple[int, int], s: tuple[int, int],
                          d: tuple[int, int], padding: Any, output_padding: Any,
-                         output_size: Any) -> tuple[tuple[int, int, int], ...]:
+                         output_size: Any, nhwc: bool) -> tuple[tuple[int, int, int], ...]:
     """Per axis (out_size, pad_lo, pad_hi) of a transposed conv."""
     pads = _padding(padding)
     op = _pair(output_padding, "output_padding", 0)
-    wanted = None if output_size is None else _spatial_size(output_size, "output_size")
+    wanted = None if output_size is None else _spatial_size(output_size, "output_size", nhwc)
     result = []
     for axis in range(2):
         size, kk, ss, dd = hw[axis], k[axis], s[axis], d[axis]
@@ -913,7 +916,7 @@ def max_unpool2d(x: Any, indices: Any, kernel_size: Any, stride: Any = None, pad
     if output_size is None:
         oh, ow = default
     else:
-        oh, ow = _spatial_size(output_size, "output_size")
+        oh, ow = _spatial_size(output_size, "output_size", nhwc)
         for want, base, s in ((oh, default[0], sh), (ow, default[1], sw)):
             if not base - s < want < base + s:
                 raise ValueError(f"output_size {(oh, ow)} must be within (default - stride, "
