@@ -87,6 +87,8 @@ class Sequential(Layer):
     def backward(self, grad: np.ndarray) -> np.ndarray:
         for layer in reversed(self.children):
             grad = layer.backward(grad)
+            if grad is None:        # the layers below need no gradient (need_input_grad)
+                return None
         return grad
 
     def params(self) -> list[np.ndarray]:
