@@ -5,6 +5,7 @@
 
 #include "aekernels/common.hpp"
 #include "aekernels/gemm.hpp"
+#include "aekernels/simd_templates.hpp"
 
 namespace aek {
 
@@ -29,6 +30,34 @@ void gemm_ukernel_f32_6x8_generic(i64 kc, const float* a, const float* b, float*
 void gemm_ukernel_f64_6x4_generic(i64 kc, const double* a, const double* b, double* c, i64 ldc,
                                   int acc) {
     gemm_ukernel_generic<double, 6, 4>(kc, a, b, c, ldc, acc);
+}
+
+// Baseline "vectors": 4 lanes of plain scalars that the compiler maps onto
+// SSE2/NEON registers.
+template <class TT>
+struct Lanes4 {
+    using T = TT;
+    struct R { TT v[4]; };
+    static constexpr int W = 4;
+    static R zero() { return R{{TT(0), TT(0), TT(0), TT(0)}}; }
+    static R load(const T* p) { return R{{p[0], p[1], p[2], p[3]}}; }
+    static R bcast(const T* p) { return R{{*p, *p, *p, *p}}; }
+    static R fma(R a, R b, R c) {
+        for (int i = 0; i < 4; ++i) c.v[i] += a.v[i] * b.v[i];
+        return c;
+    }
+    static void store(T* p, R r) {
+        for (int i = 0; i < 4; ++i) p[i] = r.v[i];
+    }
+};
+
+void conv_shift_f32_3x8_generic(i64 M, i64 ntaps, const float* w, i64 ldw, const float* slab,
+                                const i64* toff, i64 nq, float* c, i64 ldc) {
+    simd::shift_rows<Lanes4<float>, 3, 2>(M, ntaps, w, ldw, slab, toff, nq, c, ldc);
+}
+void conv_shift_f64_3x8_generic(i64 M, i64 ntaps, const double* w, i64 ldw, const double* slab,
+                                const i64* toff, i64 nq, double* c, i64 ldc) {
+    simd::shift_rows<Lanes4<double>, 3, 2>(M, ntaps, w, ldw, slab, toff, nq, c, ldc);
 }
 
 enum Level { kGeneric = 0, kAvx2 = 1, kAvx512 = 2 };
@@ -58,19 +87,27 @@ IsaTable make_table() {
     t.isa = "generic";
     t.f32 = {"gemm_ukernel_f32_6x8_generic", 6, 8, 120, 256, 4096, gemm_ukernel_f32_6x8_generic};
     t.f64 = {"gemm_ukernel_f64_6x4_generic", 6, 4, 120, 256, 4096, gemm_ukernel_f64_6x4_generic};
+    t.shift_f32 = {"conv_shift_f32_3x8_generic", 8, 6, conv_shift_f32_3x8_generic};
+    t.shift_f64 = {"conv_shift_f64_3x8_generic", 8, 6, conv_shift_f64_3x8_generic};
 #ifdef AEK_HAVE_X86_ISA
     if (level == kAvx2) {
         t.isa = "avx2";
         t.f32 = {"gemm_ukernel_f32_6x16_avx2", 6, 16, 144, 256, 4096, gemm_ukernel_f32_6x16_avx2};
         t.f64 = {"gemm_ukernel_f64_6x8_avx2", 6, 8, 96, 256, 4096, gemm_ukernel_f64_6x8_avx2};
+        t.shift_f32 = {"conv_shift_f32_3x24_avx2", 24, 6, conv_shift_f32_3x24_avx2};
+        t.shift_f64 = {"conv_shift_f64_3x12_avx2", 12, 6, conv_shift_f64_3x12_avx2};
     } else if (level == kAvx512) {
         t.isa = "avx512";
         t.f32 = {"gemm_ukernel_f32_14x32_avx512", 14, 32, 168, 256, 4096,
                  gemm_ukernel_f32_14x32_avx512};
         t.f64 = {"gemm_ukernel_f64_14x16_avx512", 14, 16, 112, 256, 4096,
                  gemm_ukernel_f64_14x16_avx512};
+        t.shift_f32 = {"conv_shift_f32_6x64_avx512", 64, 12, conv_shift_f32_6x64_avx512};
+        t.shift_f64 = {"conv_shift_f64_6x32_avx512", 32, 12, conv_shift_f64_6x32_avx512};
     }
 #endif
+    if (const char* kc = std::getenv("AEK_DEV_KC")) { t.f32.kc = std::atoi(kc); t.f64.kc = std::atoi(kc); }
+    if (const char* mc = std::getenv("AEK_DEV_MC")) { t.f32.mc = std::atoi(mc); t.f64.mc = std::atoi(mc); }
     return t;
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "aekernels/simd_templates.hpp"
 #include "aekernels/ukernels.hpp"
 
 namespace aek {
@@ -87,6 +88,40 @@ void gemm_ukernel_f64_6x8_avx2(std::int64_t kc, const double* a, const double* b
     AEK_STORE_ROW(4, c40, c41);
     AEK_STORE_ROW(5, c50, c51);
 #undef AEK_STORE_ROW
+}
+
+
+namespace {
+
+struct F32x8 {
+    using T = float;
+    using R = __m256;
+    static constexpr int W = 8;
+    static R zero() { return _mm256_setzero_ps(); }
+    static R load(const T* p) { return _mm256_loadu_ps(p); }
+    static R bcast(const T* p) { return _mm256_broadcast_ss(p); }
+    static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+    static void store(T* p, R r) { _mm256_storeu_ps(p, r); }
+};
+struct F64x4 {
+    using T = double;
+    using R = __m256d;
+    static constexpr int W = 4;
+    static R zero() { return _mm256_setzero_pd(); }
+    static R load(const T* p) { return _mm256_loadu_pd(p); }
+    static R bcast(const T* p) { return _mm256_broadcast_sd(p); }
+    static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
+    static void store(T* p, R r) { _mm256_storeu_pd(p, r); }
+};
+
+}  // namespace
+
+// 3 rows x 3 vectors: 9 accumulators + 3 slab vectors + 1 broadcast of 16 ymm.
+AEK_DECLARE_SHIFT(conv_shift_f32_3x24_avx2, float) {
+    simd::shift_rows<F32x8, 3, 3>(M, ntaps, w, ldw, slab, toff, nq, c, ldc);
+}
+AEK_DECLARE_SHIFT(conv_shift_f64_3x12_avx2, double) {
+    simd::shift_rows<F64x4, 3, 3>(M, ntaps, w, ldw, slab, toff, nq, c, ldc);
 }
 
 }  // namespace aek

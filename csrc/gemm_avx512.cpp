@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "aekernels/simd_templates.hpp"
 #include "aekernels/ukernels.hpp"
 
 namespace aek {
@@ -16,6 +17,8 @@ void gemm_ukernel_f32_14x32_avx512(std::int64_t kc, const float* a, const float*
     __m512 acc0[14], acc1[14];
 #pragma GCC unroll 14
     for (int i = 0; i < 14; ++i) {
+        _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16), _MM_HINT_T0);
         acc0[i] = _mm512_setzero_ps();
         acc1[i] = _mm512_setzero_ps();
     }
@@ -48,6 +51,8 @@ void gemm_ukernel_f64_14x16_avx512(std::int64_t kc, const double* a, const doubl
     __m512d acc0[14], acc1[14];
 #pragma GCC unroll 14
     for (int i = 0; i < 14; ++i) {
+        _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 8), _MM_HINT_T0);
         acc0[i] = _mm512_setzero_pd();
         acc1[i] = _mm512_setzero_pd();
     }
@@ -72,6 +77,40 @@ void gemm_ukernel_f64_14x16_avx512(std::int64_t kc, const double* a, const doubl
         _mm512_storeu_pd(ci, acc0[i]);
         _mm512_storeu_pd(ci + 8, acc1[i]);
     }
+}
+
+
+namespace {
+
+struct F32x16 {
+    using T = float;
+    using R = __m512;
+    static constexpr int W = 16;
+    static R zero() { return _mm512_setzero_ps(); }
+    static R load(const T* p) { return _mm512_loadu_ps(p); }
+    static R bcast(const T* p) { return _mm512_set1_ps(*p); }
+    static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+    static void store(T* p, R r) { _mm512_storeu_ps(p, r); }
+};
+struct F64x8 {
+    using T = double;
+    using R = __m512d;
+    static constexpr int W = 8;
+    static R zero() { return _mm512_setzero_pd(); }
+    static R load(const T* p) { return _mm512_loadu_pd(p); }
+    static R bcast(const T* p) { return _mm512_set1_pd(*p); }
+    static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
+    static void store(T* p, R r) { _mm512_storeu_pd(p, r); }
+};
+
+}  // namespace
+
+// 6 rows x 4 vectors: 24 accumulators + 4 slab vectors + 1 broadcast.
+AEK_DECLARE_SHIFT(conv_shift_f32_6x64_avx512, float) {
+    simd::shift_rows<F32x16, 6, 4>(M, ntaps, w, ldw, slab, toff, nq, c, ldc);
+}
+AEK_DECLARE_SHIFT(conv_shift_f64_6x32_avx512, double) {
+    simd::shift_rows<F64x8, 6, 4>(M, ntaps, w, ldw, slab, toff, nq, c, ldc);
 }
 
 }  // namespace aek

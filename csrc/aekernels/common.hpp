@@ -79,6 +79,10 @@ public:
     AlignedBuffer() = default;
     AlignedBuffer(const AlignedBuffer&) = delete;
     AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+    AlignedBuffer(AlignedBuffer&& o) noexcept : ptr_(o.ptr_), cap_(o.cap_) {
+        o.ptr_ = nullptr;
+        o.cap_ = 0;
+    }
     ~AlignedBuffer() { release(); }
 
     T* get(std::size_t n) {
@@ -104,7 +108,8 @@ private:
 template <class T>
 struct Workspace {
     AlignedBuffer<T> a, b, tmp;
-    std::vector<i64> roff, coff;
+    AlignedBuffer<T> slab, cbuf;
+    std::vector<i64> roff, coff, toff;
 };
 
 template <class T>

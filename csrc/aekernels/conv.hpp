@@ -30,6 +30,70 @@ inline bool is_pointwise(const ConvGeom& g) {
            g.OH == g.H && g.OW == g.W;
 }
 
+// Rows of the output grid per work item for slab_conv_nchw: whole grids when
+// the batch already feeds every thread, and a bounded GEMM output block.
+inline i64 pick_row_tile(i64 GA, i64 Wp, i64 M, i64 outer_items, int nt) {
+    const i64 want = 4 * static_cast<i64>(nt);
+    i64 tiles = outer_items >= want ? 1 : ceil_div(want, outer_items);
+    tiles = std::max<i64>(1, std::min(tiles, GA));
+    i64 rows = ceil_div(GA, tiles);
+    const i64 cap = std::max<i64>(1, (i64(1) << 18) / std::max<i64>(1, M * Wp));
+    return std::max<i64>(1, std::min(rows, cap));
+}
+
+// Stride-1 NCHW correlation over grid rows [a0, a1) x columns [0, GB):
+//   out(m, a, b) = sum_{c,ti,tj} Wm[m, (c,ti,tj)] * src[c, a + oi[ti], b + oj[tj]]
+// (src outside Hs x Ws is zero).  The source window is first copied into a
+// zero-padded slab so that the GEMM's pixel panels are plain copies
+// (ShiftPack); write(m, a, row) then receives the GB outputs of grid row a.
+template <class T, class Writer>
+void slab_conv_nchw(const UKernel<T>& uk, const PrePacked<T>& wpk, const T* wraw, i64 ldw, i64 M,
+                    const T* src, i64 Cs,
+                    i64 Hs, i64 Ws, i64 a0, i64 a1, i64 GB, const i64* oi, i64 nti, const i64* oj,
+                    i64 ntj, Workspace<T>& ws, Writer&& write) {
+    const i64 minoi = *std::min_element(oi, oi + nti), maxoi = *std::max_element(oi, oi + nti);
+    const i64 minoj = *std::min_element(oj, oj + ntj), maxoj = *std::max_element(oj, oj + ntj);
+    const i64 Wp = GB + maxoj - minoj;
+    const i64 rows = a1 - a0;
+    const i64 SR = rows + (maxoi - minoi) + 1;  // +1: junk columns of the last row read past it
+    const i64 plane = SR * Wp;
+    const i64 Q = rows * Wp;
+    const ShiftKernel<T>& sk = shift_kernel<T>();
+    const bool direct = M <= sk.max_m;
+    const i64 Qpad = direct ? ceil_div(Q, sk.q) * sk.q : Q;
+    T* slab = ws.slab.get(static_cast<std::size_t>(Cs * plane + (Qpad - Q)));
+    std::fill(slab + Cs * plane, slab + Cs * plane + (Qpad - Q), T(0));
+    const i64 lo = std::min(Wp, std::max<i64>(0, -minoj));
+    const i64 hi = std::max(lo, std::min(Wp, Ws - minoj));
+    for (i64 c = 0; c < Cs; ++c)
+        for (i64 r = 0; r < SR; ++r) {
+            const i64 ih = a0 + minoi + r;
+            T* d = slab + c * plane + r * Wp;
+            if (!in_range(ih, Hs)) {
+                std::fill(d, d + Wp, T(0));
+                continue;
+            }
+            const T* s = src + (c * Hs + ih) * Ws + minoj;
+            std::fill(d, d + lo, T(0));
+            std::copy(s + lo, s + hi, d + lo);
+            std::fill(d + hi, d + Wp, T(0));
+        }
+    const i64 ntaps = Cs * nti * ntj;
+    ws.toff.resize(static_cast<std::size_t>(ntaps));
+    for (i64 c = 0, t = 0; c < Cs; ++c)
+        for (i64 ti = 0; ti < nti; ++ti)
+            for (i64 tj = 0; tj < ntj; ++tj, ++t)
+                ws.toff[t] = c * plane + (oi[ti] - minoi) * Wp + (oj[tj] - minoj);
+    T* cbuf = ws.cbuf.get(static_cast<std::size_t>(M * Qpad));
+    if (direct)
+        sk.fn(M, ntaps, wraw, ldw, slab, ws.toff.data(), Qpad, cbuf, Qpad);
+    else
+        gemm_packed(uk, M, Q, ntaps, wpk, ShiftPack<T>{slab, ws.toff.data()}, CView<T>{cbuf, Qpad},
+                    false, ws);
+    for (i64 m = 0; m < M; ++m)
+        for (i64 a = 0; a < rows; ++a) write(m, a0 + a, cbuf + m * Qpad + a * Wp);
+}
+
 // NCHW: x (N,C,H,W), w (K,C/g,kh,kw), bias (K) -> y (N,K,OH,OW)
 // NHWC: x (N,H,W,C), w (kh,kw,C/g,K), bias (K) -> y (N,OH,OW,K)
 template <class T>
@@ -43,16 +107,44 @@ void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T*
     for (i64 j = 0; j < g.kw; ++j) oj[j] = j * g.dw - g.pl;
     const bool pw = is_pointwise(g);
     const int nt = num_threads();
-    const i64 tile = pick_pixel_tile(P, g.N * G, g.nhwc ? uk.mr : uk.nr, nt);
-    const i64 ntile = ceil_div(P, tile);
+    const bool slab = !g.nhwc && !pw && g.sh == 1 && g.sw == 1;
+    const i64 tile = slab ? pick_row_tile(g.OH, g.OW + (g.kw - 1) * g.dw, Kg, g.N * G, nt)
+                          : pick_pixel_tile(P, g.N * G, g.nhwc ? uk.mr : uk.nr, nt);
+    const i64 ntile = slab ? ceil_div(g.OH, tile) : ceil_div(P, tile);
+    const i64 red = pw ? Cg : taps;
+    std::vector<PrePacked<T>> wp;
+    wp.reserve(static_cast<std::size_t>(G));
+    for (i64 gi = 0; gi < G; ++gi) {
+        if (!g.nhwc)
+            wp.emplace_back(DensePack<T>{w + gi * Kg * taps, taps, 1}, Kg, red, uk.mr,
+                            gemm_kc(uk, red));
+        else
+            wp.emplace_back(DensePack<T>{w + gi * Kg, 1, g.K}, Kg, red, uk.nr, gemm_kc(uk, red));
+    }
 
     parallel_items(g.N * G * ntile, nt, kFlushDenormals<T>, [&](i64 it) {
         const i64 tix = it % ntile, gi = (it / ntile) % G, n = it / (ntile * G);
-        const i64 p0 = tix * tile, np = std::min(tile, P - p0);
         Workspace<T>& ws = thread_workspace<T>();
+        if (slab) {
+            const i64 a0 = tix * tile, a1 = std::min(g.OH, a0 + tile);
+            T* yb = y + (n * g.K + gi * Kg) * P;
+            slab_conv_nchw(uk, wp[gi], w + gi * Kg * taps, taps, Kg, x + (n * g.C + gi * Cg) * HW, Cg, g.H, g.W, a0, a1,
+                           g.OW, oi.data(), g.kh, oj.data(), g.kw, ws,
+                           [&](i64 m, i64 a, const T* row) {
+                               T* d = yb + m * P + a * g.OW;
+                               if (bias) {
+                                   const T b = bias[gi * Kg + m];
+                                   for (i64 q = 0; q < g.OW; ++q) d[q] = row[q] + b;
+                               } else {
+                                   std::copy(row, row + g.OW, d);
+                               }
+                           });
+            return;
+        }
+        const i64 p0 = tix * tile, np = std::min(tile, P - p0);
         if (!g.nhwc) {
             const T* xs = x + (n * g.C + gi * Cg) * HW;
-            DensePack<T> L{w + gi * Kg * taps, taps, 1};
+            const PrePacked<T>& L = wp[gi];
             CView<T> cv{y + (n * g.K + gi * Kg) * P + p0, P};
             if (pw)
                 gemm_packed(uk, Kg, np, Cg, L, DensePack<T>{xs + p0, 1, HW}, cv, false, ws);
@@ -70,7 +162,7 @@ void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T*
                 }
         } else {
             const T* xs = x + n * HW * g.C + gi * Cg;
-            DensePack<T> R{w + gi * Kg, 1, g.K};
+            const PrePacked<T>& R = wp[gi];
             CView<T> cv{y + (n * P + p0) * g.K + gi * Kg, g.K};
             if (pw)
                 gemm_packed(uk, np, Kg, Cg, DensePack<T>{xs + p0 * g.C, g.C, 1}, R, cv, false, ws);
@@ -100,6 +192,7 @@ struct BwdPhase {
     std::vector<i64> ti, tj;     // kernel rows / cols of this phase
     std::vector<i64> oi, oj;     // source (dY) row offset per tap: oh = a + oi[t]
     std::vector<T> wt;           // per group: the sub-kernel as a GEMM operand
+    std::vector<PrePacked<T>> wp;  // ... packed for the driver
     i64 ntaps = 0;
 };
 
@@ -151,22 +244,42 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
                                         w[((i * g.kw + j) * Cg + c) * g.K + kk];
                             }
             }
+            const i64 red = is_pointwise(g) ? Kg : ph.ntaps;
+            if (red > 0)
+                for (i64 gi = 0; gi < G; ++gi) {
+                    const T* wt = ph.wt.data() + gi * Cg * ph.ntaps;
+                    if (!g.nhwc)
+                        ph.wp.emplace_back(DensePack<T>{wt, ph.ntaps, 1}, Cg, red, uk.mr,
+                                           gemm_kc(uk, red));
+                    else
+                        ph.wp.emplace_back(DensePack<T>{wt, 1, Cg}, Cg, red, uk.nr,
+                                           gemm_kc(uk, red));
+                }
             phases.push_back(std::move(ph));
         }
 
     struct Item { i64 phase, n, gi, p0, np; };
     std::vector<Item> items;
-    for (i64 f = 0; f < static_cast<i64>(phases.size()); ++f) {
-        const i64 PP = phases[f].GA * phases[f].GB;
-        const i64 tile = pick_pixel_tile(PP, g.N * G * static_cast<i64>(phases.size()),
-                                         g.nhwc ? uk.mr : uk.nr, nt);
-        for (i64 n = 0; n < g.N; ++n)
-            for (i64 gi = 0; gi < G; ++gi)
-                for (i64 p0 = 0; p0 < PP; p0 += tile)
-                    items.push_back({f, n, gi, p0, std::min(tile, PP - p0)});
-    }
     const bool regular = g.sh == 1 && g.sw == 1;
     const bool pw = is_pointwise(g);
+    const bool slab = !g.nhwc && !pw;  // items are then grid-row ranges [p0, p0 + np)
+    const i64 outer = g.N * G * static_cast<i64>(phases.size());
+    for (i64 f = 0; f < static_cast<i64>(phases.size()); ++f) {
+        const BwdPhase<T>& ph = phases[f];
+        const i64 span = slab ? ph.GA : ph.GA * ph.GB;
+        i64 tile = span;
+        if (slab && ph.ntaps > 0) {
+            const i64 ext = ph.oj.empty() ? 0 : *std::max_element(ph.oj.begin(), ph.oj.end()) -
+                                                 *std::min_element(ph.oj.begin(), ph.oj.end());
+            tile = pick_row_tile(ph.GA, ph.GB + ext, Cg, outer, nt);
+        } else if (!slab) {
+            tile = pick_pixel_tile(span, outer, g.nhwc ? uk.mr : uk.nr, nt);
+        }
+        for (i64 n = 0; n < g.N; ++n)
+            for (i64 gi = 0; gi < G; ++gi)
+                for (i64 p0 = 0; p0 < span; p0 += tile)
+                    items.push_back({f, n, gi, p0, std::min(tile, span - p0)});
+    }
 
     parallel_items(static_cast<i64>(items.size()), nt, kFlushDenormals<T>, [&](i64 it) {
         const Item& itm = items[it];
@@ -175,6 +288,30 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
         const i64 nti = static_cast<i64>(ph.ti.size()), ntj = static_cast<i64>(ph.tj.size());
         const T* wt = ph.wt.data() + gi * Cg * ph.ntaps;
         Workspace<T>& ws = thread_workspace<T>();
+        if (slab) {
+            T* gxb = gx + (n * g.C + gi * Cg) * HW;
+            const i64 a0 = p0, a1 = p0 + np;
+            auto h_of = [&](i64 a) { return g.sh * (ph.qa0 + a) + ph.rh - g.pt; };
+            const i64 w0 = g.sw * ph.qb0 + ph.rw - g.pl;
+            if (ph.ntaps == 0) {
+                for (i64 c = 0; c < Cg; ++c)
+                    for (i64 a = a0; a < a1; ++a) {
+                        T* d = gxb + c * HW + h_of(a) * g.W + w0;
+                        for (i64 b = 0; b < ph.GB; ++b) d[b * g.sw] = T(0);
+                    }
+                return;
+            }
+            slab_conv_nchw(uk, ph.wp[gi], wt, ph.ntaps, Cg, gy + (n * g.K + gi * Kg) * P, Kg, g.OH, g.OW, a0, a1,
+                           ph.GB, ph.oi.data(), nti, ph.oj.data(), ntj, ws,
+                           [&](i64 c, i64 a, const T* row) {
+                               T* d = gxb + c * HW + h_of(a) * g.W + w0;
+                               if (g.sw == 1)
+                                   std::copy(row, row + ph.GB, d);
+                               else
+                                   for (i64 b = 0; b < ph.GB; ++b) d[b * g.sw] = row[b];
+                           });
+            return;
+        }
         CView<T> cv{nullptr, 0};
         if (!regular) {
             // Pixel p of the phase grid -> offset of gx(h, w) relative to the item base.
@@ -197,7 +334,12 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
             // gx[c, pix] = Wt(Cg x taps) * patches(dY)
             if (regular) cv = CView<T>{gx + (n * g.C + gi * Cg) * HW + p0, HW};
             const T* src = gy + (n * g.K + gi * Kg) * P;
-            DensePack<T> L{wt, ph.ntaps, 1};
+            if (ph.ntaps == 0) {
+                gemm_packed(uk, Cg, np, 0, DensePack<T>{wt, 0, 0}, DensePack<T>{wt, 0, 0}, cv,
+                            false, ws);
+                return;
+            }
+            const PrePacked<T>& L = ph.wp[gi];
             if (pw)
                 gemm_packed(uk, Cg, np, Kg, L, DensePack<T>{src + p0, 1, P}, cv, false, ws);
             else
@@ -209,7 +351,12 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
         } else {
             if (regular) cv = CView<T>{gx + (n * HW + p0) * g.C + gi * Cg, g.C};
             const T* src = gy + n * P * g.K + gi * Kg;
-            DensePack<T> R{wt, 1, Cg};
+            if (ph.ntaps == 0) {
+                gemm_packed(uk, np, Cg, 0, DensePack<T>{wt, 0, 0}, DensePack<T>{wt, 0, 0}, cv,
+                            false, ws);
+                return;
+            }
+            const PrePacked<T>& R = ph.wp[gi];
             if (pw)
                 gemm_packed(uk, np, Cg, Kg, DensePack<T>{src + p0 * g.K, g.K, 1}, R, cv, false, ws);
             else

@@ -1,9 +1,10 @@
 // Packed, cache-blocked GEMM driver (BLIS loop order) and the generic
 // micro-kernel.  C(M x N) (+)= L(M x K) * R(K x N), where L and R are *packers*:
-// objects with pack(o0, no, k0, kc, R, dst) that write ceil(no/R) micro-panels
+// objects whose pack(o0, no, k0, kc, R, scratch) returns ceil(no/R) micro-panels
 // of R "outer" indices (rows of L / columns of R) by kc reduction indices, zero
-// padded.  Packers let the conv code feed implicit im2col patches straight into
-// the panels, so no im2col matrix is ever materialised.
+// padded, either written into scratch or pre-packed once per call (weights).
+// Packers let the conv code feed implicit im2col patches straight into the
+// panels, so no im2col matrix is ever materialised.
 #pragma once
 
 #include "aekernels/common.hpp"
@@ -19,10 +20,22 @@ struct UKernel {
     void (*fn)(i64 kc, const T* a, const T* b, T* c, i64 ldc, int accumulate);
 };
 
+// Direct small-M kernel (shift_rows) and the q granularity it needs.
+template <class T>
+struct ShiftKernel {
+    const char* name;
+    i64 q;      // nq must be a multiple of this
+    i64 max_m;  // use it instead of the GEMM up to this many output channels
+    void (*fn)(i64 M, i64 ntaps, const T* w, i64 ldw, const T* slab, const i64* toff, i64 nq,
+               T* c, i64 ldc);
+};
+
 struct IsaTable {
     const char* isa;  // "avx512" | "avx2" | "generic"
     UKernel<float> f32;
     UKernel<double> f64;
+    ShiftKernel<float> shift_f32;
+    ShiftKernel<double> shift_f64;
 };
 
 const IsaTable& isa_table();  // dispatch.cpp: chosen once from CPUID + AEKERNELS_ISA
@@ -30,6 +43,9 @@ const IsaTable& isa_table();  // dispatch.cpp: chosen once from CPUID + AEKERNEL
 template <class T> const UKernel<T>& ukernel();
 template <> inline const UKernel<float>& ukernel<float>() { return isa_table().f32; }
 template <> inline const UKernel<double>& ukernel<double>() { return isa_table().f64; }
+template <class T> const ShiftKernel<T>& shift_kernel();
+template <> inline const ShiftKernel<float>& shift_kernel<float>() { return isa_table().shift_f32; }
+template <> inline const ShiftKernel<double>& shift_kernel<double>() { return isa_table().shift_f64; }
 
 // Baseline micro-kernel: plain loops the compiler vectorises for the build's
 // baseline ISA (SSE2 on x86-64, NEON on arm64).
@@ -68,6 +84,10 @@ struct CView {
     const i64* coff = nullptr;
 };
 
+// The K block the driver uses; pre-packed operands must be laid out with it.
+template <class T>
+inline i64 gemm_kc(const UKernel<T>& uk, i64 K) { return std::max<i64>(1, std::min(uk.kc, K)); }
+
 template <class T, class PL, class PR>
 void gemm_packed(const UKernel<T>& uk, i64 M, i64 N, i64 K, const PL& pl, const PR& pr,
                  const CView<T>& c, bool accumulate, Workspace<T>& ws) {
@@ -82,7 +102,7 @@ void gemm_packed(const UKernel<T>& uk, i64 M, i64 N, i64 K, const PL& pl, const 
         return;
     }
     const i64 MR = uk.mr, NR = uk.nr;
-    const i64 KC = std::min(uk.kc, K);
+    const i64 KC = gemm_kc(uk, K);
     const i64 MC = std::min(uk.mc, ceil_div(M, MR) * MR);
     const i64 NC = std::min(uk.nc, ceil_div(N, NR) * NR);
     T* bp = ws.b.get(static_cast<std::size_t>(NC * KC));
@@ -93,16 +113,16 @@ void gemm_packed(const UKernel<T>& uk, i64 M, i64 N, i64 K, const PL& pl, const 
         for (i64 pc = 0; pc < K; pc += KC) {
             const i64 kc = std::min(KC, K - pc);
             const bool acc = accumulate || pc > 0;
-            pr.pack(jc, nc, pc, kc, NR, bp);
+            const T* bpk = pr.pack(jc, nc, pc, kc, NR, bp);
             for (i64 ic = 0; ic < M; ic += MC) {
                 const i64 mc = std::min(MC, M - ic);
-                pl.pack(ic, mc, pc, kc, MR, ap);
+                const T* apk = pl.pack(ic, mc, pc, kc, MR, ap);
                 for (i64 jr = 0; jr < nc; jr += NR) {
                     const i64 nr = std::min(NR, nc - jr);
-                    const T* bpan = bp + jr * kc;
+                    const T* bpan = bpk + jr * kc;
                     for (i64 ir = 0; ir < mc; ir += MR) {
                         const i64 mr = std::min(MR, mc - ir);
-                        const T* apan = ap + ir * kc;
+                        const T* apan = apk + ir * kc;
                         const i64 m0 = ic + ir, n0 = jc + jr;
                         if (!c.roff && mr == MR && nr == NR) {
                             uk.fn(kc, apan, bpan, c.base + m0 * c.ldc + n0, c.ldc, acc);

@@ -15,7 +15,8 @@ struct DensePack {
     const T* base;
     i64 so, sk;
 
-    void pack(i64 o0, i64 no, i64 k0, i64 kc, i64 R, T* dst) const {
+    const T* pack(i64 o0, i64 no, i64 k0, i64 kc, i64 R, T* dst) const {
+        T* const out = dst;
         for (i64 p0 = 0; p0 < no; p0 += R) {
             const i64 rows = std::min(R, no - p0);
             const T* src = base + (o0 + p0) * so + k0 * sk;
@@ -40,7 +41,37 @@ struct DensePack {
             }
             dst += R * kc;
         }
+        return out;
     }
+};
+
+// An operand packed once per call (weights): every work item and thread then
+// reads the same panels instead of re-packing them.  The layout follows the
+// driver's blocking: block k0 (of KC) starts at k0 * Opad, panel o0/R of it at
+// o0 * kc.
+template <class T>
+class PrePacked {
+public:
+    template <class Packer>
+    PrePacked(const Packer& src, i64 O, i64 K, i64 R, i64 KC) {
+        const i64 opad = ceil_div(O, R) * R;
+        data_ = buf_.get(static_cast<std::size_t>(std::max<i64>(1, opad * K)));
+        opad_ = opad;
+        for (i64 k0 = 0; k0 < K; k0 += KC) {
+            const i64 kc = std::min(KC, K - k0);
+            T* dst = data_ + k0 * opad;
+            const T* got = src.pack(0, O, k0, kc, R, dst);
+            if (got != dst) std::copy(got, got + opad * kc, dst);
+        }
+    }
+    const T* pack(i64 o0, i64, i64 k0, i64 kc, i64, T*) const {
+        return data_ + k0 * opad_ + o0 * kc;
+    }
+
+private:
+    AlignedBuffer<T> buf_;  // micro-kernels load B panels with aligned loads
+    T* data_ = nullptr;
+    i64 opad_ = 0;
 };
 
 // The implicit patch matrix of a convolution, P(tap, pixel):
@@ -89,18 +120,27 @@ struct Patch {
 };
 
 // outer = pixel, k = tap (forward / backward-input: the pixel side of the GEMM).
+// The R pixels of a panel are cut into row segments once; each tap then copies
+// a clipped, contiguous (stride-1) run per segment and zero-fills the padding,
+// instead of testing bounds element by element.
 template <class T>
 struct PatchPixelPack {
     Patch<T> P;
 
-    void pack(i64 o0, i64 no, i64 k0, i64 kc, i64 R, T* dst) const {
-        i64 ra[kMaxPanel], cb[kMaxPanel];
+    const T* pack(i64 o0, i64 no, i64 k0, i64 kc, i64 R, T* dst) const {
+        T* const out = dst;
+        struct Seg { i64 ra, b0, len, r0; };
+        Seg seg[kMaxPanel];
+        const i64 step = P.sb * P.ws;
         for (i64 q0 = 0; q0 < no; q0 += R) {
             const i64 rows = std::min(R, no - q0);
-            for (i64 r = 0; r < rows; ++r) {
+            int nseg = 0;
+            for (i64 r = 0; r < rows;) {
                 const i64 p = P.p0 + o0 + q0 + r;
-                ra[r] = (p / P.GB) * P.sa;
-                cb[r] = (p % P.GB) * P.sb;
+                const i64 a = p / P.GB, b = p % P.GB;
+                const i64 len = std::min(rows - r, P.GB - b);
+                seg[nseg++] = Seg{a * P.sa, b * P.sb, len, r};
+                r += len;
             }
             i64 c, ti, tj;
             P.decode(k0, c, ti, tj);
@@ -108,16 +148,38 @@ struct PatchPixelPack {
                 const T* s = P.src + c * P.cs;
                 const i64 di = P.oi[ti], dj = P.oj[tj];
                 T* d = dst + k * R;
-                for (i64 r = 0; r < rows; ++r) {
-                    const i64 ih = ra[r] + di, iw = cb[r] + dj;
-                    d[r] = (in_range(ih, P.H) && in_range(iw, P.W)) ? s[ih * P.hs + iw * P.ws]
-                                                                     : T(0);
+                for (int sg = 0; sg < nseg; ++sg) {
+                    const Seg& g = seg[sg];
+                    T* dd = d + g.r0;
+                    const i64 ih = g.ra + di;
+                    if (!in_range(ih, P.H)) {
+                        for (i64 t = 0; t < g.len; ++t) dd[t] = T(0);
+                        continue;
+                    }
+                    // valid t: 0 <= iw0 + t*sb < W
+                    const i64 iw0 = g.b0 + dj;
+                    i64 lo = iw0 >= 0 ? 0 : ceil_div(-iw0, P.sb);
+                    i64 hi = iw0 >= P.W ? 0 : ceil_div(P.W - iw0, P.sb);
+                    lo = std::min(lo, g.len);
+                    hi = std::max(lo, std::min(hi, g.len));
+                    for (i64 t = 0; t < lo; ++t) dd[t] = T(0);
+                    if (lo < hi) {
+                        const T* row = s + ih * P.hs + (iw0 + lo * P.sb) * P.ws;
+                        T* dv = dd + lo;
+                        const i64 n = hi - lo;
+                        if (step == 1)
+                            for (i64 t = 0; t < n; ++t) dv[t] = row[t];
+                        else
+                            for (i64 t = 0; t < n; ++t) dv[t] = row[t * step];
+                    }
+                    for (i64 t = hi; t < g.len; ++t) dd[t] = T(0);
                 }
                 for (i64 r = rows; r < R; ++r) d[r] = T(0);
                 P.advance(c, ti, tj);
             }
             dst += R * kc;
         }
+        return out;
     }
 };
 
@@ -126,7 +188,8 @@ template <class T>
 struct PatchTapPack {
     Patch<T> P;
 
-    void pack(i64 o0, i64 no, i64 k0, i64 kc, i64 R, T* dst) const {
+    const T* pack(i64 o0, i64 no, i64 k0, i64 kc, i64 R, T* dst) const {
+        T* const out = dst;
         i64 co[kMaxPanel], di[kMaxPanel], dj[kMaxPanel];
         for (i64 q0 = 0; q0 < no; q0 += R) {
             const i64 rows = std::min(R, no - q0);
@@ -154,6 +217,42 @@ struct PatchTapPack {
             }
             dst += R * kc;
         }
+        return out;
+    }
+};
+
+// outer = grid position q, k = tap, over a zero-padded "slab" of the source
+// whose rows are Wp wide: tap t of grid position q is slab[toff[t] + q], so a
+// panel is NR contiguous elements per tap (a straight copy).  The grid carries
+// Wp - GB junk columns per row that are computed and then dropped; that costs
+// a few percent and removes every bounds test from packing.
+template <class T>
+struct ShiftPack {
+    const T* slab;
+    const i64* toff;
+
+    const T* pack(i64 o0, i64 no, i64 k0, i64 kc, i64 R, T* dst) const {
+        T* const out = dst;
+        for (i64 q0 = 0; q0 < no; q0 += R) {
+            const i64 rows = std::min(R, no - q0);
+            const T* base = slab + o0 + q0;
+            if (rows == R) {
+                for (i64 k = 0; k < kc; ++k) {
+                    const T* s = base + toff[k0 + k];
+                    T* d = dst + k * R;
+                    for (i64 r = 0; r < R; ++r) d[r] = s[r];
+                }
+            } else {
+                for (i64 k = 0; k < kc; ++k) {
+                    const T* s = base + toff[k0 + k];
+                    T* d = dst + k * R;
+                    for (i64 r = 0; r < rows; ++r) d[r] = s[r];
+                    for (i64 r = rows; r < R; ++r) d[r] = T(0);
+                }
+            }
+            dst += R * kc;
+        }
+        return out;
     }
 };
 

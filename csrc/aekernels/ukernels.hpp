@@ -19,7 +19,25 @@ using ukernel_f32_fn = void (*)(std::int64_t kc, const float* a, const float* b,
 using ukernel_f64_fn = void (*)(std::int64_t kc, const double* a, const double* b,
                                 double* c, std::int64_t ldc, int accumulate);
 
+// Direct small-M correlation over a shifted slab (simd_templates.hpp,
+// shift_rows): c[m*ldc + q] = sum_t w[m*ldw + t] * slab[toff[t] + q] for
+// m < M, q < nq; nq a multiple of the table's shift_q.
+using shift_f32_fn = void (*)(std::int64_t M, std::int64_t ntaps, const float* w, std::int64_t ldw,
+                              const float* slab, const std::int64_t* toff, std::int64_t nq,
+                              float* c, std::int64_t ldc);
+using shift_f64_fn = void (*)(std::int64_t M, std::int64_t ntaps, const double* w, std::int64_t ldw,
+                              const double* slab, const std::int64_t* toff, std::int64_t nq,
+                              double* c, std::int64_t ldc);
+
+#define AEK_DECLARE_SHIFT(name, T)                                                         \
+    void name(std::int64_t M, std::int64_t ntaps, const T* w, std::int64_t ldw, const T* slab, \
+              const std::int64_t* toff, std::int64_t nq, T* c, std::int64_t ldc)
+
 #ifdef AEK_HAVE_X86_ISA
+AEK_DECLARE_SHIFT(conv_shift_f32_3x24_avx2, float);
+AEK_DECLARE_SHIFT(conv_shift_f64_3x12_avx2, double);
+AEK_DECLARE_SHIFT(conv_shift_f32_6x64_avx512, float);
+AEK_DECLARE_SHIFT(conv_shift_f64_6x32_avx512, double);
 void gemm_ukernel_f32_6x16_avx2(std::int64_t kc, const float* a, const float* b,
                                 float* c, std::int64_t ldc, int accumulate);
 void gemm_ukernel_f64_6x8_avx2(std::int64_t kc, const double* a, const double* b,
