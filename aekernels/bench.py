@@ -573,6 +573,7 @@ def run_cases(selected: Sequence[Case], backends: Sequence[str], torch: Any, bud
                       and case.layout == "NCHW")
         if gemm_bound:   # its ceiling, timed in the same alternating rounds
             fns["numpy_gemm"] = gemm_callable(*case.spec.gemm_mnk)
+        check = _check(prep) if prep.torch is not None else None
         times = time_alternating(fns, budget)
         gemm_rate = (prep.rate(statistics.median(times["numpy_gemm"])) if gemm_bound
                      else None)
@@ -590,7 +591,7 @@ def run_cases(selected: Sequence[Case], backends: Sequence[str], torch: Any, bud
                    "torch_min_ms": None if tmin_torch is None else tmin_torch * 1e3,
                    "ratio_min": None if tmin_torch is None else min(times[b]) / tmin_torch,
                    "torch_repeats": len(times["torch"]) if "torch" in times else None,
-                   "gemm_rate": gemm_rate}
+                   "gemm_rate": gemm_rate, "check": check}
             rows.append(row)
         last = rows[-1]
         log(f"[{i}/{len(selected)}] {case.id}: " + ", ".join(
@@ -598,6 +599,32 @@ def run_cases(selected: Sequence[Case], backends: Sequence[str], torch: Any, bud
             + (f", torch {last['torch_ms']:.3f} ms" if t_torch is not None else ""))
         del prep, fns
     return rows
+
+
+def _check(prep: Prepared) -> str:
+    """"ok", or how aekernels' result differs from PyTorch's (the bench must compare like
+    with like: same op, same layout)."""
+    case = prep.case
+    ours, theirs = prep.aek(), prep.torch()
+    if not isinstance(ours, tuple):
+        ours, theirs = (ours,), (theirs,)
+    tol = 1e-4 if case.dtype == "float32" else 1e-10
+    for a, t in zip(ours, theirs):
+        t = t.contiguous().numpy()   # logical NCHW (channels_last is only a memory format)
+        if case.layout == "NHWC":
+            weight = case.kernel == "backward_filter"
+            t = t.transpose((2, 3, 1, 0) if weight else (0, 2, 3, 1))
+        if a.shape != t.shape:
+            return f"shape {a.shape} != torch {t.shape}"
+        if a.dtype.kind == "i":
+            if not np.array_equal(a, t):
+                return f"indices differ at {int(np.count_nonzero(a != t))} positions"
+            continue
+        scale = float(np.max(np.abs(t))) or 1.0
+        err = float(np.max(np.abs(a - t))) / scale
+        if not err <= tol:
+            return f"max rel err {err:.1e}"
+    return "ok"
 
 
 def _fmt(v: Any, spec: str) -> str:
@@ -653,6 +680,13 @@ def summary_lines(result: dict) -> list[str]:
         lines.append(f"issue 4 targets met (median times): {s['met']}/{s['targets']} native "
                      f"rows{by_min}" + (f"; missed: {', '.join(s['missed'])}" if s["missed"]
                                         else ""))
+    bad = [f"{r['id']}: {r['check']}" for r in result["results"]
+           if r.get("check") not in (None, "ok")]
+    if bad:
+        lines.append("RESULTS DIFFER from PyTorch's (these timings compare different work): "
+                     + "; ".join(bad))
+    elif any(r.get("check") == "ok" for r in result["results"]):
+        lines.append("every result was checked against PyTorch's before timing: all agree")
     if s["numba_geomean"] is not None:
         ok = "met" if s["numba_geomean"] <= 3.0 else "NOT met"
         lines.append(f"numba / native time, geometric mean over {s['numba_cases']} cases: "
