@@ -270,24 +270,22 @@ def _build_conv_transpose2d(src: Src) -> Call:
     (sh, sw), (dh, dw) = R.pair(stride), R.pair(dilation)
     kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
     how = src.int(0, 2)
+    osz_hw = None
     if how == 1 and not isinstance(padding, str):
         kwargs["output_padding"] = (src.int(0, max(sh, dh) - 1), src.int(0, max(sw, dw) - 1))
     elif how == 2:
-        pads = R.resolve_padding(padding, (h, wd), (kh, kw), (sh, sw), (dh, dw)) \
-            if not (isinstance(padding, str) and padding.lower() != "valid") else None
-        if pads is None:
-            size = (h * sh + src.int(-1, 1), wd * sw + src.int(-1, 1))
+        if isinstance(padding, str) and padding.lower() != "valid":
+            osz_hw = (h * sh + src.int(-1, 1), wd * sw + src.int(-1, 1))
         else:
+            pads = R.resolve_padding(padding, (h, wd), (kh, kw), (sh, sw), (dh, dw))
             base = [(m - 1) * s_ - p0 - p1 + d_ * (k - 1) + 1
                     for m, s_, (p0, p1), d_, k in zip((h, wd), (sh, sw), pads, (dh, dw), (kh, kw))]
-            size = tuple(b + src.int(0, max(s_, d_) - 1)
-                         for b, s_, d_ in zip(base, (sh, sw), (dh, dw)))
-        kwargs["output_size"] = size if src.bool() else H.shape((n, cout) + tuple(size), layout)
+            osz_hw = tuple(b + src.int(0, max(s_, d_) - 1)
+                           for b, s_, d_ in zip(base, (sh, sw), (dh, dw)))
+        kwargs["output_size"] = osz_hw if src.bool() else H.shape((n, cout) + osz_hw, layout)
     out_hw, _ = R.conv_transpose2d_output_hw(
         (h, wd), (cin, cog, kh, kw), stride, padding, kwargs.get("output_padding", 0),
-        dilation, None if "output_size" not in kwargs else
-        R.shape_to_nchw(kwargs["output_size"], layout) if len(kwargs["output_size"]) == 4
-        else kwargs["output_size"])
+        dilation, osz_hw)
     s = src.seed()
     x = H.randn((n, cin, h, wd), s)
     w = H.randn((cin, cog, kh, kw), s + 1)
@@ -300,9 +298,7 @@ def _build_conv_transpose2d(src: Src) -> Call:
             kwargs["output_size"] = kwargs["output_size"][1:]
     shape = H.shape((n, cout) + tuple(out_hw), layout)[1 if three else 0:]
     rk = {k: v for k, v in kwargs.items() if k != "output_size"}
-    osz = kwargs.get("output_size")
-    if osz is not None:
-        osz = tuple(out_hw)
+    osz = None if osz_hw is None else tuple(out_hw)
 
     def ref():
         y = R.from_nchw(R.conv_transpose2d(x, w, b, **rk, output_size=osz), layout)
@@ -640,14 +636,9 @@ def _corruptions(call: Call, src: Src) -> list[tuple[str, Callable[[Call], None]
         out.append((what, f))
 
     for name in _INT_PARAMS.get(k, ()):
-        pos = 2 if (k == "max_unpool2d" and name == "kernel_size") else None
         v = src.choice(_BAD_INT + _BAD_INT_TYPE + _BAD_PAIR_VALUE)
-        if pos is not None:
-            set_arg(pos, v, f"{name}={v!r}")
-        elif name == "kernel_size":
-            # kernel_size is the second positional arg of the pooling kernels
-            i = 1 if k in ("max_pool2d", "avg_pool2d") else 2
-            set_arg(i, v, f"{name}={v!r}")
+        if k == "max_unpool2d" and name == "kernel_size":
+            set_arg(2, v, f"{name}={v!r}")
         else:
             set_kw(name, v, f"{name}={v!r}")
     if k in ("upsample_nearest2d", "upsample_nearest2d_backward"):
@@ -656,13 +647,12 @@ def _corruptions(call: Call, src: Src) -> list[tuple[str, Callable[[Call], None]
     if "groups" in call.kwargs:
         v = src.choice((0, -1, -(2**63), 2**63, 1.0, True, None, "1", (1, 1)))
         set_kw("groups", v, f"groups={v!r}")
-        g = call.kwargs["groups"]
-        set_kw("groups", g + 1 if g < 4 else g * 7, f"groups={g}+1 does not divide the channels")
+        set_kw("groups", 1000003, "groups=1000003 does not divide the channels")
     if "padding" in call.kwargs:
         v = src.choice(_BAD_PADDING_VALUE + _BAD_PADDING_TYPE)
         set_kw("padding", v, f"padding={v!r}")
     if k in ("max_pool2d", "avg_pool2d", "avg_pool2d_backward"):
-        kh, kw_ = R.pair(call.args[1] if k != "avg_pool2d_backward" else call.args[2])
+        kh, kw_ = R.pair(call.kwargs["kernel_size"])
         dh, dw = R.pair(call.kwargs["dilation"])
         eh, ew = dh * (kh - 1) + 1, dw * (kw_ - 1) + 1
         set_kw("padding", ((eh, 0), (0, 0)) if src.bool() else ((0, 0), (0, ew)) if src.bool()
@@ -761,7 +751,7 @@ def _corruptions(call: Call, src: Src) -> list[tuple[str, Callable[[Call], None]
         set_arg(1, tuple(src.choice(HUGE) for _ in ishape), "huge input_shape")
         set_arg(1, tuple(-v - 1 for v in ishape), "negative input_shape")
     if k == "max_pool2d_backward":
-        _grad_shape_corruption(call, src, out, 0, also_indices=1)
+        _grad_shape_corruption(call, src, out, 0, also_indices=1, axes=("C",))
         ishape = list(call.args[2])
         ishape[0] += 1
         set_arg(2, tuple(ishape), "input_shape batch inconsistent with grad_out")
@@ -781,7 +771,9 @@ def _corruptions(call: Call, src: Src) -> list[tuple[str, Callable[[Call], None]
         set_kw("padding", src.choice(["same", "same_lower", -1, "bogus"]),
                "padding not allowed for max_unpool2d")
     if k == "max_unpool2d_backward":
-        _index_corruptions(call, src, out, 1, plane=_plane(call.args[0].shape, nhwc))
+        # indices give the result's shape: only their batch/channels must match grad_out
+        _index_corruptions(call, src, out, 1, plane=_plane(call.args[0].shape, nhwc),
+                           shape_axis=-1 if nhwc else -3)
         gy = call.args[0]
         if gy.ndim == 4:
             s = list(gy.shape)
@@ -798,28 +790,31 @@ def _corruptions(call: Call, src: Src) -> list[tuple[str, Callable[[Call], None]
             else:
                 s[hax + 1] += 1
             set_arg(0, np.ones(s, gy.dtype), "grad_out size not a multiple of scale_factor")
-    if k == "max_pool2d":
-        set_kw("return_indices", True, "return_indices (valid; placeholder)") if False else None
 
     # out=
     if k in HAS_OUT and call.shape is not None:
         shape, dt = tuple(call.shape), call.dtype
-        choices = [
-            (np.full(shape[:-1] + (shape[-1] + 1,), 7, dt), "out of the wrong shape"),
-            (np.full(shape, 7, np.float64 if dt == np.float32 else np.float32),
-             "out of the wrong dtype"),
-            (np.full(shape[:-1] + (2 * shape[-1],), 7, dt)[..., ::2], "non-contiguous out"),
-            (np.full(tuple(reversed(shape)), 7, dt).T if len(shape) > 1 and
-             any(s > 1 for s in shape) else None, "Fortran-order out"),
-            ("not an array", "out is not an ndarray"),
-        ]
+        other = np.float64 if dt == np.float32 else np.float32
+        n = int(np.prod(shape))
+        unaligned = np.zeros(n * np.dtype(dt).itemsize + 1, np.uint8)[1:].view(dt).reshape(shape)
         ro = np.full(shape, 7, dt)
         ro.flags.writeable = False
-        choices.append((ro, "read-only out"))
-        choices = [(a, w) for a, w in choices if a is not None]
-        if call.kernel != "max_pool2d" and np.prod(shape) > 1:
-            choices.append((np.full(shape[:-1] + (shape[-1] + 1,), 7, dt)[..., 1:],
-                            "misaligned-offset non-contiguous out"))
+        choices = [
+            (np.full(shape[:-1] + (shape[-1] + 1,), 7, dt), "out of the wrong shape"),
+            (np.full(shape[1:] if len(shape) == 4 else (1,) + shape, 7, dt), "out of the wrong rank"),
+            (np.full(shape, 7, other), "out of the wrong dtype"),
+            (np.full(shape, 7, np.int64 if call.kernel != "max_pool2d" else np.int32),
+             "out of an integer dtype"),
+            (np.full(shape + (2,), 7, dt)[..., 0], "non-contiguous out"),
+            (np.full(tuple(reversed(shape)), 7, dt).T, "Fortran-order out"),
+            (unaligned, "unaligned out"),
+            (ro, "read-only out"),
+            ("not an array", "out is not an ndarray"),
+            ([[7.0]], "out is a list"),
+        ]
+        choices = [(a, w) for a, w in choices
+                   if not isinstance(a, np.ndarray) or w == "read-only out" or a.shape != shape
+                   or a.dtype != dt or not a.flags.c_contiguous or not a.flags.aligned]
         arr, what = src.choice(choices)
         set_kw("out", arr, what)
         # out aliasing an input of the same shape/dtype
@@ -836,11 +831,11 @@ def _plane(shape, nhwc):
     return h * w
 
 
-def _grad_shape_corruption(call, src, out, pos, also_indices=None):
+def _grad_shape_corruption(call, src, out, pos, also_indices=None, axes=("C", "H", "W")):
     gy = call.args[pos]
     nhwc = call.layout == "NHWC"
     s = list(gy.shape)
-    ax = src.choice(["C", "H", "W"])
+    ax = src.choice(axes)
     nd = len(s)
     i = {"C": nd - 1 if nhwc else nd - 3, "H": nd - 3 if nhwc else nd - 2,
          "W": nd - 2 if nhwc else nd - 1}[ax]
@@ -853,7 +848,7 @@ def _grad_shape_corruption(call, src, out, pos, also_indices=None):
     out.append((f"grad_out {ax} inconsistent with the forward parameters", f))
 
 
-def _index_corruptions(call, src, out, pos, plane):
+def _index_corruptions(call, src, out, pos, plane, shape_axis=-1):
     idx = call.args[pos]
 
     def plant(value):
@@ -872,7 +867,7 @@ def _index_corruptions(call, src, out, pos, plane):
     out.append(("indices big-endian",
                 lambda c: c.args.__setitem__(pos, c.args[pos].astype(">i8"))))
     s = list(idx.shape)
-    s[-1] += 1
+    s[shape_axis] += 1
     out.append(("indices of the wrong shape",
                 lambda c: c.args.__setitem__(pos, np.zeros(s, np.int64))))
     out.append(("indices is not an array",
