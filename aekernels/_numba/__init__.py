@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._threads import get_num_threads, run, set_num_threads
+from ._threads import get_num_threads, run, run_gemm, set_num_threads
 from .conv import (conv2d_backward_bias_kernel, conv2d_backward_filter_kernel,
                    conv2d_backward_input_kernel, conv2d_forward_kernel)
 from .pool import (_gather_kernel, _scatter_kernel, avg_pool2d_backward_kernel,
@@ -49,21 +49,21 @@ def conv2d_forward(x, w, bias, y, sh, sw, pt, pl, dh, dw, groups, nhwc):
         b, has_bias = bias, True
         if b.ndim != 1:
             raise ValueError(f"numba kernel: bias must be 1-D, got shape {b.shape}")
-    run(conv2d_forward_kernel, x, w, b, has_bias, y, _i(sh), _i(sw), _i(pt), _i(pl),
+    run_gemm(conv2d_forward_kernel, x, w, b, has_bias, y, _i(sh), _i(sw), _i(pt), _i(pl),
         _i(dh), _i(dw), _i(groups), bool(nhwc))
 
 
 def conv2d_backward_input(gy, w, gx, sh, sw, pt, pl, dh, dw, groups, nhwc):
     """gx = adjoint of conv2d_forward in x."""
     _check_4d(gy, w, gx)
-    run(conv2d_backward_input_kernel, gy, w, gx, _i(sh), _i(sw), _i(pt), _i(pl),
+    run_gemm(conv2d_backward_input_kernel, gy, w, gx, _i(sh), _i(sw), _i(pt), _i(pl),
         _i(dh), _i(dw), _i(groups), bool(nhwc))
 
 
 def conv2d_backward_filter(x, gy, gw, sh, sw, pt, pl, dh, dw, groups, nhwc):
     """gw = adjoint of conv2d_forward in w."""
     _check_4d(x, gy, gw)
-    run(conv2d_backward_filter_kernel, x, gy, gw, _i(sh), _i(sw), _i(pt), _i(pl),
+    run_gemm(conv2d_backward_filter_kernel, x, gy, gw, _i(sh), _i(sw), _i(pt), _i(pl),
         _i(dh), _i(dw), _i(groups), bool(nhwc))
 
 

@@ -7,6 +7,10 @@ in the BLAS that numba's ``np.dot`` links (SciPy's OpenBLAS); its thread count i
 to the same number when that library can be found, so the backend never uses more
 threads than requested.
 
+The conv kernels call the BLAS from inside their own parallel region, one GEMM per
+task, so while a conv kernel runs the BLAS is pinned to one thread (``run_gemm``;
+reference-counted across concurrent callers, restored afterwards).
+
 The ``workqueue`` threading layer (used when neither OpenMP nor TBB is available) is
 not safe for concurrent launches from several Python threads; under it the wrappers
 serialise kernel calls with a lock.
@@ -22,7 +26,11 @@ import numba
 
 _requested: int | None = None
 _blas_setter = None
+_blas_getter = None
 _blas_searched = False
+_pin_lock = threading.Lock()
+_pin_count = 0
+_pin_saved = 0
 _layer: str | None = None
 _lock = threading.Lock()
 
@@ -33,7 +41,7 @@ def _max_threads() -> int:
 
 def _find_blas_setter():
     """``openblas_set_num_threads`` of the BLAS behind numba's np.dot, or None."""
-    global _blas_setter, _blas_searched
+    global _blas_setter, _blas_getter, _blas_searched
     if _blas_searched:
         return _blas_setter
     _blas_searched = True
@@ -44,12 +52,15 @@ def _find_blas_setter():
         libdir = os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs")
         for path in sorted(glob.glob(os.path.join(libdir, "*openblas*.so*"))):
             lib = ctypes.CDLL(path)
-            for name in ("scipy_openblas_set_num_threads", "openblas_set_num_threads"):
-                fn = getattr(lib, name, None)
-                if fn is not None:
+            for prefix in ("scipy_", ""):
+                fn = getattr(lib, prefix + "openblas_set_num_threads", None)
+                get = getattr(lib, prefix + "openblas_get_num_threads", None)
+                if fn is not None and get is not None:
                     fn.argtypes = [ctypes.c_int]
                     fn.restype = None
-                    _blas_setter = fn
+                    get.argtypes = []
+                    get.restype = ctypes.c_int
+                    _blas_setter, _blas_getter = fn, get
                     return fn
     except Exception:  # no SciPy OpenBLAS found: leave the BLAS at its own default
         pass
@@ -84,13 +95,53 @@ def _threading_layer() -> str | None:
     return _layer
 
 
+def _apply_threads() -> int:
+    """Apply the requested count in the calling thread; return the count in force."""
+    n = int(numba.get_num_threads())
+    if _requested is not None and n != _requested:
+        numba.set_num_threads(_requested)
+        n = _requested
+    return n
+
+
 def run(kernel, *args) -> None:
     """Call a parallel njit kernel with the requested thread count applied."""
-    if _requested is not None and numba.get_num_threads() != _requested:
-        numba.set_num_threads(_requested)
+    _apply_threads()
     layer = _threading_layer()
     if layer is None or layer == "workqueue":
         with _lock:
             kernel(*args)
     else:
         kernel(*args)
+
+
+def _pin_blas() -> None:
+    global _pin_count, _pin_saved
+    if _find_blas_setter() is None:
+        return
+    with _pin_lock:
+        if _pin_count == 0:
+            _pin_saved = int(_blas_getter())
+            if _pin_saved != 1:
+                _blas_setter(1)
+        _pin_count += 1
+
+
+def _unpin_blas() -> None:
+    global _pin_count
+    if _blas_setter is None:
+        return
+    with _pin_lock:
+        _pin_count -= 1
+        if _pin_count == 0 and _pin_saved != 1:
+            _blas_setter(_pin_saved)
+
+
+def run_gemm(kernel, *args) -> None:
+    """``run`` for the conv kernels: they take the thread count as a last argument
+    and call the BLAS inside their parallel region (pinned to one thread meanwhile)."""
+    _pin_blas()
+    try:
+        run(kernel, *args, _apply_threads())
+    finally:
+        _unpin_blas()

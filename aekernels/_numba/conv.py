@@ -1,32 +1,35 @@
 """Numba conv2d kernels: forward, backward-input, backward-filter, backward-bias.
 
-Every kernel is an im2col/col2im + GEMM formulation (BLAS through ``np.dot``):
+Every kernel is an im2col/col2im + GEMM formulation, the GEMMs done by the BLAS that
+numba's ``np.dot`` calls:
 
-* the output rows q = n * OH + oh are processed in fixed chunks of ``rows_per_chunk``
-  rows, so the patch panel of one chunk holds at most ~``_PANEL_LIMIT`` elements;
-  the chunking depends on the shapes only (never on the thread count), which keeps
-  the reductions of backward-filter deterministic;
-* NHWC: panel (P, kh*kw*Cg), row p = pixel (n, oh, ow) of the chunk, column
-  (i, j, c): exactly the row order of an HWIO weight viewed as (kh*kw*Cg, K), so
-  y_chunk (P, K) = panel @ w2d (one GEMM per chunk and group);
-* NCHW: the chunk is split into *units* (the rows of one image inside the chunk);
+* Work is cut into *tasks* of whole output rows (q = n * OH + oh; for backward-input,
+  input rows u = n * H + h) whose patch panel holds about ``_TASK_PANEL`` elements
+  (it stays in L2 between packing and the GEMM).  The task list depends on the
+  shapes only.
+* Each call opens ONE parallel region: ``prange`` over ``nw`` workers (``nthreads``,
+  the thread count, passed in: reading it inside would defeat numba's cache), worker w runs tasks [w*T//nw, (w+1)*T//nw) with its own buffers.  Each GEMM
+  inside is single-threaded (``_threads`` pins the BLAS to one thread for the call),
+  so there is no BLAS/numba thread oversubscription and no barrier per chunk.
+* NHWC: panel (P, kh*kw*Cg), row p = output pixel of the task, column (i, j, c):
+  the row order of an HWIO weight viewed as (kh*kw*Cg, K), so y_rows (P, K) =
+  panel @ w2d.  NCHW: a task is split into *units* (its rows inside one image);
   unit panel (Cg*kh*kw, rows*OW), row (c, i, j) as an OIHW weight viewed as
-  (K, Cg*kh*kw), so y[n, group] (Kg, rows*OW) = w2d @ panel (one GEMM per unit,
-  written straight into y when the unit is a whole image).
-
-The packing loops run in ``prange`` (each iteration owns disjoint output); the GEMMs
-run serially and use the BLAS's own threads.  col2im (backward-input) is a gather:
-each prange iteration owns one gx row and adds the contributions of the current
-chunk in a fixed (i, j) order.
+  (K, Cg*kh*kw), y[n, group] (Kg, rows*OW) = w2d @ panel, written straight into y
+  when the unit is a whole image.
+* Forward and backward-input tasks write disjoint outputs.  Backward-filter sums
+  per worker (fixed task order) and adds the worker partials in worker order, so a
+  result is bitwise reproducible for a given thread count.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
 
-# Elements of one patch panel; 2**21 = 8 MiB fp32: big enough for efficient GEMMs,
-# small enough that allocation/page faults stay cheap and the panel stays in L3.
-_PANEL_LIMIT = 1 << 21
+# Elements of one task's patch panel: 2**18 = 1 MiB fp32, well inside a 2 MiB L2.
+_TASK_PANEL = 1 << 18
+# Aim for at least this many tasks (load balance), when there are enough rows.
+_MIN_TASKS = 16
 
 _JIT = dict(cache=True, fastmath=False, nogil=True)
 
@@ -50,20 +53,24 @@ def _valid_range(off, s, n_in, n_out):
 
 
 @njit(cache=True, nogil=True)
-def _rows_per_chunk(R, OH, OW):
-    """Output rows per chunk: whole images when they fit, else a band of rows."""
-    cr = _PANEL_LIMIT // max(1, R * OW)
-    if cr < 1:
-        cr = 1
-    if cr >= OH:
-        cr = (cr // OH) * OH
-    return cr
+def _rows_per_task(panel_row, rows, per_image):
+    """Rows per task: the panel fits _TASK_PANEL, >= _MIN_TASKS tasks if possible,
+    and whole images per task whenever a task holds at least one image."""
+    rpt = _TASK_PANEL // max(1, panel_row)
+    want = (rows + _MIN_TASKS - 1) // _MIN_TASKS
+    if want < rpt:
+        rpt = want
+    if rpt < 1:
+        rpt = 1
+    if rpt >= per_image:
+        rpt = (rpt // per_image) * per_image
+    return rpt
 
 
 @njit(cache=True, nogil=True)
-def _check_conv(xs, ws, ys, groups, nhwc):
+def _check_conv(xs, ws, ys, groups):
     """Defence in depth: the shapes _api validated must agree with each other."""
-    # xs, ws, ys: shapes in the logical order (N, C, H, W), (K, Cg, kh, kw), (N, K, OH, OW)
+    # xs, ws, ys: logical (N, C, H, W), (K, Cg, kh, kw), (N, K, OH, OW)
     if groups < 1:
         raise ValueError("conv2d kernel: groups must be >= 1")
     if xs[0] != ys[0]:
@@ -83,25 +90,22 @@ def _check_conv(xs, ws, ys, groups, nhwc):
 def _check_geometry(H, W, OH, OW, kh, kw, sh, sw, pt, pl, dh, dw):
     if sh < 1 or sw < 1 or dh < 1 or dw < 1 or pt < 0 or pl < 0:
         raise ValueError("conv2d kernel: bad stride, dilation or padding")
-    # the last window must start inside the padded input (its in-image positions
-    # are clipped by the loops, so this only guards against inconsistent shapes)
+    # the last window must start inside the padded input (in-image positions are
+    # clipped by the loops; this only guards against inconsistent shapes)
     if (OH - 1) * sh - pt > H - 1 + dh * (kh - 1) or (OW - 1) * sw - pl > W - 1 + dw * (kw - 1):
         raise ValueError("conv2d kernel: output size inconsistent with the input size")
 
 
 # --------------------------------------------------------------------------- packing
 
-@njit(parallel=True, **_JIT)
-def _im2col_nhwc(x, col, q0, q1, c0, Cg, kh, kw, sh, sw, pt, pl, dh, dw, OH, OW):
-    # x (N, H, W, C) -> col[(q - q0) * OW + ow, (i * kw + j) * Cg + c]
+@njit(cache=True, nogil=True)
+def _im2col_nhwc(x, col, n, oa, ob, c0, Cg, kh, kw, sh, sw, pt, pl, dh, dw, OW):
+    # x (N, H, W, C), output rows oa..ob of image n -> col[(oh - oa) * OW + ow, (i*kw + j)*Cg + c]
     H = x.shape[1]
     W = x.shape[2]
-    for t in prange(q1 - q0):
-        q = q0 + t
-        n = q // OH
-        oh = q - n * OH
+    for oh in range(oa, ob):
         for ow in range(OW):
-            p = t * OW + ow
+            p = (oh - oa) * OW + ow
             for i in range(kh):
                 ih = oh * sh - pt + i * dh
                 for j in range(kw):
@@ -116,375 +120,437 @@ def _im2col_nhwc(x, col, q0, q1, c0, Cg, kh, kw, sh, sw, pt, pl, dh, dw, OH, OW)
 
 
 @njit(cache=True, nogil=True)
-def _unit_of(q, q0, q1, OH, OW, R):
-    """NCHW unit (rows of image n inside chunk [q0, q1)) holding output row q.
-
-    Returns (n, q_a, unitP, base): first row of the unit, its panel width and the
-    offset of its (R, unitP) panel in the flat chunk buffer."""
-    n = q // OH
-    qa = n * OH
-    if qa < q0:
-        qa = q0
-    qb = (n + 1) * OH
-    if qb > q1:
-        qb = q1
-    return n, qa, (qb - qa) * OW, R * (qa - q0) * OW
-
-
-@njit(parallel=True, **_JIT)
-def _im2col_nchw(x, colf, q0, q1, c0, Cg, kh, kw, sh, sw, pt, pl, dh, dw, OH, OW):
-    # x (N, C, H, W) -> unit panels colf[base + r * unitP + (q - qa) * OW + ow],
-    # r = (c * kh + i) * kw + j
+def _im2col_nchw(x, col, n, oa, ob, c0, Cg, kh, kw, sh, sw, pt, pl, dh, dw, OW):
+    # x (N, C, H, W), output rows oa..ob of image n -> col[(c*kh + i)*kw + j, (oh - oa) * OW + ow]
     H = x.shape[2]
     W = x.shape[3]
-    KK = kh * kw
-    R = Cg * KK
-    nrows = q1 - q0
-    for t in prange(nrows * R):
-        r = t // nrows
-        q = q0 + (t - r * nrows)
-        n, qa, unitP, base = _unit_of(q, q0, q1, OH, OW, R)
-        oh = q - n * OH
-        c = r // KK
-        ij = r - c * KK
-        i = ij // kw
-        j = ij - i * kw
-        d = base + r * unitP + (q - qa) * OW
-        ih = oh * sh - pt + i * dh
-        if ih < 0 or ih >= H:
-            for ow in range(OW):
-                colf[d + ow] = 0.0
-            continue
-        off = j * dw - pl
-        lo, hi = _valid_range(off, sw, W, OW)
-        for ow in range(lo):
-            colf[d + ow] = 0.0
+    for c in range(Cg):
         cc = c0 + c
-        if sw == 1:
-            for ow in range(lo, hi):
-                colf[d + ow] = x[n, cc, ih, ow + off]
-        else:
-            for ow in range(lo, hi):
-                colf[d + ow] = x[n, cc, ih, ow * sw + off]
-        for ow in range(hi, OW):
-            colf[d + ow] = 0.0
+        for i in range(kh):
+            for j in range(kw):
+                r = (c * kh + i) * kw + j
+                off = j * dw - pl
+                lo, hi = _valid_range(off, sw, W, OW)
+                for oh in range(oa, ob):
+                    d = (oh - oa) * OW
+                    ih = oh * sh - pt + i * dh
+                    if ih < 0 or ih >= H:
+                        for ow in range(OW):
+                            col[r, d + ow] = 0.0
+                        continue
+                    for ow in range(lo):
+                        col[r, d + ow] = 0.0
+                    if sw == 1:
+                        for ow in range(lo, hi):
+                            col[r, d + ow] = x[n, cc, ih, ow + off]
+                    else:
+                        for ow in range(lo, hi):
+                            col[r, d + ow] = x[n, cc, ih, ow * sw + off]
+                    for ow in range(hi, OW):
+                        col[r, d + ow] = 0.0
 
 
 # --------------------------------------------------------------------------- forward
 
 @njit(parallel=True, **_JIT)
-def conv2d_forward_kernel(x, w, bias, has_bias, y, sh, sw, pt, pl, dh, dw, groups, nhwc):
+def conv2d_forward_kernel(x, w, bias, has_bias, y, sh, sw, pt, pl, dh, dw, groups, nhwc,
+                          nthreads):
     # NCHW: x (N,C,H,W) * w (K,Cg,kh,kw) -> y (N,K,OH,OW)
     # NHWC: x (N,H,W,C) * w (kh,kw,Cg,K) -> y (N,OH,OW,K)
     if nhwc:
         N, H, W, C = x.shape
         kh, kw, Cg, K = w.shape
         OH, OW = y.shape[1], y.shape[2]
-        _check_conv((N, C, H, W), (K, Cg, kh, kw), (y.shape[0], y.shape[3], OH, OW), groups, nhwc)
+        _check_conv((N, C, H, W), (K, Cg, kh, kw), (y.shape[0], y.shape[3], OH, OW), groups)
     else:
         N, C, H, W = x.shape
         K, Cg, kh, kw = w.shape
         OH, OW = y.shape[2], y.shape[3]
-        _check_conv((N, C, H, W), (K, Cg, kh, kw), (y.shape[0], y.shape[1], OH, OW), groups, nhwc)
+        _check_conv((N, C, H, W), (K, Cg, kh, kw), (y.shape[0], y.shape[1], OH, OW), groups)
     _check_geometry(H, W, OH, OW, kh, kw, sh, sw, pt, pl, dh, dw)
     if has_bias and bias.shape[0] != K:
         raise ValueError("conv2d kernel: bias length does not match the output channels")
     Kg = K // groups
     R = Cg * kh * kw
+    OHOW = OH * OW
     rows = N * OH
-    cr = _rows_per_chunk(R, OH, OW)
+    rpt = _rows_per_task(R * OW, rows, OH)
+    T = (rows + rpt - 1) // rpt
+    nw = max(1, min(nthreads, T))
+    pointwise = (kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
+                 and OH == H and OW == W)
+    col = np.empty((nw, R * rpt * OW), dtype=x.dtype)
+    tmp = np.empty((nw, Kg * rpt * OW), dtype=x.dtype)
     yf = y.reshape(-1)
+    xf = x.reshape(-1)
     wf = w.reshape(-1)
     if nhwc:
-        y2 = y.reshape(N * OH * OW, K)
+        # per-group weight panels (kh*kw*Cg, Kg): HWIO columns of the group
         w2 = w.reshape(R, K)
-        pointwise = kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0 and groups == 1
-        if pointwise:
-            if OH != H or OW != W:
-                raise ValueError("conv2d kernel: output size inconsistent with the input size")
-            np.dot(x.reshape(N * H * W, C), w2, y2)
-        else:
-            col = np.empty((cr * OW, R), dtype=x.dtype)
-            wg = np.empty((R, Kg), dtype=x.dtype)
-            tmp = np.empty((cr * OW, Kg), dtype=x.dtype)
-            for g in range(groups):
-                if groups > 1:
-                    for r in prange(R):
-                        for k in range(Kg):
-                            wg[r, k] = w2[r, g * Kg + k]
-                for q0 in range(0, rows, cr):
-                    q1 = min(q0 + cr, rows)
-                    P = (q1 - q0) * OW
-                    _im2col_nhwc(x, col, q0, q1, g * Cg, Cg, kh, kw, sh, sw, pt, pl, dh, dw, OH, OW)
-                    if groups == 1:
-                        np.dot(col[:P], w2, y2[q0 * OW:q1 * OW])
-                    else:
-                        t = tmp[:P]
-                        np.dot(col[:P], wg, t)
-                        for p in prange(P):
-                            for k in range(Kg):
-                                y2[q0 * OW + p, g * Kg + k] = t[p, k]
-        if has_bias:
-            for p in prange(N * OH * OW):
-                for k in range(K):
-                    y2[p, k] += bias[k]
-    else:
-        OHOW = OH * OW
-        # a pointwise conv of whole images multiplies by x[n, group] directly
-        direct = (kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
-                  and cr >= OH and OH == H and OW == W)
-        colf = np.empty(R * cr * OW, dtype=x.dtype)
-        tmp = np.empty(Kg * min(cr, OH) * OW, dtype=x.dtype)
-        xf = x.reshape(-1)
+        wg = np.empty((groups, R, Kg), dtype=x.dtype)
         for g in range(groups):
-            wg = wf[g * Kg * R:(g + 1) * Kg * R].reshape(Kg, R)
-            for q0 in range(0, rows, cr):
-                q1 = min(q0 + cr, rows)
-                if not direct:
-                    _im2col_nchw(x, colf, q0, q1, g * Cg, Cg, kh, kw, sh, sw, pt, pl, dh, dw, OH, OW)
+            for r in range(R):
+                for k in range(Kg):
+                    wg[g, r, k] = w2[r, g * Kg + k]
+        y2 = y.reshape(N * OHOW, K)
+        x2 = x.reshape(N * H * W, C)
+        for wk in prange(nw):
+            colw = col[wk]
+            tmpw = tmp[wk]
+            for t in range(wk * T // nw, (wk + 1) * T // nw):
+                q0 = t * rpt
+                q1 = min(q0 + rpt, rows)
+                P = (q1 - q0) * OW
+                for g in range(groups):
+                    panel = colw[:P * R].reshape(P, R)
+                    if pointwise:
+                        if groups == 1:
+                            panel = x2[q0 * OW:q1 * OW]
+                        else:
+                            for p in range(P):
+                                for c in range(Cg):
+                                    panel[p, c] = x2[q0 * OW + p, g * Cg + c]
+                    else:
+                        q = q0
+                        while q < q1:  # rows of one image at a time
+                            n = q // OH
+                            qb = min(q1, (n + 1) * OH)
+                            sub = colw[(q - q0) * OW * R:(qb - q0) * OW * R].reshape((qb - q) * OW, R)
+                            _im2col_nhwc(x, sub, n, q - n * OH, qb - n * OH, g * Cg, Cg,
+                                         kh, kw, sh, sw, pt, pl, dh, dw, OW)
+                            q = qb
+                    if groups == 1:
+                        out = y2[q0 * OW:q1 * OW]
+                        np.dot(panel, wg[0], out)
+                        if has_bias:
+                            for p in range(P):
+                                for k in range(K):
+                                    out[p, k] += bias[k]
+                    else:
+                        out = tmpw[:P * Kg].reshape(P, Kg)
+                        np.dot(panel, wg[g], out)
+                        for p in range(P):
+                            for k in range(Kg):
+                                v = out[p, k]
+                                if has_bias:
+                                    v += bias[g * Kg + k]
+                                y2[q0 * OW + p, g * Kg + k] = v
+    else:
+        for wk in prange(nw):
+            colw = col[wk]
+            tmpw = tmp[wk]
+            for t in range(wk * T // nw, (wk + 1) * T // nw):
+                q0 = t * rpt
+                q1 = min(q0 + rpt, rows)
                 q = q0
-                while q < q1:
-                    n, qa, unitP, base = _unit_of(q, q0, q1, OH, OW, R)
-                    oa = qa - n * OH
-                    if direct:
-                        s0 = (n * C + g * Cg) * OHOW
-                        panel = xf[s0:s0 + R * OHOW].reshape(R, OHOW)
-                    else:
-                        panel = colf[base:base + R * unitP].reshape(R, unitP)
-                    if unitP == OHOW:
-                        s = (n * K + g * Kg) * OHOW
-                        np.dot(wg, panel, yf[s:s + Kg * OHOW].reshape(Kg, OHOW))
-                    else:
-                        t = tmp[:Kg * unitP].reshape(Kg, unitP)
-                        np.dot(wg, panel, t)
-                        for k in prange(Kg):
-                            s = (n * K + g * Kg + k) * OHOW + oa * OW
-                            for e in range(unitP):
-                                yf[s + e] = t[k, e]
-                    q = qa + unitP // OW
-        if has_bias:
-            for nk in prange(N * K):
-                b = bias[nk % K]
-                for e in range(OHOW):
-                    yf[nk * OHOW + e] += b
+                while q < q1:  # one unit = the task's rows inside image n
+                    n = q // OH
+                    qb = min(q1, (n + 1) * OH)
+                    oa = q - n * OH
+                    ob = qb - n * OH
+                    P = (ob - oa) * OW
+                    whole = P == OHOW
+                    for g in range(groups):
+                        wgm = wf[g * Kg * R:(g + 1) * Kg * R].reshape(Kg, R)
+                        if pointwise and whole:
+                            s0 = (n * C + g * Cg) * OHOW
+                            panel = xf[s0:s0 + R * OHOW].reshape(R, OHOW)
+                        else:
+                            panel = colw[:R * P].reshape(R, P)
+                            _im2col_nchw(x, panel, n, oa, ob, g * Cg, Cg,
+                                         kh, kw, sh, sw, pt, pl, dh, dw, OW)
+                        if whole:
+                            s = (n * K + g * Kg) * OHOW
+                            out = yf[s:s + Kg * OHOW].reshape(Kg, OHOW)
+                            np.dot(wgm, panel, out)
+                            if has_bias:
+                                for k in range(Kg):
+                                    b = bias[g * Kg + k]
+                                    for e in range(OHOW):
+                                        out[k, e] += b
+                        else:
+                            out = tmpw[:Kg * P].reshape(Kg, P)
+                            np.dot(wgm, panel, out)
+                            for k in range(Kg):
+                                b = bias[g * Kg + k] if has_bias else 0.0
+                                s = (n * K + g * Kg + k) * OHOW + oa * OW
+                                for e in range(P):
+                                    yf[s + e] = out[k, e] + b
+                    q = qb
 
 
 # --------------------------------------------------------------------------- backward input
 
+@njit(cache=True, nogil=True)
+def _gy_rows_for(h0, h1, OH, sh, pt, kh, dh):
+    """[olo, ohi): the output rows whose windows touch input rows [h0, h1)."""
+    a = h0 + pt - (kh - 1) * dh
+    if a <= 0:
+        olo = 0
+    else:
+        olo = (a + sh - 1) // sh
+    ohi = (h1 - 1 + pt) // sh + 1
+    if ohi > OH:
+        ohi = OH
+    if olo > ohi:
+        olo = ohi
+    return olo, ohi
+
+
 @njit(parallel=True, **_JIT)
-def conv2d_backward_input_kernel(gy, w, gx, sh, sw, pt, pl, dh, dw, groups, nhwc):
-    # NCHW: gy (N,K,OH,OW), w (K,Cg,kh,kw) -> gx (N,C,H,W);  NHWC likewise transposed
+def conv2d_backward_input_kernel(gy, w, gx, sh, sw, pt, pl, dh, dw, groups, nhwc, nthreads):
+    # NCHW: gy (N,K,OH,OW), w (K,Cg,kh,kw) -> gx (N,C,H,W);  NHWC: gy (N,OH,OW,K),
+    # w (kh,kw,Cg,K) -> gx (N,H,W,C).  Tasks own input rows: each computes the patch
+    # gradients of the output rows touching them (a few rows are recomputed by the
+    # neighbouring task) and gathers them in a fixed (i, j) order.
     if nhwc:
         N, H, W, C = gx.shape
         kh, kw, Cg, K = w.shape
         OH, OW = gy.shape[1], gy.shape[2]
-        _check_conv((N, C, H, W), (K, Cg, kh, kw), (gy.shape[0], gy.shape[3], OH, OW), groups, nhwc)
+        _check_conv((N, C, H, W), (K, Cg, kh, kw), (gy.shape[0], gy.shape[3], OH, OW), groups)
     else:
         N, C, H, W = gx.shape
         K, Cg, kh, kw = w.shape
         OH, OW = gy.shape[2], gy.shape[3]
-        _check_conv((N, C, H, W), (K, Cg, kh, kw), (gy.shape[0], gy.shape[1], OH, OW), groups, nhwc)
+        _check_conv((N, C, H, W), (K, Cg, kh, kw), (gy.shape[0], gy.shape[1], OH, OW), groups)
     _check_geometry(H, W, OH, OW, kh, kw, sh, sw, pt, pl, dh, dw)
     Kg = K // groups
     R = Cg * kh * kw
     KK = kh * kw
-    rows = N * OH
-    cr = _rows_per_chunk(R, OH, OW)
+    OHOW = OH * OW
+    rows = N * H
+    # input rows per task; its panel covers ~rows/sh + kh output rows
+    rpt = _rows_per_task(R * OW * max(1, (OH + H - 1) // H), rows, H)
+    T = (rows + rpt - 1) // rpt
+    nw = max(1, min(nthreads, T))
+    # output rows a task may need: at most (rpt - 1) // sh + 1 + (kh - 1) * dh // sh + 1
+    maxo = min(OH, (min(rpt, H) - 1) // sh + 2 + ((kh - 1) * dh) // sh)
+    gcol = np.empty((nw, R * maxo * OW), dtype=gy.dtype)
+    gyc = np.empty((nw, Kg * maxo * OW), dtype=gy.dtype)
+    gyf = gy.reshape(-1)
     gxf = gx.reshape(-1)
-    for e in prange(gxf.shape[0]):
-        gxf[e] = 0.0
     if nhwc:
-        gy2 = gy.reshape(N * OH * OW, K)
         w2 = w.reshape(R, K)
-        gcol = np.empty((cr * OW, R), dtype=gy.dtype)
-        wgt = np.empty((Kg, R), dtype=gy.dtype)
-        gyc = np.empty((cr * OW, Kg), dtype=gy.dtype)
+        wgt = np.empty((groups, Kg, R), dtype=gy.dtype)
         for g in range(groups):
-            for k in prange(Kg):
+            for k in range(Kg):
                 for r in range(R):
-                    wgt[k, r] = w2[r, g * Kg + k]
-            c0 = g * Cg
-            for q0 in range(0, rows, cr):
-                q1 = min(q0 + cr, rows)
-                P = (q1 - q0) * OW
-                if groups == 1:
-                    np.dot(gy2[q0 * OW:q1 * OW], wgt, gcol[:P])
-                else:
-                    for p in prange(P):
-                        for k in range(Kg):
-                            gyc[p, k] = gy2[q0 * OW + p, g * Kg + k]
-                    np.dot(gyc[:P], wgt, gcol[:P])
-                n0 = q0 // OH
-                n1 = (q1 - 1) // OH + 1
-                for t in prange((n1 - n0) * H):
-                    n = n0 + t // H
-                    ih = t - (t // H) * H
-                    for i in range(kh):
-                        tt = ih + pt - i * dh
-                        if tt < 0 or tt % sh != 0:
-                            continue
-                        oh = tt // sh
-                        if oh >= OH:
-                            continue
-                        q = n * OH + oh
-                        if q < q0 or q >= q1:
-                            continue
-                        for j in range(kw):
-                            off = j * dw - pl
-                            lo, hi = _valid_range(off, sw, W, OW)
-                            cb = (i * kw + j) * Cg
-                            for ow in range(lo, hi):
-                                iw = ow * sw + off
-                                p = (q - q0) * OW + ow
-                                for c in range(Cg):
-                                    gx[n, ih, iw, c0 + c] += gcol[p, cb + c]
+                    wgt[g, k, r] = w2[r, g * Kg + k]
+        gy2 = gy.reshape(N * OHOW, K)
     else:
-        OHOW = OH * OW
-        gyf = gy.reshape(-1)
         wf = w.reshape(-1)
-        gcolf = np.empty(R * cr * OW, dtype=gy.dtype)
-        wgt = np.empty((R, Kg), dtype=gy.dtype)
-        gyc = np.empty(Kg * min(cr, OH) * OW, dtype=gy.dtype)
+        wgt = np.empty((groups, R, Kg), dtype=gy.dtype)
         for g in range(groups):
-            wg = wf[g * Kg * R:(g + 1) * Kg * R].reshape(Kg, R)
-            for r in prange(R):
-                for k in range(Kg):
-                    wgt[r, k] = wg[k, r]
-            c0 = g * Cg
-            for q0 in range(0, rows, cr):
-                q1 = min(q0 + cr, rows)
-                q = q0
-                while q < q1:
-                    n, qa, unitP, base = _unit_of(q, q0, q1, OH, OW, R)
-                    oa = qa - n * OH
-                    if unitP == OHOW:
-                        s = (n * K + g * Kg) * OHOW
-                        gyu = gyf[s:s + Kg * OHOW].reshape(Kg, OHOW)
+            for k in range(Kg):
+                for r in range(R):
+                    wgt[g, r, k] = wf[(g * Kg + k) * R + r]
+        gy2 = gy.reshape(N * K, OHOW)  # unused in NCHW (keeps one type for both branches)
+    for wk in prange(nw):
+        gcw = gcol[wk]
+        gyw = gyc[wk]
+        for t in range(wk * T // nw, (wk + 1) * T // nw):
+            u0 = t * rpt
+            u1 = min(u0 + rpt, rows)
+            u = u0
+            while u < u1:
+                n = u // H
+                ub = min(u1, (n + 1) * H)
+                h0 = u - n * H
+                h1 = ub - n * H
+                u = ub
+                olo, ohi = _gy_rows_for(h0, h1, OH, sh, pt, kh, dh)
+                P = (ohi - olo) * OW
+                if nhwc:
+                    for h in range(h0, h1):
+                        for e in range(W * C):
+                            gxf[(n * H + h) * W * C + e] = 0.0
+                else:
+                    for c in range(C):
+                        s = ((n * C + c) * H + h0) * W
+                        for e in range((h1 - h0) * W):
+                            gxf[s + e] = 0.0
+                if P == 0:
+                    continue
+                for g in range(groups):
+                    c0 = g * Cg
+                    if nhwc:
+                        # gcol (P, R) = gy rows (P, Kg) @ wgt[g] (Kg, R)
+                        p0 = (n * OH + olo) * OW
+                        pan = gcw[:P * R].reshape(P, R)
+                        if groups == 1:
+                            np.dot(gy2[p0:p0 + P], wgt[0], pan)
+                        else:
+                            gyu = gyw[:P * Kg].reshape(P, Kg)
+                            for p in range(P):
+                                for k in range(Kg):
+                                    gyu[p, k] = gy2[p0 + p, g * Kg + k]
+                            np.dot(gyu, wgt[g], pan)
+                        for h in range(h0, h1):
+                            for i in range(kh):
+                                tt = h + pt - i * dh
+                                if tt < 0 or tt % sh != 0:
+                                    continue
+                                oh = tt // sh
+                                if oh >= OH:
+                                    continue
+                                for j in range(kw):
+                                    off = j * dw - pl
+                                    lo, hi = _valid_range(off, sw, W, OW)
+                                    cb = (i * kw + j) * Cg
+                                    for ow in range(lo, hi):
+                                        dst = ((n * H + h) * W + ow * sw + off) * C + c0
+                                        p = (oh - olo) * OW + ow
+                                        for c in range(Cg):
+                                            gxf[dst + c] += pan[p, cb + c]
                     else:
-                        gyu = gyc[:Kg * unitP].reshape(Kg, unitP)
-                        for k in prange(Kg):
-                            s = (n * K + g * Kg + k) * OHOW + oa * OW
-                            for e in range(unitP):
-                                gyu[k, e] = gyf[s + e]
-                    np.dot(wgt, gyu, gcolf[base:base + R * unitP].reshape(R, unitP))
-                    q = qa + unitP // OW
-                n0 = q0 // OH
-                n1 = (q1 - 1) // OH + 1
-                nt = (n1 - n0) * Cg * H
-                for t in prange(nt):
-                    n = n0 + t // (Cg * H)
-                    rem = t - (t // (Cg * H)) * (Cg * H)
-                    c = rem // H
-                    ih = rem - c * H
-                    for i in range(kh):
-                        tt = ih + pt - i * dh
-                        if tt < 0 or tt % sh != 0:
-                            continue
-                        oh = tt // sh
-                        if oh >= OH:
-                            continue
-                        q = n * OH + oh
-                        if q < q0 or q >= q1:
-                            continue
-                        nn, qa, unitP, base = _unit_of(q, q0, q1, OH, OW, R)
-                        for j in range(kw):
-                            off = j * dw - pl
-                            lo, hi = _valid_range(off, sw, W, OW)
-                            r = c * KK + i * kw + j
-                            src = base + r * unitP + (q - qa) * OW
-                            dst = ((n * C + c0 + c) * H + ih) * W
-                            for ow in range(lo, hi):
-                                gxf[dst + ow * sw + off] += gcolf[src + ow]
+                        # gcol (R, P) = wgt[g] (R, Kg) @ gy unit (Kg, P)
+                        pan = gcw[:R * P].reshape(R, P)
+                        if P == OHOW:
+                            s = (n * K + g * Kg) * OHOW
+                            np.dot(wgt[g], gyf[s:s + Kg * OHOW].reshape(Kg, OHOW), pan)
+                        else:
+                            gyu = gyw[:Kg * P].reshape(Kg, P)
+                            for k in range(Kg):
+                                s = (n * K + g * Kg + k) * OHOW + olo * OW
+                                for e in range(P):
+                                    gyu[k, e] = gyf[s + e]
+                            np.dot(wgt[g], gyu, pan)
+                        for c in range(Cg):
+                            for h in range(h0, h1):
+                                dst = ((n * C + c0 + c) * H + h) * W
+                                for i in range(kh):
+                                    tt = h + pt - i * dh
+                                    if tt < 0 or tt % sh != 0:
+                                        continue
+                                    oh = tt // sh
+                                    if oh >= OH:
+                                        continue
+                                    for j in range(kw):
+                                        off = j * dw - pl
+                                        lo, hi = _valid_range(off, sw, W, OW)
+                                        r = c * KK + i * kw + j
+                                        src = (oh - olo) * OW
+                                        if sw == 1:
+                                            for ow in range(lo, hi):
+                                                gxf[dst + ow + off] += pan[r, src + ow]
+                                        else:
+                                            for ow in range(lo, hi):
+                                                gxf[dst + ow * sw + off] += pan[r, src + ow]
 
 
 # --------------------------------------------------------------------------- backward filter
 
 @njit(parallel=True, **_JIT)
-def conv2d_backward_filter_kernel(x, gy, gw, sh, sw, pt, pl, dh, dw, groups, nhwc):
+def conv2d_backward_filter_kernel(x, gy, gw, sh, sw, pt, pl, dh, dw, groups, nhwc, nthreads):
     # NCHW: x (N,C,H,W), gy (N,K,OH,OW) -> gw (K,Cg,kh,kw);  NHWC: gw (kh,kw,Cg,K)
     if nhwc:
         N, H, W, C = x.shape
         kh, kw, Cg, K = gw.shape
         OH, OW = gy.shape[1], gy.shape[2]
-        _check_conv((N, C, H, W), (K, Cg, kh, kw), (gy.shape[0], gy.shape[3], OH, OW), groups, nhwc)
+        _check_conv((N, C, H, W), (K, Cg, kh, kw), (gy.shape[0], gy.shape[3], OH, OW), groups)
     else:
         N, C, H, W = x.shape
         K, Cg, kh, kw = gw.shape
         OH, OW = gy.shape[2], gy.shape[3]
-        _check_conv((N, C, H, W), (K, Cg, kh, kw), (gy.shape[0], gy.shape[1], OH, OW), groups, nhwc)
+        _check_conv((N, C, H, W), (K, Cg, kh, kw), (gy.shape[0], gy.shape[1], OH, OW), groups)
     _check_geometry(H, W, OH, OW, kh, kw, sh, sw, pt, pl, dh, dw)
     Kg = K // groups
     R = Cg * kh * kw
+    OHOW = OH * OW
     rows = N * OH
-    cr = _rows_per_chunk(R, OH, OW)
+    rpt = _rows_per_task(R * OW, rows, OH)
+    T = (rows + rpt - 1) // rpt
+    nw = max(1, min(nthreads, T))
+    col = np.empty((nw, R * rpt * OW), dtype=x.dtype)
+    gyc = np.empty((nw, Kg * rpt * OW), dtype=x.dtype)
+    part = np.empty((nw, Kg * R), dtype=x.dtype)
+    # acc[w, g] is worker w's sum for group g: (R, Kg) for NHWC, (Kg, R) for NCHW
+    acc = np.zeros((nw, groups, Kg * R), dtype=x.dtype)
+    gyf = gy.reshape(-1)
     if nhwc:
-        gy2 = gy.reshape(N * OH * OW, K)
-        gw2 = gw.reshape(R, K)
-        col = np.empty((cr * OW, R), dtype=x.dtype)
-        gyc = np.empty((cr * OW, Kg), dtype=x.dtype)
-        acc = np.empty((R, Kg), dtype=x.dtype)
-        part = np.empty((R, Kg), dtype=x.dtype)
-        for g in range(groups):
-            first = True
-            for q0 in range(0, rows, cr):
-                q1 = min(q0 + cr, rows)
+        gy2 = gy.reshape(N * OHOW, K)
+        for wk in prange(nw):
+            colw = col[wk]
+            gyw = gyc[wk]
+            pw = part[wk].reshape(R, Kg)
+            for t in range(wk * T // nw, (wk + 1) * T // nw):
+                q0 = t * rpt
+                q1 = min(q0 + rpt, rows)
                 P = (q1 - q0) * OW
-                _im2col_nhwc(x, col, q0, q1, g * Cg, Cg, kh, kw, sh, sw, pt, pl, dh, dw, OH, OW)
-                if groups == 1:
-                    gyp = gy2[q0 * OW:q1 * OW]
-                else:
-                    for p in prange(P):
-                        for k in range(Kg):
-                            gyc[p, k] = gy2[q0 * OW + p, g * Kg + k]
-                    gyp = gyc[:P]
-                if first:
-                    np.dot(col[:P].T, gyp, acc)
-                    first = False
-                else:
-                    np.dot(col[:P].T, gyp, part)
-                    for r in prange(R):
-                        for k in range(Kg):
-                            acc[r, k] += part[r, k]
-            for r in prange(R):
-                for k in range(Kg):
-                    gw2[r, k + g * Kg] = acc[r, k]
+                for g in range(groups):
+                    panel = colw[:P * R].reshape(P, R)
+                    q = q0
+                    while q < q1:
+                        n = q // OH
+                        qb = min(q1, (n + 1) * OH)
+                        sub = colw[(q - q0) * OW * R:(qb - q0) * OW * R].reshape((qb - q) * OW, R)
+                        _im2col_nhwc(x, sub, n, q - n * OH, qb - n * OH, g * Cg, Cg,
+                                     kh, kw, sh, sw, pt, pl, dh, dw, OW)
+                        q = qb
+                    if groups == 1:
+                        gyp = gy2[q0 * OW:q1 * OW]
+                    else:
+                        gyp = gyw[:P * Kg].reshape(P, Kg)
+                        for p in range(P):
+                            for k in range(Kg):
+                                gyp[p, k] = gy2[q0 * OW + p, g * Kg + k]
+                    np.dot(panel.T, gyp, pw)
+                    a = acc[wk, g]
+                    pf = part[wk]
+                    for e in range(Kg * R):
+                        a[e] += pf[e]
     else:
-        OHOW = OH * OW
-        x_f = x.reshape(-1)
-        gyf = gy.reshape(-1)
-        gwf = gw.reshape(-1)
-        colf = np.empty(R * cr * OW, dtype=x.dtype)
-        gyc = np.empty(Kg * min(cr, OH) * OW, dtype=x.dtype)
-        part = np.empty((Kg, R), dtype=x.dtype)
-        for g in range(groups):
-            acc = gwf[g * Kg * R:(g + 1) * Kg * R].reshape(Kg, R)
-            first = True
-            for q0 in range(0, rows, cr):
-                q1 = min(q0 + cr, rows)
-                _im2col_nchw(x, colf, q0, q1, g * Cg, Cg, kh, kw, sh, sw, pt, pl, dh, dw, OH, OW)
+        for wk in prange(nw):
+            colw = col[wk]
+            gyw = gyc[wk]
+            pw = part[wk].reshape(Kg, R)
+            for t in range(wk * T // nw, (wk + 1) * T // nw):
+                q0 = t * rpt
+                q1 = min(q0 + rpt, rows)
                 q = q0
                 while q < q1:
-                    n, qa, unitP, base = _unit_of(q, q0, q1, OH, OW, R)
-                    oa = qa - n * OH
-                    if unitP == OHOW:
-                        s = (n * K + g * Kg) * OHOW
-                        gyu = gyf[s:s + Kg * OHOW].reshape(Kg, OHOW)
-                    else:
-                        gyu = gyc[:Kg * unitP].reshape(Kg, unitP)
-                        for k in prange(Kg):
-                            s = (n * K + g * Kg + k) * OHOW + oa * OW
-                            for e in range(unitP):
-                                gyu[k, e] = gyf[s + e]
-                    panel = colf[base:base + R * unitP].reshape(R, unitP)
-                    if first:
-                        np.dot(gyu, panel.T, acc)
-                        first = False
-                    else:
-                        np.dot(gyu, panel.T, part)
-                        for k in prange(Kg):
-                            for r in range(R):
-                                acc[k, r] += part[k, r]
-                    q = qa + unitP // OW
+                    n = q // OH
+                    qb = min(q1, (n + 1) * OH)
+                    oa = q - n * OH
+                    ob = qb - n * OH
+                    P = (ob - oa) * OW
+                    for g in range(groups):
+                        panel = colw[:R * P].reshape(R, P)
+                        _im2col_nchw(x, panel, n, oa, ob, g * Cg, Cg,
+                                     kh, kw, sh, sw, pt, pl, dh, dw, OW)
+                        if P == OHOW:
+                            s = (n * K + g * Kg) * OHOW
+                            gyu = gyf[s:s + Kg * OHOW].reshape(Kg, OHOW)
+                        else:
+                            gyu = gyw[:Kg * P].reshape(Kg, P)
+                            for k in range(Kg):
+                                s = (n * K + g * Kg + k) * OHOW + oa * OW
+                                for e in range(P):
+                                    gyu[k, e] = gyf[s + e]
+                        np.dot(gyu, panel.T, pw)
+                        a = acc[wk, g]
+                        pf = part[wk]
+                        for e in range(Kg * R):
+                            a[e] += pf[e]
+                    q = qb
+    # combine the worker partials in worker order
+    if nhwc:
+        gw2 = gw.reshape(R, K)
+        for g in range(groups):
+            for r in range(R):
+                for k in range(Kg):
+                    s = acc[0, g, r * Kg + k]
+                    for wk in range(1, nw):
+                        s += acc[wk, g, r * Kg + k]
+                    gw2[r, g * Kg + k] = s
+    else:
+        gwf = gw.reshape(-1)
+        for g in range(groups):
+            for e in range(Kg * R):
+                s = acc[0, g, e]
+                for wk in range(1, nw):
+                    s += acc[wk, g, e]
+                gwf[g * Kg * R + e] = s
 
 
 # --------------------------------------------------------------------------- backward bias
