@@ -573,7 +573,7 @@ def run_cases(selected: Sequence[Case], backends: Sequence[str], torch: Any, bud
                       and case.layout == "NCHW")
         if gemm_bound:   # its ceiling, timed in the same alternating rounds
             fns["numpy_gemm"] = gemm_callable(*case.spec.gemm_mnk)
-        check = _check(prep) if prep.torch is not None else None
+        checks = {b: _check(prep, fns[b]) if prep.torch is not None else None for b in backends}
         times = time_alternating(fns, budget)
         gemm_rate = (prep.rate(statistics.median(times["numpy_gemm"])) if gemm_bound
                      else None)
@@ -591,7 +591,7 @@ def run_cases(selected: Sequence[Case], backends: Sequence[str], torch: Any, bud
                    "torch_min_ms": None if tmin_torch is None else tmin_torch * 1e3,
                    "ratio_min": None if tmin_torch is None else min(times[b]) / tmin_torch,
                    "torch_repeats": len(times["torch"]) if "torch" in times else None,
-                   "gemm_rate": gemm_rate, "check": check}
+                   "gemm_rate": gemm_rate, "check": checks[b]}
             rows.append(row)
         last = rows[-1]
         log(f"[{i}/{len(selected)}] {case.id}: " + ", ".join(
@@ -601,11 +601,11 @@ def run_cases(selected: Sequence[Case], backends: Sequence[str], torch: Any, bud
     return rows
 
 
-def _check(prep: Prepared) -> str:
-    """"ok", or how aekernels' result differs from PyTorch's (the bench must compare like
-    with like: same op, same layout)."""
+def _check(prep: Prepared, aek: Callable[[], Any]) -> str:
+    """"ok", or how the result of ``aek`` (aekernels on some backend) differs from
+    PyTorch's: the bench must compare like with like (same op, same layout)."""
     case = prep.case
-    ours, theirs = prep.aek(), prep.torch()
+    ours, theirs = aek(), prep.torch()
     if not isinstance(ours, tuple):
         ours, theirs = (ours,), (theirs,)
     tol = 1e-4 if case.dtype == "float32" else 1e-10
