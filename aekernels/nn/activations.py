@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _fused
 from .module import Layer
 
 
@@ -22,7 +23,11 @@ class ReLU(Layer):
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         # grad where y > 0, else 0 (y == 0 exactly where x <= 0)
-        np.multiply(grad, self._y > 0, out=grad)
+        y = self._y
+        if _fused.AVAILABLE and grad.flags.c_contiguous and y.flags.c_contiguous and grad.shape == y.shape:
+            _fused.relu_backward(grad.reshape(-1), y.reshape(-1))
+        else:
+            np.multiply(grad, (y > 0).view(np.uint8), out=grad, casting="unsafe")
         return grad
 
     def __repr__(self) -> str:
@@ -49,6 +54,11 @@ class Sigmoid(Layer):
         self.inplace = inplace
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        if _fused.AVAILABLE and x.flags.c_contiguous:
+            y = x if self.inplace else np.empty_like(x)
+            _fused.sigmoid_forward(x.reshape(-1), y.reshape(-1))
+            self._y = y
+            return y
         y = np.negative(x, out=x if self.inplace else None)
         with np.errstate(over="ignore"):
             np.exp(y, out=y)          # exp(-x) may overflow to inf: 1/(1+inf) = 0, correct
@@ -59,6 +69,9 @@ class Sigmoid(Layer):
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         y = self._y
+        if _fused.AVAILABLE and grad.flags.c_contiguous and y.flags.c_contiguous and grad.shape == y.shape:
+            _fused.sigmoid_backward(grad.reshape(-1), y.reshape(-1))
+            return grad
         grad *= y
         grad *= 1 - y                  # dy/dx = y (1 - y)
         return grad

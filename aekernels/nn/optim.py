@@ -11,6 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
+from . import _fused
+
 
 class Optimizer:
     def __init__(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray], lr: float) -> None:
@@ -75,7 +77,7 @@ class Adam(Optimizer):
         self.eps, self.weight_decay = eps, weight_decay
         self.m = [np.zeros_like(p) for p in self.params]
         self.v = [np.zeros_like(p) for p in self.params]
-        self._tmp = [np.empty_like(p) for p in self.params]
+        self._tmp = [np.empty_like(p) if not _fused.AVAILABLE else None for p in self.params]
 
     def step(self) -> None:
         self.t += 1
@@ -84,6 +86,11 @@ class Adam(Optimizer):
         bc2_sqrt = math.sqrt(1 - b2 ** self.t)
         step_size = self.lr / bc1
         for p, g, m, v, tmp in zip(self.params, self.grads, self.m, self.v, self._tmp):
+            if _fused.AVAILABLE and p.flags.c_contiguous and g.flags.c_contiguous:
+                # one fused pass over p, g, m, v (same arithmetic as below)
+                _fused.adam_step(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
+                                 b1, b2, step_size, bc2_sqrt, self.eps, self.weight_decay)
+                continue
             if self.weight_decay:
                 g += self.weight_decay * p
             # m = b1 m + (1-b1) g ;  v = b2 v + (1-b2) g^2   (all in place)
