@@ -54,6 +54,485 @@ def get_num_threads():
 
 
 # ----------------------------------------------------------------------------------
+# The hot loops of max/avg pooling, in C so that GCC if-converts and vectorises them
+# (one definition, instantiated per dtype by the AEK_DEFINE_KERNELS macro) and can
+# clone them for AVX2/AVX-512.  Cython drives them: checks, tables, OpenMP.
+
+cdef extern from * nogil:
+    """
+    #include <stddef.h>
+    #include <stdint.h>
+    #include <string.h>
+
+    /* Clones for AVX2 / baseline, picked at load time (GCC ifunc, x86-64 Linux).
+       Pooling is memory-bound: the wider clones mostly save instructions, the baseline
+       path is complete and used everywhere else.  Define AEK_NO_CLONES to disable. */
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \\
+        && !defined(AEK_NO_CLONES)
+    #define AEK_CLONES __attribute__((target_clones("avx2", "default")))
+    #else
+    #define AEK_CLONES
+    #endif
+    #if defined(__GNUC__)
+    #define AEK_INLINE __attribute__((always_inline))
+    #define AEK_NOINLINE __attribute__((noinline))
+    #define AEK_R __restrict__
+    #else
+    #define AEK_INLINE
+    #define AEK_NOINLINE
+    #define AEK_R
+    #endif
+    #define AEK_CB 64
+
+    typedef struct {
+        Py_ssize_t N, C, H, W, OH, OW, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw;
+    } aek_geom_t;
+
+    /* Taps t in [0, k) whose position start + t*d lies in [0, size): t in [*lo, *hi). */
+    static inline void aek_span(Py_ssize_t start, Py_ssize_t k, Py_ssize_t d, Py_ssize_t size,
+                                Py_ssize_t* lo, Py_ssize_t* hi)
+    {
+        Py_ssize_t a = 0, b;
+        if (start < 0) a = (-start + d - 1) / d;
+        if (start >= size) {
+            b = 0;
+        } else {
+            b = (size - 1 - start) / d + 1;
+            if (b > k) b = k;
+        }
+        if (b < a) b = a;
+        *lo = a;
+        *hi = b;
+    }
+
+    /* Unrolled taps of the K x K (K = 2 or 3) fast paths (see maxrow_fast). */
+    #define AEK_MAXTAP(T, IT, off) { \\
+            T v = x0[S * ow + (off)]; \\
+            int vn = (v != v); \\
+            int u = ((v > m) | vn) & !nn; \\
+            m = u ? v : m; \\
+            t = u ? (IT)(off) : t; \\
+            nn |= vn; }
+    #define AEK_MAXTAP_NOIDX(T, IT, off) { \\
+            T v = x0[S * ow + (off)]; \\
+            int vn = (v != v); \\
+            int u = ((v > m) | vn) & !nn; \\
+            m = u ? v : m; \\
+            nn |= vn; }
+    #define AEK_MAXTAPS(TAP, T, IT) \\
+            TAP(T, IT, 1) \\
+            if (K == 3) TAP(T, IT, 2) \\
+            TAP(T, IT, W) TAP(T, IT, W + 1) \\
+            if (K == 3) { TAP(T, IT, W + 2) TAP(T, IT, 2 * W) TAP(T, IT, 2 * W + 1) TAP(T, IT, 2 * W + 2) }
+
+    #define AEK_MAXFAST_ARGS(T) const T* AEK_R x0, Py_ssize_t W, T* AEK_R yr, int64_t* AEK_R ir, Py_ssize_t n, int64_t base
+    #define AEK_AVGFAST_ARGS(T) const T* AEK_R x0, Py_ssize_t W, T* AEK_R yr, Py_ssize_t n, T d
+    #define AEK_DEFINE_KERNELS(T, IT, AEK_FN) \\
+    /* ---- per-dtype kernels: T element type, SFX name suffix, IT window-offset type ---- */ \\
+     \\
+    /* NCHW max, one interior output row, K x K window (K = 2 or 3), stride S, dilation 1: \\
+       all taps are in-image for ow in [0, n).  x0 points at tap (0, 0) of output column 0. \\
+       Taps are unrolled by hand (GCC does not vectorise the ow loop around a tap loop). \\
+       The NaN-so-far flag nn is tracked from loaded values, never from the running max: \\
+       that is the form GCC if-converts and vectorises. */ \\
+    static inline AEK_INLINE void AEK_FN(maxrow_fast)(const T* AEK_R x0, Py_ssize_t W, \\
+            T* AEK_R yr, int64_t* AEK_R ir, Py_ssize_t n, int64_t base, const int K, const int S) \\
+    { \\
+        Py_ssize_t ow; \\
+        if (ir) { \\
+            for (ow = 0; ow < n; ow++) { \\
+                T m = x0[S * ow]; \\
+                IT t = 0; \\
+                int nn = (m != m); \\
+                AEK_MAXTAPS(AEK_MAXTAP, T, IT) \\
+                yr[ow] = m; \\
+                ir[ow] = base + S * ow + (int64_t)t; \\
+            } \\
+        } else { \\
+            for (ow = 0; ow < n; ow++) { \\
+                T m = x0[S * ow]; \\
+                int nn = (m != m); \\
+                AEK_MAXTAPS(AEK_MAXTAP_NOIDX, T, IT) \\
+                yr[ow] = m; \\
+            } \\
+        } \\
+    } \\
+     \\
+    /* One out-of-line function per (K, S): keeps each one's loop hot and vectorised \\
+       whatever GCC guesses about the branches of the caller. */ \\
+    AEK_CLONES AEK_NOINLINE static void AEK_FN(maxrow_fast22)(AEK_MAXFAST_ARGS(T)) { AEK_FN(maxrow_fast)(x0, W, yr, ir, n, base, 2, 2); } \\
+    AEK_CLONES AEK_NOINLINE static void AEK_FN(maxrow_fast32)(AEK_MAXFAST_ARGS(T)) { AEK_FN(maxrow_fast)(x0, W, yr, ir, n, base, 3, 2); } \\
+    AEK_CLONES AEK_NOINLINE static void AEK_FN(maxrow_fast21)(AEK_MAXFAST_ARGS(T)) { AEK_FN(maxrow_fast)(x0, W, yr, ir, n, base, 2, 1); } \\
+    AEK_CLONES AEK_NOINLINE static void AEK_FN(maxrow_fast31)(AEK_MAXFAST_ARGS(T)) { AEK_FN(maxrow_fast)(x0, W, yr, ir, n, base, 3, 1); } \\
+     \\
+    /* One output element, any geometry (borders and odd shapes): scalar. */ \\
+    static inline void AEK_FN(max_px)(const T* AEK_R xp, const aek_geom_t* g, Py_ssize_t oh, \\
+            Py_ssize_t ow, Py_ssize_t ia, Py_ssize_t ib, T* AEK_R y, int64_t* AEK_R ind) \\
+    { \\
+        Py_ssize_t ja, jb, i, j, ih, iw, best; \\
+        T m, v; \\
+        aek_span(ow * g->sw - g->pl, g->kw, g->dw, g->W, &ja, &jb); \\
+        ih = oh * g->sh - g->pt + ia * g->dh; \\
+        iw = ow * g->sw - g->pl + ja * g->dw; \\
+        best = ih * g->W + iw; \\
+        m = xp[best]; \\
+        for (i = ia; i < ib; i++) { \\
+            ih = oh * g->sh - g->pt + i * g->dh; \\
+            for (j = ja; j < jb; j++) { \\
+                Py_ssize_t p = ih * g->W + ow * g->sw - g->pl + j * g->dw; \\
+                v = xp[p]; \\
+                if ((v > m) || (v != v && m == m)) { \\
+                    m = v; \\
+                    best = p; \\
+                } \\
+            } \\
+        } \\
+        *y = m; \\
+        if (ind) *ind = best; \\
+    } \\
+     \\
+    /* NCHW max pooling of output row oh of one plane. */ \\
+    AEK_CLONES static void AEK_FN(maxrow_nchw)(const T* AEK_R xp, T* AEK_R yr, \\
+            int64_t* AEK_R ir, const aek_geom_t* g, Py_ssize_t oh, const Py_ssize_t* owlo, \\
+            const Py_ssize_t* owhi, const Py_ssize_t* colfirst) \\
+    { \\
+        const Py_ssize_t W = g->W, OW = g->OW, sw = g->sw; \\
+        Py_ssize_t ia, ib, ow, i, j, ih, off, lo, hi; \\
+        aek_span(oh * g->sh - g->pt, g->kh, g->dh, g->H, &ia, &ib); \\
+        if (ia == 0 && ib == g->kh && g->dh == 1 && g->dw == 1 && g->kh == g->kw \\
+                && g->sh == sw && (g->kh == 2 || g->kh == 3) && (sw == 1 || sw == 2) \\
+                && g->H * W < ((Py_ssize_t)1 << 31)) { \\
+            /* interior columns: every tap j in-image <=> ow in [owlo[0], owhi[kw-1]) */ \\
+            Py_ssize_t owa = owlo[0], owb = owhi[g->kw - 1]; \\
+            const T* x0; \\
+            int64_t base; \\
+            if (owb < owa) owb = owa; \\
+            ih = oh * g->sh - g->pt; \\
+            x0 = xp + ih * W + owa * sw - g->pl; \\
+            base = (int64_t)(ih * W + owa * sw - g->pl); \\
+            if (g->kh == 2 && sw == 2) \\
+                AEK_FN(maxrow_fast22)(x0, W, yr + owa, ir ? ir + owa : NULL, owb - owa, base); \\
+            else if (g->kh == 3 && sw == 2) \\
+                AEK_FN(maxrow_fast32)(x0, W, yr + owa, ir ? ir + owa : NULL, owb - owa, base); \\
+            else if (g->kh == 2) \\
+                AEK_FN(maxrow_fast21)(x0, W, yr + owa, ir ? ir + owa : NULL, owb - owa, base); \\
+            else \\
+                AEK_FN(maxrow_fast31)(x0, W, yr + owa, ir ? ir + owa : NULL, owb - owa, base); \\
+            for (ow = 0; ow < owa; ow++) \\
+                AEK_FN(max_px)(xp, g, oh, ow, ia, ib, yr + ow, ir ? ir + ow : NULL); \\
+            for (ow = owb; ow < OW; ow++) \\
+                AEK_FN(max_px)(xp, g, oh, ow, ia, ib, yr + ow, ir ? ir + ow : NULL); \\
+            return; \\
+        } \\
+        /* General geometry: start every column at its first in-image tap, then fold in \\
+           tap after tap over the contiguous ow range where it is in-image.  Re-visiting a \\
+           column's first tap is harmless (a value never beats itself), so only tap \\
+           (ia, 0) is skipped. */ \\
+        ih = oh * g->sh - g->pt + ia * g->dh; \\
+        for (ow = 0; ow < OW; ow++) yr[ow] = xp[ih * W + colfirst[ow]]; \\
+        if (ir) for (ow = 0; ow < OW; ow++) ir[ow] = ih * W + colfirst[ow]; \\
+        for (i = ia; i < ib; i++) { \\
+            const T* xr; \\
+            ih = oh * g->sh - g->pt + i * g->dh; \\
+            xr = xp + ih * W; \\
+            for (j = 0; j < g->kw; j++) { \\
+                if (i == ia && j == 0) continue; \\
+                off = j * g->dw - g->pl; \\
+                lo = owlo[j]; \\
+                hi = owhi[j]; \\
+                if (ir) { \\
+                    int64_t base = ih * W + off; \\
+                    for (ow = lo; ow < hi; ow++) { \\
+                        T v = xr[ow * sw + off], cur = yr[ow]; \\
+                        int u = (v > cur) | ((v != v) & (cur == cur)); \\
+                        yr[ow] = u ? v : cur; \\
+                        ir[ow] = u ? base + ow * sw : ir[ow]; \\
+                    } \\
+                } else { \\
+                    for (ow = lo; ow < hi; ow++) { \\
+                        T v = xr[ow * sw + off], cur = yr[ow]; \\
+                        int u = (v > cur) | ((v != v) & (cur == cur)); \\
+                        yr[ow] = u ? v : cur; \\
+                    } \\
+                } \\
+            } \\
+        } \\
+    } \\
+     \\
+    /* NHWC max pooling of output row oh of image xn: y/ind rows (OW, C).  Channels are \\
+       processed in blocks of AEK_CB held in local arrays; t holds plane positions as IT \\
+       (int32 when the plane is < 2**31, so the selects stay as wide as T for float). */ \\
+    AEK_CLONES static void AEK_FN(maxrow_nhwc)(const T* AEK_R xn, T* AEK_R yrow, \\
+            int64_t* AEK_R irow, const aek_geom_t* g, Py_ssize_t oh) \\
+    { \\
+        const Py_ssize_t C = g->C, W = g->W; \\
+        Py_ssize_t ia, ib, ja, jb, ow, i, j, c0, c, cn; \\
+        T m[AEK_CB]; \\
+        IT t[AEK_CB]; \\
+        aek_span(oh * g->sh - g->pt, g->kh, g->dh, g->H, &ia, &ib); \\
+        for (ow = 0; ow < g->OW; ow++) { \\
+            T* AEK_R yv = yrow + ow * C; \\
+            int64_t* AEK_R iv = irow ? irow + ow * C : NULL; \\
+            aek_span(ow * g->sw - g->pl, g->kw, g->dw, W, &ja, &jb); \\
+            for (c0 = 0; c0 < C; c0 += AEK_CB) { \\
+                Py_ssize_t ih0 = oh * g->sh - g->pt + ia * g->dh; \\
+                Py_ssize_t iw0 = ow * g->sw - g->pl + ja * g->dw; \\
+                const T* AEK_R xv = xn + (ih0 * W + iw0) * C + c0; \\
+                IT p0 = (IT)(ih0 * W + iw0); \\
+                cn = C - c0 < AEK_CB ? C - c0 : AEK_CB; \\
+                for (c = 0; c < cn; c++) { m[c] = xv[c]; t[c] = p0; } \\
+                for (i = ia; i < ib; i++) { \\
+                    Py_ssize_t ih = oh * g->sh - g->pt + i * g->dh; \\
+                    for (j = ja; j < jb; j++) { \\
+                        Py_ssize_t iw = ow * g->sw - g->pl + j * g->dw; \\
+                        IT p = (IT)(ih * W + iw); \\
+                        if (i == ia && j == ja) continue; \\
+                        xv = xn + (ih * W + iw) * C + c0; \\
+                        if (iv) { \\
+                            for (c = 0; c < cn; c++) { \\
+                                T v = xv[c], cur = m[c]; \\
+                                int u = (v > cur) | ((v != v) & (cur == cur)); \\
+                                m[c] = u ? v : cur; \\
+                                t[c] = u ? p : t[c]; \\
+                            } \\
+                        } else { \\
+                            for (c = 0; c < cn; c++) { \\
+                                T v = xv[c], cur = m[c]; \\
+                                int u = (v > cur) | ((v != v) & (cur == cur)); \\
+                                m[c] = u ? v : cur; \\
+                            } \\
+                        } \\
+                    } \\
+                } \\
+                for (c = 0; c < cn; c++) yv[c0 + c] = m[c]; \\
+                if (iv) for (c = 0; c < cn; c++) iv[c0 + c] = (int64_t)t[c]; \\
+            } \\
+        } \\
+    } \\
+     \\
+    /* NCHW average pooling, interior row, K x K (K = 2 or 3) stride S dilation 1, divisor d. \\
+       Sums start from 0 in row-major tap order, like every other path. */ \\
+    static inline AEK_INLINE void AEK_FN(avgrow_fast)(const T* AEK_R x0, Py_ssize_t W, \\
+            T* AEK_R yr, Py_ssize_t n, T d, const int K, const int S) \\
+    { \\
+        Py_ssize_t ow; \\
+        if (K == 2) { \\
+            for (ow = 0; ow < n; ow++) { \\
+                const T* p = x0 + S * ow; \\
+                T s = (T)0 + p[0]; \\
+                s += p[1]; \\
+                s += p[W]; \\
+                s += p[W + 1]; \\
+                yr[ow] = s / d; \\
+            } \\
+        } else { \\
+            for (ow = 0; ow < n; ow++) { \\
+                const T* p = x0 + S * ow; \\
+                T s = (T)0 + p[0]; \\
+                s += p[1]; \\
+                s += p[2]; \\
+                s += p[W]; \\
+                s += p[W + 1]; \\
+                s += p[W + 2]; \\
+                s += p[2 * W]; \\
+                s += p[2 * W + 1]; \\
+                s += p[2 * W + 2]; \\
+                yr[ow] = s / d; \\
+            } \\
+        } \\
+    } \\
+     \\
+    AEK_CLONES AEK_NOINLINE static void AEK_FN(avgrow_fast22)(AEK_AVGFAST_ARGS(T)) { AEK_FN(avgrow_fast)(x0, W, yr, n, d, 2, 2); } \\
+    AEK_CLONES AEK_NOINLINE static void AEK_FN(avgrow_fast32)(AEK_AVGFAST_ARGS(T)) { AEK_FN(avgrow_fast)(x0, W, yr, n, d, 3, 2); } \\
+    AEK_CLONES AEK_NOINLINE static void AEK_FN(avgrow_fast21)(AEK_AVGFAST_ARGS(T)) { AEK_FN(avgrow_fast)(x0, W, yr, n, d, 2, 1); } \\
+    AEK_CLONES AEK_NOINLINE static void AEK_FN(avgrow_fast31)(AEK_AVGFAST_ARGS(T)) { AEK_FN(avgrow_fast)(x0, W, yr, n, d, 3, 1); } \\
+     \\
+    /* NCHW average pooling of output row oh of one plane.  Taps are summed in row-major \\
+       (i, j) order starting from 0 on every path (and in the NHWC kernel), so all paths \\
+       give bitwise the same result. */ \\
+    AEK_CLONES static void AEK_FN(avgrow_nchw)(const T* AEK_R xp, T* AEK_R yr, \\
+            const aek_geom_t* g, Py_ssize_t oh, const Py_ssize_t* owlo, const Py_ssize_t* owhi, \\
+            const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv) \\
+    { \\
+        const Py_ssize_t W = g->W, OW = g->OW, sw = g->sw; \\
+        Py_ssize_t ia, ib, ow, i, j, ih, off, lo, hi, rd = rowdiv[oh]; \\
+        Py_ssize_t fa = 0, fb = 0;     /* columns done by the fast path */ \\
+        aek_span(oh * g->sh - g->pt, g->kh, g->dh, g->H, &ia, &ib); \\
+        if (ia == 0 && ib == g->kh && g->dh == 1 && g->dw == 1 && g->kh == g->kw \\
+                && g->sh == sw && (g->kh == 2 || g->kh == 3) && (sw == 1 || sw == 2)) { \\
+            const T* x0; \\
+            T d; \\
+            fa = owlo[0]; \\
+            fb = owhi[g->kw - 1]; \\
+            if (fb < fa) fb = fa; \\
+            ih = oh * g->sh - g->pt; \\
+            x0 = xp + ih * W + fa * sw - g->pl; \\
+            d = (T)(rd * coldiv[fa < OW ? fa : 0]);   /* interior columns share a divisor */ \\
+            if (g->kh == 2 && sw == 2) AEK_FN(avgrow_fast22)(x0, W, yr + fa, fb - fa, d); \\
+            else if (g->kh == 3 && sw == 2) AEK_FN(avgrow_fast32)(x0, W, yr + fa, fb - fa, d); \\
+            else if (g->kh == 2) AEK_FN(avgrow_fast21)(x0, W, yr + fa, fb - fa, d); \\
+            else AEK_FN(avgrow_fast31)(x0, W, yr + fa, fb - fa, d); \\
+        } \\
+        /* everything else: sum tap by tap over the whole row, skipping [fa, fb) */ \\
+        for (ow = 0; ow < fa; ow++) yr[ow] = 0; \\
+        for (ow = fb; ow < OW; ow++) yr[ow] = 0; \\
+        for (i = ia; i < ib; i++) { \\
+            const T* xr; \\
+            ih = oh * g->sh - g->pt + i * g->dh; \\
+            xr = xp + ih * W; \\
+            for (j = 0; j < g->kw; j++) { \\
+                off = j * g->dw - g->pl; \\
+                lo = owlo[j]; \\
+                hi = owhi[j]; \\
+                if (fb > fa) { \\
+                    Py_ssize_t h1 = hi < fa ? hi : fa, l2 = lo > fb ? lo : fb; \\
+                    for (ow = lo; ow < h1; ow++) yr[ow] += xr[ow * sw + off]; \\
+                    for (ow = l2; ow < hi; ow++) yr[ow] += xr[ow * sw + off]; \\
+                } else { \\
+                    for (ow = lo; ow < hi; ow++) yr[ow] += xr[ow * sw + off]; \\
+                } \\
+            } \\
+        } \\
+        for (ow = 0; ow < fa; ow++) yr[ow] = yr[ow] / (T)(rd * coldiv[ow]); \\
+        for (ow = fb; ow < OW; ow++) yr[ow] = yr[ow] / (T)(rd * coldiv[ow]); \\
+    } \\
+     \\
+    /* NHWC average pooling of output row oh of image xn: y row (OW, C). */ \\
+    AEK_CLONES static void AEK_FN(avgrow_nhwc)(const T* AEK_R xn, T* AEK_R yrow, \\
+            const aek_geom_t* g, Py_ssize_t oh, const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv) \\
+    { \\
+        const Py_ssize_t C = g->C, W = g->W; \\
+        Py_ssize_t ia, ib, ja, jb, ow, i, j, c; \\
+        aek_span(oh * g->sh - g->pt, g->kh, g->dh, g->H, &ia, &ib); \\
+        for (ow = 0; ow < g->OW; ow++) { \\
+            T* AEK_R yv = yrow + ow * C; \\
+            T d = (T)(rowdiv[oh] * coldiv[ow]); \\
+            aek_span(ow * g->sw - g->pl, g->kw, g->dw, W, &ja, &jb); \\
+            for (c = 0; c < C; c++) yv[c] = 0; \\
+            for (i = ia; i < ib; i++) { \\
+                Py_ssize_t ih = oh * g->sh - g->pt + i * g->dh; \\
+                for (j = ja; j < jb; j++) { \\
+                    Py_ssize_t iw = ow * g->sw - g->pl + j * g->dw; \\
+                    const T* AEK_R xv = xn + (ih * W + iw) * C; \\
+                    for (c = 0; c < C; c++) yv[c] += xv[c]; \\
+                } \\
+            } \\
+            for (c = 0; c < C; c++) yv[c] = yv[c] / d; \\
+        } \\
+    } \\
+     \\
+    /* NCHW average pooling backward of one plane: gx = 0, then each (oh, i, j, ow) adds \\
+       gy / divisor; for one gx element the additions come in (oh, j) order, as in the \\
+       NHWC kernel, so both layouts give bitwise the same result. */ \\
+    AEK_CLONES static void AEK_FN(avgbwd_plane_nchw)(const T* AEK_R gyp, T* AEK_R gxp, \\
+            const aek_geom_t* g, const Py_ssize_t* owlo, const Py_ssize_t* owhi, \\
+            const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv) \\
+    { \\
+        const Py_ssize_t W = g->W, OW = g->OW, sw = g->sw; \\
+        Py_ssize_t oh, ow, i, j, ia, ib, ih, off, lo, hi, rd; \\
+        memset(gxp, 0, (size_t)(g->H * W) * sizeof(T)); \\
+        for (oh = 0; oh < g->OH; oh++) { \\
+            const T* AEK_R gyr = gyp + oh * OW; \\
+            aek_span(oh * g->sh - g->pt, g->kh, g->dh, g->H, &ia, &ib); \\
+            rd = rowdiv[oh]; \\
+            for (i = ia; i < ib; i++) { \\
+                T* AEK_R gxr; \\
+                ih = oh * g->sh - g->pt + i * g->dh; \\
+                gxr = gxp + ih * W; \\
+                for (j = 0; j < g->kw; j++) { \\
+                    off = j * g->dw - g->pl; \\
+                    lo = owlo[j]; \\
+                    hi = owhi[j]; \\
+                    if (sw == 2) { \\
+                        for (ow = lo; ow < hi; ow++) \\
+                            gxr[ow * 2 + off] += gyr[ow] / (T)(rd * coldiv[ow]); \\
+                    } else if (sw == 1) { \\
+                        for (ow = lo; ow < hi; ow++) \\
+                            gxr[ow + off] += gyr[ow] / (T)(rd * coldiv[ow]); \\
+                    } else { \\
+                        for (ow = lo; ow < hi; ow++) \\
+                            gxr[ow * sw + off] += gyr[ow] / (T)(rd * coldiv[ow]); \\
+                    } \\
+                } \\
+            } \\
+        } \\
+    } \\
+     \\
+    /* NHWC average pooling backward, gather form: owns gx row ih of image n.  The output \\
+       rows covering it are oh = (ih + pt - i*dh) / sh where that divides; taps i are \\
+       visited descending, i.e. oh ascending (the NCHW order). */ \\
+    AEK_CLONES static void AEK_FN(avgbwd_row_nhwc)(const T* AEK_R gyn, T* AEK_R gxr, \\
+            const aek_geom_t* g, Py_ssize_t ih, const Py_ssize_t* owlo, const Py_ssize_t* owhi, \\
+            const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv) \\
+    { \\
+        const Py_ssize_t C = g->C; \\
+        Py_ssize_t oh, ow, i, j, c, q, off, lo, hi; \\
+        memset(gxr, 0, (size_t)(g->W * C) * sizeof(T)); \\
+        for (i = g->kh - 1; i >= 0; i--) { \\
+            q = ih + g->pt - i * g->dh; \\
+            if (q < 0 || q % g->sh != 0) continue; \\
+            oh = q / g->sh; \\
+            if (oh >= g->OH) continue; \\
+            for (j = 0; j < g->kw; j++) { \\
+                off = j * g->dw - g->pl; \\
+                lo = owlo[j]; \\
+                hi = owhi[j]; \\
+                for (ow = lo; ow < hi; ow++) { \\
+                    const T* AEK_R gyv = gyn + (oh * g->OW + ow) * C; \\
+                    T* AEK_R gxv = gxr + (ow * g->sw + off) * C; \\
+                    T d = (T)(rowdiv[oh] * coldiv[ow]); \\
+                    for (c = 0; c < C; c++) gxv[c] += gyv[c] / d; \\
+                } \\
+            } \\
+        } \\
+    }
+
+    #define AEK_FN_f32(name) aek_##name##_f32
+    #define AEK_FN_f32w(name) aek_##name##_f32w
+    #define AEK_FN_f64(name) aek_##name##_f64
+    AEK_DEFINE_KERNELS(float, int32_t, AEK_FN_f32)
+    AEK_DEFINE_KERNELS(float, int64_t, AEK_FN_f32w)
+    AEK_DEFINE_KERNELS(double, int64_t, AEK_FN_f64)
+    """
+    ctypedef struct aek_geom_t:
+        Py_ssize_t N, C, H, W, OH, OW, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw
+    void aek_maxrow_nchw_f32(const float* xp, float* yr, int64_t* ir, const aek_geom_t* g,
+                             Py_ssize_t oh, const Py_ssize_t* owlo, const Py_ssize_t* owhi,
+                             const Py_ssize_t* colfirst)
+    void aek_maxrow_nchw_f64(const double* xp, double* yr, int64_t* ir, const aek_geom_t* g,
+                             Py_ssize_t oh, const Py_ssize_t* owlo, const Py_ssize_t* owhi,
+                             const Py_ssize_t* colfirst)
+    void aek_maxrow_nhwc_f32(const float* xn, float* yrow, int64_t* irow, const aek_geom_t* g,
+                             Py_ssize_t oh)
+    void aek_maxrow_nhwc_f32w(const float* xn, float* yrow, int64_t* irow, const aek_geom_t* g,
+                              Py_ssize_t oh)
+    void aek_maxrow_nhwc_f64(const double* xn, double* yrow, int64_t* irow, const aek_geom_t* g,
+                             Py_ssize_t oh)
+    void aek_avgrow_nchw_f32(const float* xp, float* yr, const aek_geom_t* g, Py_ssize_t oh,
+                             const Py_ssize_t* owlo, const Py_ssize_t* owhi,
+                             const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv)
+    void aek_avgrow_nchw_f64(const double* xp, double* yr, const aek_geom_t* g, Py_ssize_t oh,
+                             const Py_ssize_t* owlo, const Py_ssize_t* owhi,
+                             const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv)
+    void aek_avgrow_nhwc_f32(const float* xn, float* yrow, const aek_geom_t* g, Py_ssize_t oh,
+                             const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv)
+    void aek_avgrow_nhwc_f64(const double* xn, double* yrow, const aek_geom_t* g, Py_ssize_t oh,
+                             const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv)
+    void aek_avgbwd_plane_nchw_f32(const float* gyp, float* gxp, const aek_geom_t* g,
+                                   const Py_ssize_t* owlo, const Py_ssize_t* owhi,
+                                   const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv)
+    void aek_avgbwd_plane_nchw_f64(const double* gyp, double* gxp, const aek_geom_t* g,
+                                   const Py_ssize_t* owlo, const Py_ssize_t* owhi,
+                                   const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv)
+    void aek_avgbwd_row_nhwc_f32(const float* gyn, float* gxr, const aek_geom_t* g,
+                                 Py_ssize_t ih, const Py_ssize_t* owlo, const Py_ssize_t* owhi,
+                                 const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv)
+    void aek_avgbwd_row_nhwc_f64(const double* gyn, double* gxr, const aek_geom_t* g,
+                                 Py_ssize_t ih, const Py_ssize_t* owlo, const Py_ssize_t* owhi,
+                                 const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv)
+
+
+# ----------------------------------------------------------------------------------
 # geometry helpers
 
 cdef inline void _span(Py_ssize_t start, Py_ssize_t k, Py_ssize_t d, Py_ssize_t size,
@@ -149,101 +628,51 @@ cdef int _colinfo_init(_colinfo_t* t, const pool2d_geom_t* g, bint avg,
 # ----------------------------------------------------------------------------------
 # max pooling, forward
 
+cdef inline void _to_aek(const pool2d_geom_t* g, aek_geom_t* a) noexcept nogil:
+    a.N = g.N
+    a.C = g.C
+    a.H = g.H
+    a.W = g.W
+    a.OH = g.OH
+    a.OW = g.OW
+    a.kh = g.kh
+    a.kw = g.kw
+    a.sh = g.sh
+    a.sw = g.sw
+    a.pt = g.pt
+    a.pb = g.pb
+    a.pl = g.pl
+    a.pr = g.pr
+    a.dh = g.dh
+    a.dw = g.dw
+
+
 cdef void _max_fwd_plane_nchw(const pool_float_t* xp, pool_float_t* yp, int64_t* ip,
-                              const pool2d_geom_t* g, const _colinfo_t* t) noexcept nogil:
-    # x plane (H, W) -> y, ind plane (OH, OW).  y starts at each column's first
-    # in-image tap; every other in-image tap (i, j) is then folded in for the
-    # contiguous ow range where it is in-image.  Re-visiting a column's first tap is
-    # harmless (a value never beats itself), so only tap (ia, 0) is skipped.
-    cdef Py_ssize_t W = g.W, OW = g.OW, sw = g.sw
-    cdef Py_ssize_t oh, ow, i, j, ia, ib, ih, off, base, lo, hi
-    cdef const pool_float_t* xr
-    cdef pool_float_t* yr
-    cdef int64_t* ir = NULL
-    cdef pool_float_t v, cur
-    cdef bint upd
-    for oh in range(g.OH):
-        _span(oh * g.sh - g.pt, g.kh, g.dh, g.H, &ia, &ib)
-        yr = yp + oh * OW
-        ih = oh * g.sh - g.pt + ia * g.dh
-        xr = xp + ih * W
-        for ow in range(OW):
-            yr[ow] = xr[t.colfirst[ow]]
-        if ip != NULL:
-            ir = ip + oh * OW
-            for ow in range(OW):
-                ir[ow] = ih * W + t.colfirst[ow]
-        for i in range(ia, ib):
-            ih = oh * g.sh - g.pt + i * g.dh
-            xr = xp + ih * W
-            for j in range(g.kw):
-                if i == ia and j == 0:
-                    continue
-                off = j * g.dw - g.pl
-                lo = t.owlo[j]
-                hi = t.owhi[j]
-                if ip != NULL:
-                    base = ih * W + off
-                    for ow in range(lo, hi):
-                        v = xr[ow * sw + off]
-                        cur = yr[ow]
-                        upd = (v > cur) | ((v != v) & (cur == cur))
-                        yr[ow] = v if upd else cur
-                        ir[ow] = (base + ow * sw) if upd else ir[ow]
-                else:
-                    for ow in range(lo, hi):
-                        v = xr[ow * sw + off]
-                        cur = yr[ow]
-                        upd = (v > cur) | ((v != v) & (cur == cur))
-                        yr[ow] = v if upd else cur
+                              const aek_geom_t* a, const _colinfo_t* t) noexcept nogil:
+    # x plane (H, W) -> y, ind plane (OH, OW), row by row
+    cdef Py_ssize_t oh
+    for oh in range(a.OH):
+        if pool_float_t is float:
+            aek_maxrow_nchw_f32(xp, yp + oh * a.OW, (ip + oh * a.OW) if ip != NULL else NULL,
+                                a, oh, t.owlo, t.owhi, t.colfirst)
+        else:
+            aek_maxrow_nchw_f64(xp, yp + oh * a.OW, (ip + oh * a.OW) if ip != NULL else NULL,
+                                a, oh, t.owlo, t.owhi, t.colfirst)
 
 
-cdef void _max_fwd_row_nhwc(const pool_float_t* x, pool_float_t* y, int64_t* ind,
-                            const pool2d_geom_t* g, Py_ssize_t n, Py_ssize_t oh) noexcept nogil:
-    # x (N, H, W, C) -> y, ind row (n, oh, :, :); vectorised over C.
-    cdef Py_ssize_t C = g.C, W = g.W
-    cdef Py_ssize_t ow, i, j, c, ia, ib, ja, jb, ih, iw
-    cdef int64_t pos
-    cdef const pool_float_t* xv
-    cdef pool_float_t* yv
-    cdef int64_t* iv = NULL
-    cdef pool_float_t v, cur
-    cdef bint upd
-    _span(oh * g.sh - g.pt, g.kh, g.dh, g.H, &ia, &ib)
-    for ow in range(g.OW):
-        _span(ow * g.sw - g.pl, g.kw, g.dw, W, &ja, &jb)
-        yv = y + ((n * g.OH + oh) * g.OW + ow) * C
-        ih = oh * g.sh - g.pt + ia * g.dh
-        iw = ow * g.sw - g.pl + ja * g.dw
-        xv = x + ((n * g.H + ih) * W + iw) * C
-        for c in range(C):
-            yv[c] = xv[c]
-        if ind != NULL:
-            iv = ind + ((n * g.OH + oh) * g.OW + ow) * C
-            pos = ih * W + iw
-            for c in range(C):
-                iv[c] = pos
-        for i in range(ia, ib):
-            ih = oh * g.sh - g.pt + i * g.dh
-            for j in range(ja, jb):
-                if i == ia and j == ja:
-                    continue
-                iw = ow * g.sw - g.pl + j * g.dw
-                xv = x + ((n * g.H + ih) * W + iw) * C
-                if iv != NULL:
-                    pos = ih * W + iw
-                    for c in range(C):
-                        v = xv[c]
-                        cur = yv[c]
-                        upd = (v > cur) | ((v != v) & (cur == cur))
-                        yv[c] = v if upd else cur
-                        iv[c] = pos if upd else iv[c]
-                else:
-                    for c in range(C):
-                        v = xv[c]
-                        cur = yv[c]
-                        upd = (v > cur) | ((v != v) & (cur == cur))
-                        yv[c] = v if upd else cur
+cdef inline void _max_fwd_row_nhwc(const pool_float_t* x, pool_float_t* y, int64_t* ind,
+                                   const aek_geom_t* a, Py_ssize_t n, Py_ssize_t oh) noexcept nogil:
+    # x (N, H, W, C) -> y, ind row (n, oh, :, :); vectorised over C
+    cdef Py_ssize_t off = (n * a.OH + oh) * a.OW * a.C
+    cdef const pool_float_t* xn = x + n * a.H * a.W * a.C
+    cdef int64_t* ir = (ind + off) if ind != NULL else NULL
+    if pool_float_t is float:
+        if a.H * a.W < (<Py_ssize_t>1 << 31):
+            aek_maxrow_nhwc_f32(xn, y + off, ir, a, oh)
+        else:
+            aek_maxrow_nhwc_f32w(xn, y + off, ir, a, oh)
+    else:
+        aek_maxrow_nhwc_f64(xn, y + off, ir, a, oh)
 
 
 cdef int max_pool2d_forward_c(const pool_float_t* x, pool_float_t* y, int64_t* ind,
@@ -252,13 +681,15 @@ cdef int max_pool2d_forward_c(const pool_float_t* x, pool_float_t* y, int64_t* i
     cdef int rc = _check_geom(g)
     cdef Py_ssize_t p, r, HW = g.H * g.W, OHW = g.OH * g.OW
     cdef _colinfo_t t
+    cdef aek_geom_t a
     cdef int nt
     if rc != AEK_OK or g.N == 0 or g.C == 0 or OHW == 0:
         return rc
+    _to_aek(g, &a)
     if nhwc:
         nt = _threads(nthreads, g.N * g.OH)
         for r in prange(g.N * g.OH, num_threads=nt, schedule="static"):
-            _max_fwd_row_nhwc(x, y, ind, g, r // g.OH, r % g.OH)
+            _max_fwd_row_nhwc(x, y, ind, &a, r // g.OH, r % g.OH)
         return AEK_OK
     rc = _colinfo_init(&t, g, False, False, 0)
     if rc != AEK_OK:
@@ -266,7 +697,7 @@ cdef int max_pool2d_forward_c(const pool_float_t* x, pool_float_t* y, int64_t* i
     nt = _threads(nthreads, g.N * g.C)
     for p in prange(g.N * g.C, num_threads=nt, schedule="static"):
         _max_fwd_plane_nchw(x + p * HW, y + p * OHW,
-                            (ind + p * OHW) if ind != NULL else NULL, g, &t)
+                            (ind + p * OHW) if ind != NULL else NULL, &a, &t)
     free(t.owlo)
     return AEK_OK
 
@@ -432,54 +863,13 @@ cdef int max_unpool2d_backward_c(const pool_float_t* gy, const int64_t* ind, poo
 # average pooling
 
 cdef void _avg_fwd_plane_nchw(const pool_float_t* xp, pool_float_t* yp,
-                              const pool2d_geom_t* g, const _colinfo_t* t) noexcept nogil:
-    # Sums taps in row-major (i, j) order into the output row, then divides.
-    cdef Py_ssize_t W = g.W, OW = g.OW, sw = g.sw
-    cdef Py_ssize_t oh, ow, i, j, ia, ib, ih, off, lo, hi, rd
-    cdef const pool_float_t* xr
-    cdef pool_float_t* yr
-    for oh in range(g.OH):
-        _span(oh * g.sh - g.pt, g.kh, g.dh, g.H, &ia, &ib)
-        yr = yp + oh * OW
-        for ow in range(OW):
-            yr[ow] = 0
-        for i in range(ia, ib):
-            ih = oh * g.sh - g.pt + i * g.dh
-            xr = xp + ih * W
-            for j in range(g.kw):
-                off = j * g.dw - g.pl
-                lo = t.owlo[j]
-                hi = t.owhi[j]
-                for ow in range(lo, hi):
-                    yr[ow] += xr[ow * sw + off]
-        rd = t.rowdiv[oh]
-        for ow in range(OW):
-            yr[ow] = yr[ow] / <pool_float_t>(rd * t.coldiv[ow])
-
-
-cdef void _avg_fwd_row_nhwc(const pool_float_t* x, pool_float_t* y, const pool2d_geom_t* g,
-                            const _colinfo_t* t, Py_ssize_t n, Py_ssize_t oh) noexcept nogil:
-    cdef Py_ssize_t C = g.C, W = g.W
-    cdef Py_ssize_t ow, i, j, c, ia, ib, ja, jb, ih, iw
-    cdef const pool_float_t* xv
-    cdef pool_float_t* yv
-    cdef pool_float_t d
-    _span(oh * g.sh - g.pt, g.kh, g.dh, g.H, &ia, &ib)
-    for ow in range(g.OW):
-        _span(ow * g.sw - g.pl, g.kw, g.dw, W, &ja, &jb)
-        yv = y + ((n * g.OH + oh) * g.OW + ow) * C
-        for c in range(C):
-            yv[c] = 0
-        for i in range(ia, ib):
-            ih = oh * g.sh - g.pt + i * g.dh
-            for j in range(ja, jb):
-                iw = ow * g.sw - g.pl + j * g.dw
-                xv = x + ((n * g.H + ih) * W + iw) * C
-                for c in range(C):
-                    yv[c] += xv[c]
-        d = <pool_float_t>(t.rowdiv[oh] * t.coldiv[ow])
-        for c in range(C):
-            yv[c] = yv[c] / d
+                              const aek_geom_t* a, const _colinfo_t* t) noexcept nogil:
+    cdef Py_ssize_t oh
+    for oh in range(a.OH):
+        if pool_float_t is float:
+            aek_avgrow_nchw_f32(xp, yp + oh * a.OW, a, oh, t.owlo, t.owhi, t.rowdiv, t.coldiv)
+        else:
+            aek_avgrow_nchw_f64(xp, yp + oh * a.OW, a, oh, t.owlo, t.owhi, t.rowdiv, t.coldiv)
 
 
 cdef int avg_pool2d_forward_c(const pool_float_t* x, pool_float_t* y,
@@ -487,79 +877,33 @@ cdef int avg_pool2d_forward_c(const pool_float_t* x, pool_float_t* y,
                               Py_ssize_t divisor_override, bint nhwc,
                               int nthreads) noexcept nogil:
     cdef int rc = _check_geom(g)
-    cdef Py_ssize_t p, r, HW = g.H * g.W, OHW = g.OH * g.OW
+    cdef Py_ssize_t p, r, HW = g.H * g.W, OHW = g.OH * g.OW, n, oh
     cdef _colinfo_t t
+    cdef aek_geom_t a
     cdef int nt
     if rc != AEK_OK or g.N == 0 or g.C == 0 or OHW == 0:
         return rc
+    _to_aek(g, &a)
     rc = _colinfo_init(&t, g, True, count_include_pad, divisor_override)
     if rc != AEK_OK:
         return rc
     if nhwc:
         nt = _threads(nthreads, g.N * g.OH)
         for r in prange(g.N * g.OH, num_threads=nt, schedule="static"):
-            _avg_fwd_row_nhwc(x, y, g, &t, r // g.OH, r % g.OH)
+            n = r // g.OH
+            oh = r % g.OH
+            if pool_float_t is float:
+                aek_avgrow_nhwc_f32(x + n * HW * g.C, y + r * g.OW * g.C, &a, oh,
+                                    t.rowdiv, t.coldiv)
+            else:
+                aek_avgrow_nhwc_f64(x + n * HW * g.C, y + r * g.OW * g.C, &a, oh,
+                                    t.rowdiv, t.coldiv)
     else:
         nt = _threads(nthreads, g.N * g.C)
         for p in prange(g.N * g.C, num_threads=nt, schedule="static"):
-            _avg_fwd_plane_nchw(x + p * HW, y + p * OHW, g, &t)
+            _avg_fwd_plane_nchw(x + p * HW, y + p * OHW, &a, &t)
     free(t.owlo)
     return AEK_OK
-
-
-cdef void _avg_bwd_plane_nchw(const pool_float_t* gyp, pool_float_t* gxp,
-                              const pool2d_geom_t* g, const _colinfo_t* t) noexcept nogil:
-    # gx plane = 0, then every (oh, in-image tap i, tap j, ow) adds gy / divisor.
-    # For one gx element the additions come in (oh, j) order, as in the NHWC kernel.
-    cdef Py_ssize_t W = g.W, OW = g.OW, sw = g.sw
-    cdef Py_ssize_t oh, ow, i, j, ia, ib, ih, off, lo, hi, rd
-    cdef const pool_float_t* gyr
-    cdef pool_float_t* gxr
-    memset(gxp, 0, g.H * W * sizeof(pool_float_t))
-    for oh in range(g.OH):
-        _span(oh * g.sh - g.pt, g.kh, g.dh, g.H, &ia, &ib)
-        gyr = gyp + oh * OW
-        rd = t.rowdiv[oh]
-        for i in range(ia, ib):
-            ih = oh * g.sh - g.pt + i * g.dh
-            gxr = gxp + ih * W
-            for j in range(g.kw):
-                off = j * g.dw - g.pl
-                lo = t.owlo[j]
-                hi = t.owhi[j]
-                for ow in range(lo, hi):
-                    gxr[ow * sw + off] += gyr[ow] / <pool_float_t>(rd * t.coldiv[ow])
-
-
-cdef void _avg_bwd_row_nhwc(const pool_float_t* gy, pool_float_t* gx, const pool2d_geom_t* g,
-                            const _colinfo_t* t, Py_ssize_t n, Py_ssize_t ih) noexcept nogil:
-    # Gather form: this task owns gx row (n, ih); the output rows whose windows cover
-    # it are oh = (ih + pt - i*dh) / sh for the taps i where that divides exactly.
-    # Taps are visited with i descending, i.e. oh ascending (same order as NCHW).
-    cdef Py_ssize_t C = g.C, W = g.W
-    cdef Py_ssize_t oh, ow, i, j, c, q, off, lo, hi
-    cdef const pool_float_t* gyv
-    cdef pool_float_t* gxv
-    cdef pool_float_t* gxr = gx + (n * g.H + ih) * W * C
-    cdef pool_float_t d
-    memset(gxr, 0, W * C * sizeof(pool_float_t))
-    for i in range(g.kh - 1, -1, -1):
-        q = ih + g.pt - i * g.dh
-        if q < 0 or q % g.sh != 0:
-            continue
-        oh = q // g.sh
-        if oh >= g.OH:
-            continue
-        for j in range(g.kw):
-            off = j * g.dw - g.pl
-            lo = t.owlo[j]
-            hi = t.owhi[j]
-            for ow in range(lo, hi):
-                gyv = gy + ((n * g.OH + oh) * g.OW + ow) * C
-                gxv = gxr + (ow * g.sw + off) * C
-                d = <pool_float_t>(t.rowdiv[oh] * t.coldiv[ow])
-                for c in range(C):
-                    gxv[c] += gyv[c] / d
 
 
 cdef int avg_pool2d_backward_c(const pool_float_t* gy, pool_float_t* gx,
@@ -567,22 +911,38 @@ cdef int avg_pool2d_backward_c(const pool_float_t* gy, pool_float_t* gx,
                                Py_ssize_t divisor_override, bint nhwc,
                                int nthreads) noexcept nogil:
     cdef int rc = _check_geom(g)
-    cdef Py_ssize_t p, r, HW = g.H * g.W, OHW = g.OH * g.OW
+    cdef Py_ssize_t p, r, HW = g.H * g.W, OHW = g.OH * g.OW, n, ih
     cdef _colinfo_t t
+    cdef aek_geom_t a
     cdef int nt
     if rc != AEK_OK or g.N == 0 or g.C == 0 or HW == 0:
         return rc
+    if OHW == 0:        # no window: the gradient is 0
+        memset(gx, 0, g.N * g.C * HW * sizeof(pool_float_t))
+        return AEK_OK
+    _to_aek(g, &a)
     rc = _colinfo_init(&t, g, True, count_include_pad, divisor_override)
     if rc != AEK_OK:
         return rc
     if nhwc:
         nt = _threads(nthreads, g.N * g.H)
         for r in prange(g.N * g.H, num_threads=nt, schedule="static"):
-            _avg_bwd_row_nhwc(gy, gx, g, &t, r // g.H, r % g.H)
+            n = r // g.H
+            if pool_float_t is float:
+                aek_avgbwd_row_nhwc_f32(gy + n * OHW * g.C, gx + r * g.W * g.C, &a, r % g.H,
+                                        t.owlo, t.owhi, t.rowdiv, t.coldiv)
+            else:
+                aek_avgbwd_row_nhwc_f64(gy + n * OHW * g.C, gx + r * g.W * g.C, &a, r % g.H,
+                                        t.owlo, t.owhi, t.rowdiv, t.coldiv)
     else:
         nt = _threads(nthreads, g.N * g.C)
         for p in prange(g.N * g.C, num_threads=nt, schedule="static"):
-            _avg_bwd_plane_nchw(gy + p * OHW, gx + p * HW, g, &t)
+            if pool_float_t is float:
+                aek_avgbwd_plane_nchw_f32(gy + p * OHW, gx + p * HW, &a, t.owlo, t.owhi,
+                                          t.rowdiv, t.coldiv)
+            else:
+                aek_avgbwd_plane_nchw_f64(gy + p * OHW, gx + p * HW, &a, t.owlo, t.owhi,
+                                          t.rowdiv, t.coldiv)
     free(t.owlo)
     return AEK_OK
 
