@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import aekernels
-from conftest import BACKENDS, ensure_backend, native_required
+from backends import BACKENDS, ensure_backend, native_required
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
