@@ -119,6 +119,7 @@ def resolve_padding(padding, size, kernel, stride, dilation):
             pads = ((int(a[0]), int(a[1])), (int(b[0]), int(b[1])))
     if min(min(p) for p in pads) < 0:
         raise ValueError("negative padding")
+    _check_extents(*pads[0], *pads[1])
     return pads
 
 
@@ -138,10 +139,21 @@ def pool_out_size(n, k, s, d, p0, p1, ceil_mode):
     return out
 
 
+MAX_EXTENT = 2**31 - 1   # the documented limit on every size/stride/padding (_api docstring)
+
+
 def _check_positive(**kw):
     for name, v in kw.items():
         if min(v) < 1:
             raise ValueError(f"{name} must be >= 1")
+        if max(v) > MAX_EXTENT:
+            raise ValueError(f"{name} must be < 2**31")
+
+
+def _check_extents(*sizes):
+    """Every padding and output extent must be < 2**31 as well."""
+    if max(sizes) > MAX_EXTENT:
+        raise ValueError("extent >= 2**31")
 
 
 # ----------------------------------------------------------------------------- conv
@@ -162,6 +174,7 @@ def _conv_geometry(x_shape, w_shape, stride, padding, dilation, groups):
     ow = conv_out_size(W, kw, s[1], d[1], *pads[1])
     if oh < 1 or ow < 1:
         raise ValueError("output size <= 0")
+    _check_extents(oh, ow)
     return pads, (oh, ow), s, d
 
 
@@ -295,6 +308,7 @@ def conv_transpose2d_output_hw(in_hw, w_oihw_shape, stride=1, padding=0, output_
     out = tuple(dft + o for dft, o in zip(default, op))
     if min(out) < 1:
         raise ValueError("output size <= 0")
+    _check_extents(*out)
     return out, pads
 
 
@@ -348,6 +362,7 @@ def pool_geometry(hw, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                 for n, ki, si, di, (p0, p1) in zip((H, W), k, s, d, pads))
     if min(out) < 1:
         raise ValueError("output size <= 0")
+    _check_extents(*out)
     for n, ki, si, di, (p0, _), o in zip((H, W), k, s, d, pads, out):
         for t in range(o):
             if not any(0 <= t * si - p0 + i * di < n for i in range(ki)):
@@ -505,6 +520,7 @@ def unpool_output_hw(in_hw, kernel_size, stride=None, padding=0, output_size=Non
                 raise ValueError("output_size out of range")
     if min(out) < 1:
         raise ValueError("output size <= 0")
+    _check_extents(*out)
     return out
 
 
@@ -566,6 +582,7 @@ def upsample_nearest2d(x, scale_factor, layout="NCHW"):
     fh, fw = pair(scale_factor)
     _check_positive(scale_factor=(fh, fw))
     N, C, H, W = x.shape
+    _check_extents(H * fh, W * fw)
     y = np.zeros((N, C, H * fh, W * fw))
     for h in range(H * fh):
         for w in range(W * fw):
