@@ -17,7 +17,8 @@
 #
 # Options passed to the sanitizers:
 #   detect_leaks=0             CPython's own allocations are not freed at exit
-#   allocator_may_return_null=1  a huge-but-valid allocation must become MemoryError,
+#   allocator_may_return_null=1, max_allocation_size_mb=2048, hard_rss_limit_mb=6144
+#                              a huge-but-valid allocation must become MemoryError,
 #                              as it does in a normal build, not an ASAN abort
 #   PYTHONMALLOC=malloc        route Python objects through ASAN's malloc too
 set -euo pipefail
@@ -62,7 +63,7 @@ echo "== build done in $(( $(date +%s) - start )) s"
 libasan=$(gcc -print-file-name=libasan.so)
 libubsan=$(gcc -print-file-name=libubsan.so)
 export LD_PRELOAD="$libasan $libubsan"
-export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:abort_on_error=1:log_path=$reports/asan"
+export ASAN_OPTIONS="detect_leaks=0:allocator_may_return_null=1:max_allocation_size_mb=2048:hard_rss_limit_mb=6144:abort_on_error=1:log_path=$reports/asan"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$reports/ubsan"
 export PYTHONMALLOC=malloc
 export PYTHONPATH="$src${PYTHONPATH:+:$PYTHONPATH}"

@@ -45,7 +45,12 @@ def rss_bytes() -> int:
 # ----------------------------------------------------------------------------- isolation
 
 _CHILD = textwrap.dedent(r"""
-    import json, os, sys, traceback
+    import json, os, resource, sys, traceback
+    if os.environ.get("AEKERNELS_SANITIZED") != "1":   # ASAN needs its huge shadow mapping
+        # a bad input that makes the library allocate gigabytes must fail fast here
+        # (MemoryError), not take the shared machine's memory
+        lim = int(os.environ.get("AEK_HARDENING_AS_LIMIT", 3 * 2**30))
+        resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
     sys.path[:0] = [{here!r}, {tests!r}]
     import {module} as M
     names = json.loads(sys.argv[1])
