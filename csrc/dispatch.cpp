@@ -49,7 +49,24 @@ struct Lanes4 {
     static void store(T* p, R r) {
         for (int i = 0; i < 4; ++i) p[i] = r.v[i];
     }
+    static T hsum(R r) { return (r.v[0] + r.v[1]) + (r.v[2] + r.v[3]); }
+    static R load_part(const T* p, int n) {
+        R r = zero();
+        for (int i = 0; i < n; ++i) r.v[i] = p[i];
+        return r;
+    }
 };
+
+void conv_dot_f32_2x3_generic(i64 M, i64 N, i64 rows, i64 ow, const float* const* arow,
+                              i64 apitch, const float* b, const i64* boff, i64 bpitch, float* c,
+                              i64 ldc, int acc) {
+    simd::dot_tiles<Lanes4<float>, 2, 3>(M, N, rows, ow, arow, apitch, b, boff, bpitch, c, ldc, acc);
+}
+void conv_dot_f64_2x3_generic(i64 M, i64 N, i64 rows, i64 ow, const double* const* arow,
+                              i64 apitch, const double* b, const i64* boff, i64 bpitch, double* c,
+                              i64 ldc, int acc) {
+    simd::dot_tiles<Lanes4<double>, 2, 3>(M, N, rows, ow, arow, apitch, b, boff, bpitch, c, ldc, acc);
+}
 
 void conv_shift_f32_3x8_generic(i64 M, i64 ntaps, const float* w, i64 ldw, const float* slab,
                                 const i64* toff, i64 nq, float* c, i64 ldc) {
@@ -89,23 +106,30 @@ IsaTable make_table() {
     t.f64 = {"gemm_ukernel_f64_6x4_generic", 6, 4, 120, 256, 4096, gemm_ukernel_f64_6x4_generic};
     t.shift_f32 = {"conv_shift_f32_3x8_generic", 8, 6, conv_shift_f32_3x8_generic};
     t.shift_f64 = {"conv_shift_f64_3x8_generic", 8, 6, conv_shift_f64_3x8_generic};
+    t.dot_f32 = {"conv_dot_f32_2x3_generic", 2, 3, 4, conv_dot_f32_2x3_generic};
+    t.dot_f64 = {"conv_dot_f64_2x3_generic", 2, 3, 4, conv_dot_f64_2x3_generic};
 #ifdef AEK_HAVE_X86_ISA
     if (level == kAvx2) {
         t.isa = "avx2";
         t.f32 = {"gemm_ukernel_f32_6x16_avx2", 6, 16, 144, 256, 4096, gemm_ukernel_f32_6x16_avx2};
         t.f64 = {"gemm_ukernel_f64_6x8_avx2", 6, 8, 96, 256, 4096, gemm_ukernel_f64_6x8_avx2};
-        t.shift_f32 = {"conv_shift_f32_3x24_avx2", 24, 6, conv_shift_f32_3x24_avx2};
-        t.shift_f64 = {"conv_shift_f64_3x12_avx2", 12, 6, conv_shift_f64_3x12_avx2};
+        t.shift_f32 = {"conv_shift_f32_3x24_avx2", 24, 1 << 30, conv_shift_f32_3x24_avx2};
+        t.shift_f64 = {"conv_shift_f64_3x12_avx2", 12, 1 << 30, conv_shift_f64_3x12_avx2};
+        t.dot_f32 = {"conv_dot_f32_3x3_avx2", 3, 3, 8, conv_dot_f32_3x3_avx2};
+        t.dot_f64 = {"conv_dot_f64_3x3_avx2", 3, 3, 4, conv_dot_f64_3x3_avx2};
     } else if (level == kAvx512) {
         t.isa = "avx512";
         t.f32 = {"gemm_ukernel_f32_14x32_avx512", 14, 32, 168, 256, 4096,
                  gemm_ukernel_f32_14x32_avx512};
         t.f64 = {"gemm_ukernel_f64_14x16_avx512", 14, 16, 112, 256, 4096,
                  gemm_ukernel_f64_14x16_avx512};
-        t.shift_f32 = {"conv_shift_f32_6x64_avx512", 64, 12, conv_shift_f32_6x64_avx512};
-        t.shift_f64 = {"conv_shift_f64_6x32_avx512", 32, 12, conv_shift_f64_6x32_avx512};
+        t.shift_f32 = {"conv_shift_f32_6x64_avx512", 64, 1 << 30, conv_shift_f32_6x64_avx512};
+        t.shift_f64 = {"conv_shift_f64_6x32_avx512", 32, 1 << 30, conv_shift_f64_6x32_avx512};
+        t.dot_f32 = {"conv_dot_f32_4x6_avx512", 4, 6, 16, conv_dot_f32_4x6_avx512};
+        t.dot_f64 = {"conv_dot_f64_4x6_avx512", 4, 6, 8, conv_dot_f64_4x6_avx512};
     }
 #endif
+    if (const char* mm = std::getenv("AEK_DEV_MAXM")) { t.shift_f32.max_m = std::atoi(mm); t.shift_f64.max_m = std::atoi(mm); }
     if (const char* kc = std::getenv("AEK_DEV_KC")) { t.f32.kc = std::atoi(kc); t.f64.kc = std::atoi(kc); }
     if (const char* mc = std::getenv("AEK_DEV_MC")) { t.f32.mc = std::atoi(mc); t.f64.mc = std::atoi(mc); }
     return t;

@@ -102,6 +102,16 @@ struct F32x8 {
     static R bcast(const T* p) { return _mm256_broadcast_ss(p); }
     static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
     static void store(T* p, R r) { _mm256_storeu_ps(p, r); }
+    static T hsum(R r) {
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(r), _mm256_extractf128_ps(r, 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_add_ss(h, _mm_movehdup_ps(h));
+        return _mm_cvtss_f32(h);
+    }
+    static R load_part(const T* p, int n) {
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane));
+    }
 };
 struct F64x4 {
     using T = double;
@@ -112,6 +122,15 @@ struct F64x4 {
     static R bcast(const T* p) { return _mm256_broadcast_sd(p); }
     static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
     static void store(T* p, R r) { _mm256_storeu_pd(p, r); }
+    static T hsum(R r) {
+        __m128d h = _mm_add_pd(_mm256_castpd256_pd128(r), _mm256_extractf128_pd(r, 1));
+        h = _mm_add_sd(h, _mm_unpackhi_pd(h, h));
+        return _mm_cvtsd_f64(h);
+    }
+    static R load_part(const T* p, int n) {
+        const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);
+        return _mm256_maskload_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), lane));
+    }
 };
 
 }  // namespace
@@ -122,6 +141,14 @@ AEK_DECLARE_SHIFT(conv_shift_f32_3x24_avx2, float) {
 }
 AEK_DECLARE_SHIFT(conv_shift_f64_3x12_avx2, double) {
     simd::shift_rows<F64x4, 3, 3>(M, ntaps, w, ldw, slab, toff, nq, c, ldc);
+}
+
+// 3 x 3 dot tile: 9 accumulators + 3 A vectors + 1 B vector of 16 ymm.
+AEK_DECLARE_DOT(conv_dot_f32_3x3_avx2, float) {
+    simd::dot_tiles<F32x8, 3, 3>(M, N, rows, ow, arow, apitch, b, boff, bpitch, c, ldc, accumulate);
+}
+AEK_DECLARE_DOT(conv_dot_f64_3x3_avx2, double) {
+    simd::dot_tiles<F64x4, 3, 3>(M, N, rows, ow, arow, apitch, b, boff, bpitch, c, ldc, accumulate);
 }
 
 }  // namespace aek

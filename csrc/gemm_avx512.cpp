@@ -91,6 +91,10 @@ struct F32x16 {
     static R bcast(const T* p) { return _mm512_set1_ps(*p); }
     static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
     static void store(T* p, R r) { _mm512_storeu_ps(p, r); }
+    static T hsum(R r) { return _mm512_reduce_add_ps(r); }
+    static R load_part(const T* p, int n) {
+        return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1u), p);
+    }
 };
 struct F64x8 {
     using T = double;
@@ -101,6 +105,10 @@ struct F64x8 {
     static R bcast(const T* p) { return _mm512_set1_pd(*p); }
     static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
     static void store(T* p, R r) { _mm512_storeu_pd(p, r); }
+    static T hsum(R r) { return _mm512_reduce_add_pd(r); }
+    static R load_part(const T* p, int n) {
+        return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1u), p);
+    }
 };
 
 }  // namespace
@@ -111,6 +119,14 @@ AEK_DECLARE_SHIFT(conv_shift_f32_6x64_avx512, float) {
 }
 AEK_DECLARE_SHIFT(conv_shift_f64_6x32_avx512, double) {
     simd::shift_rows<F64x8, 6, 4>(M, ntaps, w, ldw, slab, toff, nq, c, ldc);
+}
+
+// 4 x 6 dot tile: 24 accumulators + 4 A vectors + 1 B vector of 32 zmm.
+AEK_DECLARE_DOT(conv_dot_f32_4x6_avx512, float) {
+    simd::dot_tiles<F32x16, 4, 6>(M, N, rows, ow, arow, apitch, b, boff, bpitch, c, ldc, accumulate);
+}
+AEK_DECLARE_DOT(conv_dot_f64_4x6_avx512, double) {
+    simd::dot_tiles<F64x8, 4, 6>(M, N, rows, ow, arow, apitch, b, boff, bpitch, c, ldc, accumulate);
 }
 
 }  // namespace aek

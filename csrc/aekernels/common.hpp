@@ -40,6 +40,25 @@ inline bool in_range(i64 v, i64 n) {
     return static_cast<std::uint64_t>(v) < static_cast<std::uint64_t>(n);
 }
 
+// Short row copies/fills (tens of elements) are the inner loop of slab
+// building; GCC would turn plain loops into libc memmove/memset calls whose
+// call overhead dominates at these lengths, so keep them inline.
+#if defined(__GNUC__) && !defined(__clang__)
+#define AEK_INLINE_LOOPS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define AEK_INLINE_LOOPS
+#endif
+
+template <class T>
+AEK_INLINE_LOOPS inline void copy_short(const T* __restrict s, i64 n, T* __restrict d) {
+    for (i64 i = 0; i < n; ++i) d[i] = s[i];
+}
+
+template <class T>
+AEK_INLINE_LOOPS inline void zero_short(T* d, i64 n) {
+    for (i64 i = 0; i < n; ++i) d[i] = T(0);
+}
+
 // Thread count used by every parallel region (dispatch.cpp owns the global so
 // calls from different Python threads see one setting).
 int num_threads();
@@ -110,6 +129,7 @@ struct Workspace {
     AlignedBuffer<T> a, b, tmp;
     AlignedBuffer<T> slab, cbuf;
     std::vector<i64> roff, coff, toff;
+    std::vector<const T*> rowptr;
 };
 
 template <class T>

@@ -46,23 +46,26 @@ inline i64 pick_row_tile(i64 GA, i64 Wp, i64 M, i64 outer_items, int nt) {
 // (src outside Hs x Ws is zero).  The source window is first copied into a
 // zero-padded slab so that the GEMM's pixel panels are plain copies
 // (ShiftPack); write(m, a, row) then receives the GB outputs of grid row a.
-template <class T, class Writer>
-void slab_conv_nchw(const UKernel<T>& uk, const PrePacked<T>& wpk, const T* wraw, i64 ldw, i64 M,
-                    const T* src, i64 Cs,
-                    i64 Hs, i64 Ws, i64 a0, i64 a1, i64 GB, const i64* oi, i64 nti, const i64* oj,
-                    i64 ntj, Workspace<T>& ws, Writer&& write) {
+// A zero-padded copy ("slab") of the source window of grid rows [a0, a0+rows):
+// tap t of grid position q = a*Wp + b then sits at slab[toff[t] + q], so
+// pixel panels become straight copies or direct vector loads.  `extra` zeros
+// follow the Cs planes (kernels that round the grid up read into them).
+template <class T>
+struct Slab {
+    T* data;
+    i64 Wp, plane, Q;  // Q = rows * Wp grid positions (Wp - GB junk columns per row)
+};
+
+template <class T>
+Slab<T> build_slab(const T* src, i64 Cs, i64 Hs, i64 Ws, i64 a0, i64 rows, i64 GB, const i64* oi,
+                   i64 nti, const i64* oj, i64 ntj, i64 extra, Workspace<T>& ws) {
     const i64 minoi = *std::min_element(oi, oi + nti), maxoi = *std::max_element(oi, oi + nti);
     const i64 minoj = *std::min_element(oj, oj + ntj), maxoj = *std::max_element(oj, oj + ntj);
     const i64 Wp = GB + maxoj - minoj;
-    const i64 rows = a1 - a0;
     const i64 SR = rows + (maxoi - minoi) + 1;  // +1: junk columns of the last row read past it
     const i64 plane = SR * Wp;
-    const i64 Q = rows * Wp;
-    const ShiftKernel<T>& sk = shift_kernel<T>();
-    const bool direct = M <= sk.max_m;
-    const i64 Qpad = direct ? ceil_div(Q, sk.q) * sk.q : Q;
-    T* slab = ws.slab.get(static_cast<std::size_t>(Cs * plane + (Qpad - Q)));
-    std::fill(slab + Cs * plane, slab + Cs * plane + (Qpad - Q), T(0));
+    T* slab = ws.slab.get(static_cast<std::size_t>(Cs * plane + extra));
+    std::fill(slab + Cs * plane, slab + Cs * plane + extra, T(0));
     const i64 lo = std::min(Wp, std::max<i64>(0, -minoj));
     const i64 hi = std::max(lo, std::min(Wp, Ws - minoj));
     for (i64 c = 0; c < Cs; ++c)
@@ -70,13 +73,13 @@ void slab_conv_nchw(const UKernel<T>& uk, const PrePacked<T>& wpk, const T* wraw
             const i64 ih = a0 + minoi + r;
             T* d = slab + c * plane + r * Wp;
             if (!in_range(ih, Hs)) {
-                std::fill(d, d + Wp, T(0));
+                zero_short(d, Wp);
                 continue;
             }
             const T* s = src + (c * Hs + ih) * Ws + minoj;
-            std::fill(d, d + lo, T(0));
-            std::copy(s + lo, s + hi, d + lo);
-            std::fill(d + hi, d + Wp, T(0));
+            zero_short(d, lo);
+            copy_short(s + lo, hi - lo, d + lo);
+            zero_short(d + hi, Wp - hi);
         }
     const i64 ntaps = Cs * nti * ntj;
     ws.toff.resize(static_cast<std::size_t>(ntaps));
@@ -84,12 +87,33 @@ void slab_conv_nchw(const UKernel<T>& uk, const PrePacked<T>& wpk, const T* wraw
         for (i64 ti = 0; ti < nti; ++ti)
             for (i64 tj = 0; tj < ntj; ++tj, ++t)
                 ws.toff[t] = c * plane + (oi[ti] - minoi) * Wp + (oj[tj] - minoj);
+    return Slab<T>{slab, Wp, plane, rows * Wp};
+}
+
+// Stride-1 NCHW correlation over grid rows [a0, a1) x columns [0, GB):
+//   out(m, a, b) = sum_{c,ti,tj} W[m, (c,ti,tj)] * src[c, a + oi[ti], b + oj[tj]]
+// (src outside Hs x Ws is zero); write(m, a, row) receives the GB outputs of
+// grid row a.  Small and mid-sized M run the direct shift kernel straight
+// from the slab; otherwise the packed GEMM with ShiftPack panels.
+template <class T, class Writer>
+void slab_conv_nchw(const UKernel<T>& uk, const PrePacked<T>& wpk, const T* wraw, i64 ldw, i64 M,
+                    const T* src, i64 Cs, i64 Hs, i64 Ws, i64 a0, i64 a1, i64 GB, const i64* oi,
+                    i64 nti, const i64* oj, i64 ntj, Workspace<T>& ws, Writer&& write) {
+    const i64 rows = a1 - a0;
+    const ShiftKernel<T>& sk = shift_kernel<T>();
+    const bool direct = M <= sk.max_m;
+    // Q is only known after the slab geometry; the largest pad is sk.q - 1.
+    const Slab<T> sl = build_slab(src, Cs, Hs, Ws, a0, rows, GB, oi, nti, oj, ntj,
+                                  direct ? sk.q : 0, ws);
+    const i64 Q = sl.Q, Wp = sl.Wp;
+    const i64 Qpad = direct ? ceil_div(Q, sk.q) * sk.q : Q;
+    const i64 ntaps = Cs * nti * ntj;
     T* cbuf = ws.cbuf.get(static_cast<std::size_t>(M * Qpad));
     if (direct)
-        sk.fn(M, ntaps, wraw, ldw, slab, ws.toff.data(), Qpad, cbuf, Qpad);
+        sk.fn(M, ntaps, wraw, ldw, sl.data, ws.toff.data(), Qpad, cbuf, Qpad);
     else
-        gemm_packed(uk, M, Q, ntaps, wpk, ShiftPack<T>{slab, ws.toff.data()}, CView<T>{cbuf, Qpad},
-                    false, ws);
+        gemm_packed(uk, M, Q, ntaps, wpk, ShiftPack<T>{sl.data, ws.toff.data()},
+                    CView<T>{cbuf, Qpad}, false, ws);
     for (i64 m = 0; m < M; ++m)
         for (i64 a = 0; a < rows; ++a) write(m, a0 + a, cbuf + m * Qpad + a * Wp);
 }
@@ -369,6 +393,57 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
     });
 }
 
+// One image, one group, output rows [a0, a1) of stride-1 NCHW backward-filter:
+//   gwg[k, tap] (+)= sum_q dYpad[k, q] * slab[toff[tap] + q]
+template <class T>
+void slab_filter_item(const ConvGeom& g, const T* x, const T* gy, i64 n, i64 gi, i64 a0, i64 a1,
+                      const i64* oi, const i64* oj, T* gwg, bool accumulate, Workspace<T>& ws) {
+    const DotKernel<T>& dk = dot_kernel<T>();
+    const i64 Cg = g.Cg(), Kg = g.Kg(), taps = g.taps(), rows = a1 - a0;
+    const i64 Wp = g.OW + (oj[g.kw - 1] - oj[0]);
+    const i64 Q = rows * Wp;
+    // extra zeros: a run of Q that the padded taps point at
+    const Slab<T> sl = build_slab(x + (n * g.C + gi * Cg) * g.H * g.W, Cg, g.H, g.W, a0, rows,
+                                  g.OW, oi, g.kh, oj, g.kw, Q, ws);
+    const i64 Mpad = ceil_div(Kg, dk.mr) * dk.mr, Npad = ceil_div(taps, dk.nr) * dk.nr;
+    ws.toff.resize(static_cast<std::size_t>(Npad), Cg * sl.plane);
+    // dY on the slab's grid (junk columns zero) so that the reduction is one
+    // flat run; padded rows are zero.
+    T* a = ws.cbuf.get(static_cast<std::size_t>(Mpad * Q));
+    std::vector<const T*>& arow = ws.rowptr;
+    arow.resize(static_cast<std::size_t>(Mpad));
+    for (i64 m = 0; m < Mpad; ++m) {
+        T* d = a + m * Q;
+        arow[m] = d;
+        if (m >= Kg) {
+            zero_short(d, Q);
+            continue;
+        }
+        const T* src = gy + ((n * g.K + gi * Kg + m) * g.OH + a0) * g.OW;
+        for (i64 r = 0; r < rows; ++r) {
+            copy_short(src + r * g.OW, g.OW, d + r * Wp);
+            zero_short(d + r * Wp + g.OW, Wp - g.OW);
+        }
+    }
+    T* c = ws.a.get(static_cast<std::size_t>(Mpad * Npad));
+    // Reduction chunks of ~1024 keep the A rows in L1 while the taps stream by.
+    const i64 QC = 1024;
+    for (i64 q0 = 0; q0 < Q; q0 += QC) {
+        if (q0 > 0)
+            for (i64 m = 0; m < Mpad; ++m) arow[m] += QC;
+        dk.fn(Mpad, Npad, 1, std::min(QC, Q - q0), arow.data(), 0, sl.data + q0, ws.toff.data(), 0,
+              c, Npad, q0 > 0);
+    }
+    for (i64 m = 0; m < Kg; ++m) {
+        T* d = gwg + m * taps;
+        const T* s = c + m * Npad;
+        if (accumulate)
+            for (i64 t = 0; t < taps; ++t) d[t] += s[t];
+        else
+            std::copy(s, s + taps, d);
+    }
+}
+
 // NCHW: x (N,C,H,W), gy (N,K,OH,OW) -> gw (K,C/g,kh,kw)
 // NHWC: x (N,H,W,C), gy (N,OH,OW,K) -> gw (kh,kw,C/g,K)
 // The batch x pixel reduction is cut into S = num_threads() contiguous slices;
@@ -388,8 +463,14 @@ void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
     for (i64 j = 0; j < g.kw; ++j) oj[j] = j * g.dw - g.pl;
     const bool pw = is_pointwise(g);
     const int nt = num_threads();
-    const i64 cpi = std::max<i64>(1, std::min(ceil_div(P, 64), ceil_div(nt, g.N)));
-    const i64 clen = ceil_div(P, cpi);
+    // Stride-1 NCHW: dot-product tiles straight over a slab of x and a
+    // junk-column-padded copy of dY; both are contiguous along the reduction.
+    const bool slab = !g.nhwc && !pw && g.sh == 1 && g.sw == 1;
+    const i64 Wp_est = g.OW + (g.kw - 1) * g.dw;
+    const i64 cpi = slab ? std::max<i64>(1, std::min(g.OH, std::max(ceil_div(nt, g.N),
+                                                     ceil_div(Cg * g.OH * Wp_est, i64(1) << 18))))
+                         : std::max<i64>(1, std::min(ceil_div(P, 64), ceil_div(nt, g.N)));
+    const i64 clen = slab ? ceil_div(g.OH, cpi) : ceil_div(P, cpi);
     const i64 items = g.N * cpi;
     const i64 S = std::max<i64>(1, std::min<i64>(nt, items));
     std::vector<T> partial(static_cast<std::size_t>((S - 1) * wsize));
@@ -400,8 +481,15 @@ void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
         bool first = true;
         for (i64 it = s * items / S; it < (s + 1) * items / S; ++it) {
             const i64 n = it / cpi, p0 = (it % cpi) * clen;
-            const i64 np = std::min(clen, P - p0);
+            const i64 np = std::min(clen, (slab ? g.OH : P) - p0);
             if (np <= 0) continue;
+            if (slab) {
+                for (i64 gi = 0; gi < G; ++gi)
+                    slab_filter_item(g, x, gy, n, gi, p0, p0 + np, oi.data(), oj.data(),
+                                     part + gi * Kg * taps, !first, ws);
+                first = false;
+                continue;
+            }
             for (i64 gi = 0; gi < G; ++gi) {
                 if (!g.nhwc) {
                     // gw[k, tap] += dY(Kg x pix) * patches(tap x pix)^T

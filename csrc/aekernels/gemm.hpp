@@ -30,12 +30,23 @@ struct ShiftKernel {
                T* c, i64 ldc);
 };
 
+// Dot-product tiles for backward-filter over a slab (dot_tiles).
+template <class T>
+struct DotKernel {
+    const char* name;
+    i64 mr, nr, w;  // M, N multiples of mr, nr; w = vector lanes
+    void (*fn)(i64 M, i64 N, i64 rows, i64 ow, const T* const* arow, i64 apitch, const T* b,
+               const i64* boff, i64 bpitch, T* c, i64 ldc, int accumulate);
+};
+
 struct IsaTable {
     const char* isa;  // "avx512" | "avx2" | "generic"
     UKernel<float> f32;
     UKernel<double> f64;
     ShiftKernel<float> shift_f32;
     ShiftKernel<double> shift_f64;
+    DotKernel<float> dot_f32;
+    DotKernel<double> dot_f64;
 };
 
 const IsaTable& isa_table();  // dispatch.cpp: chosen once from CPUID + AEKERNELS_ISA
@@ -43,6 +54,9 @@ const IsaTable& isa_table();  // dispatch.cpp: chosen once from CPUID + AEKERNEL
 template <class T> const UKernel<T>& ukernel();
 template <> inline const UKernel<float>& ukernel<float>() { return isa_table().f32; }
 template <> inline const UKernel<double>& ukernel<double>() { return isa_table().f64; }
+template <class T> const DotKernel<T>& dot_kernel();
+template <> inline const DotKernel<float>& dot_kernel<float>() { return isa_table().dot_f32; }
+template <> inline const DotKernel<double>& dot_kernel<double>() { return isa_table().dot_f64; }
 template <class T> const ShiftKernel<T>& shift_kernel();
 template <> inline const ShiftKernel<float>& shift_kernel<float>() { return isa_table().shift_f32; }
 template <> inline const ShiftKernel<double>& shift_kernel<double>() { return isa_table().shift_f64; }

@@ -33,7 +33,19 @@ using shift_f64_fn = void (*)(std::int64_t M, std::int64_t ntaps, const double* 
     void name(std::int64_t M, std::int64_t ntaps, const T* w, std::int64_t ldw, const T* slab, \
               const std::int64_t* toff, std::int64_t nq, T* c, std::int64_t ldc)
 
+// Dot-product tiles over a shifted slab (simd_templates.hpp, dot_tiles):
+// c[m*ldc + n] (+)= sum_{r, q} arow[m][r*apitch + q] * b[boff[n] + r*bpitch + q];
+// M, N multiples of the table's dot mr / nr.
+#define AEK_DECLARE_DOT(name, T)                                                             \
+    void name(std::int64_t M, std::int64_t N, std::int64_t rows, std::int64_t ow,              \
+              const T* const* arow, std::int64_t apitch, const T* b, const std::int64_t* boff, \
+              std::int64_t bpitch, T* c, std::int64_t ldc, int accumulate)
+
 #ifdef AEK_HAVE_X86_ISA
+AEK_DECLARE_DOT(conv_dot_f32_3x3_avx2, float);
+AEK_DECLARE_DOT(conv_dot_f64_3x3_avx2, double);
+AEK_DECLARE_DOT(conv_dot_f32_4x6_avx512, float);
+AEK_DECLARE_DOT(conv_dot_f64_4x6_avx512, double);
 AEK_DECLARE_SHIFT(conv_shift_f32_3x24_avx2, float);
 AEK_DECLARE_SHIFT(conv_shift_f64_3x12_avx2, double);
 AEK_DECLARE_SHIFT(conv_shift_f32_6x64_avx512, float);
