@@ -16,39 +16,41 @@ ENABLED = os.environ.get("AEKERNELS_NN_FUSED", "1") != "0"
 try:
     if not ENABLED:
         raise ImportError("disabled by AEKERNELS_NN_FUSED=0")
-    from numba import njit, prange
+    from numba import njit
 
-    _opts = dict(cache=True, nogil=True, parallel=True, fastmath=False)
+    # serial on purpose: these are memory-bound single passes, and a second thread pool
+    # (beside the kernels' OpenMP and the BLAS) only adds barrier waits on a busy machine
+    # error_model="numpy": no ZeroDivisionError checks, so the loops vectorise
+    _opts = dict(cache=True, nogil=True, error_model="numpy")
 
     @njit(**_opts)
-    def adam_step(p, g, m, v, b1, b2, step_size, bc2_sqrt, eps, wd):  # pragma: no cover - numba
+    def adam_step(p, g, m, v, one, b1, b2, step_size, bc2_sqrt, eps, wd):  # pragma: no cover - numba
         # PyTorch's arithmetic: p -= step_size * m / (sqrt(v) / sqrt(bc2) + eps)
+        # scalars arrive in the arrays' dtype, so float32 runs in float32 like PyTorch
         n = p.shape[0]
-        for i in prange(n):
-            gi = g[i]
-            if wd != 0.0:
-                gi = gi + wd * p[i]
-            mi = b1 * m[i] + (1.0 - b1) * gi
-            vi = b2 * v[i] + (1.0 - b2) * gi * gi
+        c1 = one - b1
+        c2 = one - b2
+        for i in range(n):
+            gi = g[i] + wd * p[i]
+            mi = b1 * m[i] + c1 * gi
+            vi = b2 * v[i] + c2 * gi * gi
             m[i] = mi
             v[i] = vi
             p[i] -= step_size * (mi / (np.sqrt(vi) / bc2_sqrt + eps))
 
     @njit(**_opts)
     def relu_backward(g, y):  # pragma: no cover - numba
-        for i in prange(g.shape[0]):
-            if not y[i] > 0:
-                g[i] = 0
+        zero = g.dtype.type(0)
+        for i in range(g.shape[0]):
+            g[i] = g[i] if y[i] > zero else zero     # a select, so it vectorises
 
-    @njit(**_opts)
-    def sigmoid_forward(x, y):  # pragma: no cover - numba
-        for i in prange(x.shape[0]):
-            y[i] = 1.0 / (1.0 + np.exp(-x[i]))
+    # (no fused sigmoid forward: NumPy's vectorised exp in 4 passes beats a scalar-exp loop)
 
     @njit(**_opts)
     def sigmoid_backward(g, y):  # pragma: no cover - numba
-        for i in prange(g.shape[0]):
-            g[i] = g[i] * y[i] * (1 - y[i])
+        for i in range(g.shape[0]):
+            yi = y[i]
+            g[i] = g[i] * (yi - yi * yi)
 
     AVAILABLE = True
 except Exception:  # pragma: no cover - numba missing or broken: NumPy paths are used

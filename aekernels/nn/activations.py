@@ -54,11 +54,6 @@ class Sigmoid(Layer):
         self.inplace = inplace
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        if _fused.AVAILABLE and x.flags.c_contiguous:
-            y = x if self.inplace else np.empty_like(x)
-            _fused.sigmoid_forward(x.reshape(-1), y.reshape(-1))
-            self._y = y
-            return y
         y = np.negative(x, out=x if self.inplace else None)
         with np.errstate(over="ignore"):
             np.exp(y, out=y)          # exp(-x) may overflow to inf: 1/(1+inf) = 0, correct

@@ -88,8 +88,10 @@ class Adam(Optimizer):
         for p, g, m, v, tmp in zip(self.params, self.grads, self.m, self.v, self._tmp):
             if _fused.AVAILABLE and p.flags.c_contiguous and g.flags.c_contiguous:
                 # one fused pass over p, g, m, v (same arithmetic as below)
+                t = p.dtype.type
                 _fused.adam_step(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
-                                 b1, b2, step_size, bc2_sqrt, self.eps, self.weight_decay)
+                                 t(1), t(b1), t(b2), t(step_size), t(bc2_sqrt), t(self.eps),
+                                 t(self.weight_decay))
                 continue
             if self.weight_decay:
                 g += self.weight_decay * p
