@@ -21,6 +21,8 @@ _JIT = dict(cache=True, fastmath=False, nogil=True)
 # channels per NHWC scatter slab: a multiple of the vector width, small enough to
 # give every thread work when N is small
 _CBLOCK = 16
+# output elements per NCHW row-block task (a few rows of one plane)
+_ROWBLOCK = 2048
 
 
 @njit(cache=True, nogil=True)
@@ -46,11 +48,38 @@ def _dims(a, nhwc):
     return a.shape[0], a.shape[1], a.shape[2], a.shape[3]
 
 
+@njit(cache=True, nogil=True)
+def _col_tables(OW, sw, pl, dw, kw, W):
+    """Per output column: first in-image tap column; per tap j: the valid output range."""
+    first = np.empty(OW, dtype=np.int64)
+    for ow in range(OW):
+        lo, hi = _valid_range(ow * sw - pl, dw, W, kw)
+        first[ow] = ow * sw - pl + lo * dw
+    olo = np.empty(kw, dtype=np.int64)
+    ohi = np.empty(kw, dtype=np.int64)
+    for j in range(kw):
+        olo[j], ohi[j] = _valid_range(j * dw - pl, sw, W, OW)
+    return first, olo, ohi
+
+
+@njit(cache=True, nogil=True)
+def _row_blocks(OH, OW):
+    rb = _ROWBLOCK // max(1, OW)
+    if rb < 1:
+        rb = 1
+    if rb > OH:
+        rb = OH
+    return rb, (OH + rb - 1) // rb
+
+
 # --------------------------------------------------------------------------- max pool
 
 @njit(parallel=True, **_JIT)
 def max_pool2d_forward_kernel(x, y, ind, has_ind, kh, kw, sh, sw, pt, pl, dh, dw, nhwc):
     # x (N,C,H,W) -> y, ind (N,C,OH,OW)   [NHWC: (N,H,W,C) -> (N,OH,OW,C)]
+    # A running maximum that starts at -inf with the index of the first in-image
+    # position and takes v when v > cur or (v is NaN and cur is not) is exactly the
+    # contract's rule (first in-image element as the initial value).
     N, C, H, W = _dims(x, nhwc)
     N2, C2, OH, OW = _dims(y, nhwc)
     if N2 != N or C2 != C:
@@ -59,61 +88,74 @@ def max_pool2d_forward_kernel(x, y, ind, has_ind, kh, kw, sh, sw, pt, pl, dh, dw
                     or ind.shape[2] != y.shape[2] or ind.shape[3] != y.shape[3]):
         raise ValueError("max_pool2d kernel: indices shape differs from the output")
     _check_windows(H, W, OH, OW, kh, kw, sh, sw, pt, pl, dh, dw)
+    first, olo, ohi = _col_tables(OW, sw, pl, dw, kw, W)
+    xf = x.reshape(-1)
+    yf = y.reshape(-1)
+    indf = ind.reshape(-1)
     if nhwc:
         for t in prange(N * OH):
             n = t // OH
             oh = t - n * OH
             ilo, ihi = _valid_range(oh * sh - pt, dh, H, kh)
+            ih0 = oh * sh - pt + ilo * dh
             cur = np.empty(C, dtype=x.dtype)
             idx = np.empty(C, dtype=np.int64)
             for ow in range(OW):
                 jlo, jhi = _valid_range(ow * sw - pl, dw, W, kw)
-                ih0 = oh * sh - pt + ilo * dh
-                iw0 = ow * sw - pl + jlo * dw
-                p0 = ih0 * W + iw0
+                p0 = ih0 * W + first[ow]
                 for c in range(C):
-                    cur[c] = x[n, ih0, iw0, c]
+                    cur[c] = -np.inf
                     idx[c] = p0
                 for i in range(ilo, ihi):
                     ih = oh * sh - pt + i * dh
                     for j in range(jlo, jhi):
                         iw = ow * sw - pl + j * dw
                         p = ih * W + iw
+                        s = ((n * H + ih) * W + iw) * C
                         for c in range(C):
-                            v = x[n, ih, iw, c]
+                            v = xf[s + c]
                             m = cur[c]
                             take = v > m or (v != v and m == m)
                             cur[c] = v if take else m
                             idx[c] = p if take else idx[c]
+                d = ((n * OH + oh) * OW + ow) * C
                 for c in range(C):
-                    y[n, oh, ow, c] = cur[c]
+                    yf[d + c] = cur[c]
                 if has_ind:
                     for c in range(C):
-                        ind[n, oh, ow, c] = idx[c]
+                        indf[d + c] = idx[c]
     else:
-        for t in prange(N * C * OH):
-            nc = t // OH
-            oh = t - nc * OH
-            n = nc // C
-            c = nc - n * C
-            ilo, ihi = _valid_range(oh * sh - pt, dh, H, kh)
-            for ow in range(OW):
-                jlo, jhi = _valid_range(ow * sw - pl, dw, W, kw)
+        rb, nb = _row_blocks(OH, OW)
+        for t in prange(N * C * nb):
+            nc = t // nb
+            oh0 = (t - nc * nb) * rb
+            oh1 = min(OH, oh0 + rb)
+            cur = np.empty(OW, dtype=x.dtype)
+            idx = np.empty(OW, dtype=np.int64)
+            for oh in range(oh0, oh1):
+                ilo, ihi = _valid_range(oh * sh - pt, dh, H, kh)
                 ih0 = oh * sh - pt + ilo * dh
-                iw0 = ow * sw - pl + jlo * dw
-                m = x[n, c, ih0, iw0]
-                best = ih0 * W + iw0
+                for ow in range(OW):
+                    cur[ow] = -np.inf
+                    idx[ow] = ih0 * W + first[ow]
                 for i in range(ilo, ihi):
                     ih = oh * sh - pt + i * dh
-                    for j in range(jlo, jhi):
-                        iw = ow * sw - pl + j * dw
-                        v = x[n, c, ih, iw]
-                        if v > m or (v != v and m == m):
-                            m = v
-                            best = ih * W + iw
-                y[n, c, oh, ow] = m
+                    base = (nc * H + ih) * W
+                    for j in range(kw):
+                        off = j * dw - pl
+                        for ow in range(olo[j], ohi[j]):
+                            iw = ow * sw + off
+                            v = xf[base + iw]
+                            m = cur[ow]
+                            take = v > m or (v != v and m == m)
+                            cur[ow] = v if take else m
+                            idx[ow] = ih * W + iw if take else idx[ow]
+                d = (nc * OH + oh) * OW
+                for ow in range(OW):
+                    yf[d + ow] = cur[ow]
                 if has_ind:
-                    ind[n, c, oh, ow] = best
+                    for ow in range(OW):
+                        indf[d + ow] = idx[ow]
 
 
 @njit(parallel=True, **_JIT)
@@ -127,34 +169,33 @@ def _scatter_kernel(src, indices, dst, accumulate, nhwc):
             or indices.shape[2] != src.shape[2] or indices.shape[3] != src.shape[3]):
         raise ValueError("scatter kernel: indices shape differs from the source")
     plane = OH * OW
+    HW = H * W
+    srcf = src.reshape(-1)
+    indf = indices.reshape(-1)
+    dstf = dst.reshape(-1)
     bad = 0
     if nhwc:
+        # element (n, k, c) of the target plane sits at (n * plane + k) * C + c
         nb = (C + _CBLOCK - 1) // _CBLOCK
         for t in prange(N * nb):
             n = t // nb
             c0 = (t - n * nb) * _CBLOCK
             c1 = min(C, c0 + _CBLOCK)
-            for h in range(OH):
-                for w in range(OW):
-                    for c in range(c0, c1):
-                        dst[n, h, w, c] = 0.0
-            for h in range(H):
-                for w in range(W):
-                    for c in range(c0, c1):
-                        k = indices[n, h, w, c]
-                        if k < 0 or k >= plane:
-                            bad += 1
-                        else:
-                            kh = k // OW
-                            if accumulate:
-                                dst[n, kh, k - kh * OW, c] += src[n, h, w, c]
-                            else:
-                                dst[n, kh, k - kh * OW, c] = src[n, h, w, c]
+            for e in range(plane):
+                d = (n * plane + e) * C
+                for c in range(c0, c1):
+                    dstf[d + c] = 0.0
+            for e in range(HW):
+                s = (n * HW + e) * C
+                for c in range(c0, c1):
+                    k = indf[s + c]
+                    if k < 0 or k >= plane:
+                        bad += 1
+                    elif accumulate:
+                        dstf[(n * plane + k) * C + c] += srcf[s + c]
+                    else:
+                        dstf[(n * plane + k) * C + c] = srcf[s + c]
     else:
-        srcf = src.reshape(-1)
-        indf = indices.reshape(-1)
-        dstf = dst.reshape(-1)
-        HW = H * W
         for nc in prange(N * C):
             d0 = nc * plane
             for e in range(plane):
@@ -183,25 +224,24 @@ def _gather_kernel(src, indices, dst, nhwc):
             or indices.shape[2] != dst.shape[2] or indices.shape[3] != dst.shape[3]):
         raise ValueError("gather kernel: indices shape differs from the target")
     plane = SH * SW
+    srcf = src.reshape(-1)
+    indf = indices.reshape(-1)
+    dstf = dst.reshape(-1)
     bad = 0
     if nhwc:
         for t in prange(N * H):
             n = t // H
-            h = t - n * H
-            for w in range(W):
+            d0 = t * W * C
+            for e in range(W):
+                d = d0 + e * C
                 for c in range(C):
-                    k = indices[n, h, w, c]
+                    k = indf[d + c]
                     if k < 0 or k >= plane:
                         bad += 1
-                        dst[n, h, w, c] = 0.0
+                        dstf[d + c] = 0.0
                     else:
-                        kh = k // SW
-                        dst[n, h, w, c] = src[n, kh, k - kh * SW, c]
+                        dstf[d + c] = srcf[(n * plane + k) * C + c]
     else:
-        srcf = src.reshape(-1)
-        indf = indices.reshape(-1)
-        dstf = dst.reshape(-1)
-        HW = H * W
         for t in prange(N * C * H):
             nc = t // H
             d0 = t * W
@@ -235,6 +275,7 @@ def _avg_counts(O, s, p_lo, p_hi, d, k, n_in, include_pad):
 @njit(parallel=True, **_JIT)
 def avg_pool2d_forward_kernel(x, y, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw,
                               count_include_pad, divisor_override, nhwc):
+    # y = (sum of the in-image window taps, in row-major tap order) / divisor
     N, C, H, W = _dims(x, nhwc)
     N2, C2, OH, OW = _dims(y, nhwc)
     if N2 != N or C2 != C:
@@ -244,6 +285,9 @@ def avg_pool2d_forward_kernel(x, y, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw,
     _check_windows(H, W, OH, OW, kh, kw, sh, sw, pt, pl, dh, dw)
     rc = _avg_counts(OH, sh, pt, pb, dh, kh, H, count_include_pad)
     cc = _avg_counts(OW, sw, pl, pr, dw, kw, W, count_include_pad)
+    first, olo, ohi = _col_tables(OW, sw, pl, dw, kw, W)
+    xf = x.reshape(-1)
+    yf = y.reshape(-1)
     if nhwc:
         for t in prange(N * OH):
             n = t // OH
@@ -258,27 +302,42 @@ def avg_pool2d_forward_kernel(x, y, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw,
                 for i in range(ilo, ihi):
                     ih = oh * sh - pt + i * dh
                     for j in range(jlo, jhi):
-                        iw = ow * sw - pl + j * dw
+                        s = ((n * H + ih) * W + ow * sw - pl + j * dw) * C
                         for c in range(C):
-                            acc[c] += x[n, ih, iw, c]
+                            acc[c] += xf[s + c]
+                d = ((n * OH + oh) * OW + ow) * C
                 for c in range(C):
-                    y[n, oh, ow, c] = acc[c] / div
+                    yf[d + c] = acc[c] / div
     else:
-        for t in prange(N * C * OH):
-            nc = t // OH
-            oh = t - nc * OH
-            n = nc // C
-            c = nc - n * C
-            ilo, ihi = _valid_range(oh * sh - pt, dh, H, kh)
-            for ow in range(OW):
-                jlo, jhi = _valid_range(ow * sw - pl, dw, W, kw)
-                div = float(divisor_override if divisor_override > 0 else rc[oh] * cc[ow])
-                s = 0.0
+        rb, nb = _row_blocks(OH, OW)
+        for t in prange(N * C * nb):
+            nc = t // nb
+            oh0 = (t - nc * nb) * rb
+            oh1 = min(OH, oh0 + rb)
+            acc = np.empty(OW, dtype=x.dtype)
+            for oh in range(oh0, oh1):
+                ilo, ihi = _valid_range(oh * sh - pt, dh, H, kh)
+                for ow in range(OW):
+                    acc[ow] = 0.0
                 for i in range(ilo, ihi):
-                    ih = oh * sh - pt + i * dh
-                    for j in range(jlo, jhi):
-                        s += x[n, c, ih, ow * sw - pl + j * dw]
-                y[n, c, oh, ow] = s / div
+                    base = (nc * H + oh * sh - pt + i * dh) * W
+                    for j in range(kw):
+                        off = base + j * dw - pl
+                        if sw == 1:
+                            for ow in range(olo[j], ohi[j]):
+                                acc[ow] += xf[off + ow]
+                        else:
+                            for ow in range(olo[j], ohi[j]):
+                                acc[ow] += xf[off + ow * sw]
+                d = (nc * OH + oh) * OW
+                if divisor_override > 0:
+                    div = float(divisor_override)
+                    for ow in range(OW):
+                        yf[d + ow] = acc[ow] / div
+                else:
+                    r = rc[oh]
+                    for ow in range(OW):
+                        yf[d + ow] = acc[ow] / float(r * cc[ow])
 
 
 @njit(cache=True, nogil=True)
@@ -298,7 +357,8 @@ def _taps(n_in, O, s, p, d, k):
 @njit(parallel=True, **_JIT)
 def avg_pool2d_backward_kernel(gy, gx, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw,
                                count_include_pad, divisor_override, nhwc):
-    # gather: gx[h, w] = sum over the windows (oh, ow) covering (h, w) of gy / divisor
+    # Each task owns input rows h and adds gy[oh, ow] * (1 / divisor) of every window
+    # covering them, in (window row i, window column j) order.
     N, C, H, W = _dims(gx, nhwc)
     N2, C2, OH, OW = _dims(gy, nhwc)
     if N2 != N or C2 != C:
@@ -309,36 +369,51 @@ def avg_pool2d_backward_kernel(gy, gx, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw,
     rc = _avg_counts(OH, sh, pt, pb, dh, kh, H, count_include_pad)
     cc = _avg_counts(OW, sw, pl, pr, dw, kw, W, count_include_pad)
     rl, rn = _taps(H, OH, sh, pt, dh, kh)
-    cl, cn = _taps(W, OW, sw, pl, dw, kw)
+    first, olo, ohi = _col_tables(OW, sw, pl, dw, kw, W)
+    inv = np.empty((OH, OW), dtype=gx.dtype)
+    for oh in range(OH):
+        for ow in range(OW):
+            inv[oh, ow] = 1.0 / float(divisor_override if divisor_override > 0 else rc[oh] * cc[ow])
+    gyf = gy.reshape(-1)
+    gxf = gx.reshape(-1)
     if nhwc:
         for t in prange(N * H):
             n = t // H
             h = t - n * H
-            acc = np.empty(C, dtype=gx.dtype)
-            for w in range(W):
-                for c in range(C):
-                    acc[c] = 0.0
-                for a in range(rn[h]):
-                    oh = rl[h, a]
-                    for b in range(cn[w]):
-                        ow = cl[w, b]
-                        div = float(divisor_override if divisor_override > 0 else rc[oh] * cc[ow])
+            d0 = t * W * C
+            for e in range(W * C):
+                gxf[d0 + e] = 0.0
+            for a in range(rn[h]):
+                oh = rl[h, a]
+                for j in range(kw):
+                    off = j * dw - pl
+                    for ow in range(olo[j], ohi[j]):
+                        sc = inv[oh, ow]
+                        s = ((n * OH + oh) * OW + ow) * C
+                        d = d0 + (ow * sw + off) * C
                         for c in range(C):
-                            acc[c] += gy[n, oh, ow, c] / div
-                for c in range(C):
-                    gx[n, h, w, c] = acc[c]
+                            gxf[d + c] += gyf[s + c] * sc
     else:
-        for t in prange(N * C * H):
-            nc = t // H
-            h = t - nc * H
-            n = nc // C
-            c = nc - n * C
-            for w in range(W):
-                s = 0.0
+        rb, nb = _row_blocks(H, W)
+        for t in prange(N * C * nb):
+            nc = t // nb
+            h0 = (t - nc * nb) * rb
+            h1 = min(H, h0 + rb)
+            scaled = np.empty(OW, dtype=gx.dtype)
+            for h in range(h0, h1):
+                d0 = (nc * H + h) * W
+                for w in range(W):
+                    gxf[d0 + w] = 0.0
                 for a in range(rn[h]):
                     oh = rl[h, a]
-                    for b in range(cn[w]):
-                        ow = cl[w, b]
-                        div = float(divisor_override if divisor_override > 0 else rc[oh] * cc[ow])
-                        s += gy[n, c, oh, ow] / div
-                gx[n, c, h, w] = s
+                    s = (nc * OH + oh) * OW
+                    for ow in range(OW):
+                        scaled[ow] = gyf[s + ow] * inv[oh, ow]
+                    for j in range(kw):
+                        off = d0 + j * dw - pl
+                        if sw == 1:
+                            for ow in range(olo[j], ohi[j]):
+                                gxf[off + ow] += scaled[ow]
+                        else:
+                            for ow in range(olo[j], ohi[j]):
+                                gxf[off + ow * sw] += scaled[ow]
