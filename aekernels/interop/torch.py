@@ -270,17 +270,14 @@ def _convt_setup(ctx, inputs, output):
         output_size = inputs
     ctx.save_for_backward(x, weight)
     ctx.has_bias = bias is not None
-    # The forward conv this transposes, with its padding resolved (that conv maps
-    # output-shaped tensors to x-shaped ones; with output_padding >= stride it yields
-    # extra rows/cols, which saw zeros in the forward pass).
+    # The forward conv this transposes (output-shaped -> x-shaped), padding resolved on
+    # the output size as _api does; with output_padding >= stride it yields extra
+    # rows/cols, which saw zeros in the forward pass.
     kh, kw = int(weight.shape[-2]), int(weight.shape[-1])
-    (oh, pt, pb), (ow, pl, pr) = _api._transpose_output_hw(
-        "conv_transpose2d", (int(x.shape[-2]), int(x.shape[-1])), (kh, kw),
-        _api._pair(stride, "stride"), _api._pair(dilation, "dilation"),
-        unpads4(padding_mode, padding), output_padding, _ints(output_size))
-    g = _api._geometry(oh, ow, (kh, kw), stride, ((pt, pb), (pl, pr)), dilation)
+    g = _api._geometry(int(output.shape[-2]), int(output.shape[-1]), (kh, kw), stride,
+                       unpads4(padding_mode, padding), dilation)
     ctx.fwd_hw = (g.oh, g.ow)
-    ctx.geometry = (stride, "explicit", [pt, pb, pl, pr], dilation, groups)
+    ctx.geometry = (stride, "explicit", [g.pt, g.pb, g.pl, g.pr], dilation, groups)
 
 
 def _convt_backward(ctx, gy):
