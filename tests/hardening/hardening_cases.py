@@ -453,3 +453,51 @@ def outcome_ok(expect: str, outcome: str, detail: str = "") -> bool:
     if expect == "error":
         return outcome in ("ValueError", "TypeError")
     raise AssertionError(expect)
+
+
+# ============================================================ huge-but-valid -> MemoryError
+# Every size here is < 2**31 per extent and < 2**62 elements (so the contract accepts
+# it), but the result would need ~2**56 elements (>= 256 PiB): allocation must fail
+# cleanly with MemoryError (ASAN build: allocator_may_return_null=1) before any kernel
+# runs.  (~2**60 float64 elements, 2**63 bytes, makes numpy itself raise ValueError
+# "array is too big" instead: finding F4.)
+
+def _memory_errors(calls):
+    for what, call in calls:
+        try:
+            r = call()
+        except MemoryError:
+            continue
+        except BaseException as exc:
+            raise AssertionError(f"{what}: {type(exc).__name__}: {exc}") from None
+        raise AssertionError(f"{what}: returned {getattr(r, 'shape', r)!r}")
+    return "all MemoryError"
+
+
+_H = 2**28
+_P = 2**27
+
+
+def mem_huge_results():
+    calls = []
+    for dt in (F32, F64):
+        one = o((1, 1, 1, 1), dt)
+        calls += [(f"{np.dtype(dt).name}: {what}", call) for what, call in [
+            ("conv2d padding=2**27", lambda one=one: aekernels.conv2d(one, one, padding=_P)),
+            ("conv_transpose2d stride=2**27", lambda dt=dt, one=one: aekernels.conv_transpose2d(
+                o((1, 1, 3, 3), dt), one, stride=_P)),
+            ("upsample_nearest2d scale=2**27", lambda dt=dt: aekernels.upsample_nearest2d(
+                o((1, 1, 2, 2), dt), _P)),
+            ("max_unpool2d kernel=2**27", lambda dt=dt: aekernels.max_unpool2d(
+                o((1, 1, 2, 2), dt), np.zeros((1, 1, 2, 2), I64), _P)),
+            ("max_pool2d_backward input 2**28 x 2**28", lambda one=one: aekernels.max_pool2d_backward(
+                one, np.zeros((1, 1, 1, 1), I64), (1, 1, _H, _H))),
+            ("avg_pool2d_backward input 2**28 x 2**28", lambda one=one: aekernels.avg_pool2d_backward(
+                one, (1, 1, _H, _H), _H)),
+            ("conv2d_backward_input input 2**28 x 2**28", lambda one=one: aekernels.conv2d_backward_input(
+                one, one, (1, 1, _H, _H), stride=_H)),
+        ]]
+    return _memory_errors(calls)
+
+
+CASES["mem_huge_results"] = ("nocrash", mem_huge_results)
