@@ -41,74 +41,120 @@ inline i64 pick_row_tile(i64 GA, i64 Wp, i64 M, i64 outer_items, int nt) {
     return std::max<i64>(1, std::min(rows, cap));
 }
 
-// Stride-1 NCHW correlation over grid rows [a0, a1) x columns [0, GB):
-//   out(m, a, b) = sum_{c,ti,tj} Wm[m, (c,ti,tj)] * src[c, a + oi[ti], b + oj[tj]]
-// (src outside Hs x Ws is zero).  The source window is first copied into a
-// zero-padded slab so that the GEMM's pixel panels are plain copies
-// (ShiftPack); write(m, a, row) then receives the GB outputs of grid row a.
 // A zero-padded copy ("slab") of the source window of grid rows [a0, a0+rows):
 // tap t of grid position q = a*Wp + b then sits at slab[toff[t] + q], so
-// pixel panels become straight copies or direct vector loads.  `extra` zeros
-// follow the Cs planes (kernels that round the grid up read into them).
+// pixel panels become straight copies or direct vector loads.  A stride
+// (sh, sw) is folded in by splitting the source into its sh x sw phase planes
+// (space-to-depth): tap offset o = sh*o' + p reads phase plane p at row a + o',
+// so every conv becomes a stride-1 correlation over the planes.  `extra` zeros
+// follow the planes (kernels that round the grid up read into them).
 template <class T>
 struct Slab {
     T* data;
-    i64 Wp, plane, Q;  // Q = rows * Wp grid positions (Wp - GB junk columns per row)
+    i64 Wp, plane, size, Q;  // Q = rows * Wp grid positions (Wp - GB junk columns per row)
 };
 
+constexpr i64 kMaxSlabTaps = 64;
+
+inline i64 slab_width(i64 GB, const i64* oj, i64 ntj, i64 sw) {
+    i64 lo = floor_div(oj[0], sw), hi = lo;
+    for (i64 j = 0; j < ntj; ++j) {
+        lo = std::min(lo, floor_div(oj[j], sw));
+        hi = std::max(hi, floor_div(oj[j], sw));
+    }
+    return GB + hi - lo;
+}
+
 template <class T>
-Slab<T> build_slab(const T* src, i64 Cs, i64 Hs, i64 Ws, i64 a0, i64 rows, i64 GB, const i64* oi,
-                   i64 nti, const i64* oj, i64 ntj, i64 extra, Workspace<T>& ws) {
-    const i64 minoi = *std::min_element(oi, oi + nti), maxoi = *std::max_element(oi, oi + nti);
-    const i64 minoj = *std::min_element(oj, oj + ntj), maxoj = *std::max_element(oj, oj + ntj);
-    const i64 Wp = GB + maxoj - minoj;
-    const i64 SR = rows + (maxoi - minoi) + 1;  // +1: junk columns of the last row read past it
+Slab<T> build_slab(const T* src, i64 Cs, i64 Hs, i64 Ws, i64 sh, i64 sw, i64 a0, i64 rows, i64 GB,
+                   const i64* oi, i64 nti, const i64* oj, i64 ntj, i64 extra, Workspace<T>& ws) {
+    // per tap: phase (p) and offset in phase-plane rows (o')
+    i64 pi[kMaxSlabTaps], ii[kMaxSlabTaps], qj[kMaxSlabTaps], jj[kMaxSlabTaps];
+    i64 pset[kMaxSlabTaps], qset[kMaxSlabTaps];
+    i64 np = 0, nq = 0;
+    auto index_of = [](i64* set, i64& n, i64 v) {
+        for (i64 k = 0; k < n; ++k)
+            if (set[k] == v) return k;
+        set[n] = v;
+        return n++;
+    };
+    if (nti > kMaxSlabTaps || ntj > kMaxSlabTaps)  // callers route wider kernels elsewhere
+        throw std::logic_error("build_slab: kernel wider than kMaxSlabTaps");
+    i64 mini = 0, maxi = 0, minj = 0, maxj = 0;
+    for (i64 t = 0; t < nti; ++t) {
+        ii[t] = floor_div(oi[t], sh);
+        pi[t] = index_of(pset, np, oi[t] - ii[t] * sh);
+        mini = t == 0 ? ii[t] : std::min(mini, ii[t]);
+        maxi = t == 0 ? ii[t] : std::max(maxi, ii[t]);
+    }
+    for (i64 t = 0; t < ntj; ++t) {
+        jj[t] = floor_div(oj[t], sw);
+        qj[t] = index_of(qset, nq, oj[t] - jj[t] * sw);
+        minj = t == 0 ? jj[t] : std::min(minj, jj[t]);
+        maxj = t == 0 ? jj[t] : std::max(maxj, jj[t]);
+    }
+    const i64 Wp = GB + maxj - minj;
+    const i64 SR = rows + (maxi - mini) + 1;  // +1: junk columns of the last row read past it
     const i64 plane = SR * Wp;
-    T* slab = ws.slab.get(static_cast<std::size_t>(Cs * plane + extra));
-    std::fill(slab + Cs * plane, slab + Cs * plane + extra, T(0));
-    const i64 lo = std::min(Wp, std::max<i64>(0, -minoj));
-    const i64 hi = std::max(lo, std::min(Wp, Ws - minoj));
+    const i64 nplanes = Cs * np * nq;
+    T* slab = ws.slab.get(static_cast<std::size_t>(nplanes * plane + extra));
+    zero_short(slab + nplanes * plane, extra);
     for (i64 c = 0; c < Cs; ++c)
-        for (i64 r = 0; r < SR; ++r) {
-            const i64 ih = a0 + minoi + r;
-            T* d = slab + c * plane + r * Wp;
-            if (!in_range(ih, Hs)) {
-                zero_short(d, Wp);
-                continue;
+        for (i64 pk = 0; pk < np; ++pk)
+            for (i64 qk = 0; qk < nq; ++qk) {
+                const i64 p = pset[pk], q = qset[qk];
+                // columns col with 0 <= sw*(minj + col) + q < Ws
+                // (0 <= q < sw, so the left edge only depends on minj)
+                const i64 lo = std::min(Wp, std::max<i64>(0, -minj));
+                const i64 hi = std::max(lo, std::min(Wp, floor_div(Ws - 1 - q, sw) + 1 - minj));
+                T* dplane = slab + ((c * np + pk) * nq + qk) * plane;
+                for (i64 r = 0; r < SR; ++r) {
+                    const i64 ih = sh * (a0 + mini + r) + p;
+                    T* d = dplane + r * Wp;
+                    if (!in_range(ih, Hs)) {
+                        zero_short(d, Wp);
+                        continue;
+                    }
+                    const T* srow = src + (c * Hs + ih) * Ws;
+                    zero_short(d, lo);
+                    if (sw == 1)
+                        copy_short(srow + (minj + lo) + q, hi - lo, d + lo);
+                    else
+                        for (i64 col = lo; col < hi; ++col) d[col] = srow[sw * (minj + col) + q];
+                    zero_short(d + hi, Wp - hi);
+                }
             }
-            const T* s = src + (c * Hs + ih) * Ws + minoj;
-            zero_short(d, lo);
-            copy_short(s + lo, hi - lo, d + lo);
-            zero_short(d + hi, Wp - hi);
-        }
     const i64 ntaps = Cs * nti * ntj;
     ws.toff.resize(static_cast<std::size_t>(ntaps));
     for (i64 c = 0, t = 0; c < Cs; ++c)
         for (i64 ti = 0; ti < nti; ++ti)
             for (i64 tj = 0; tj < ntj; ++tj, ++t)
-                ws.toff[t] = c * plane + (oi[ti] - minoi) * Wp + (oj[tj] - minoj);
-    return Slab<T>{slab, Wp, plane, rows * Wp};
+                ws.toff[t] = ((c * np + pi[ti]) * nq + qj[tj]) * plane + (ii[ti] - mini) * Wp +
+                             (jj[tj] - minj);
+    return Slab<T>{slab, Wp, plane, nplanes * plane, rows * Wp};
 }
 
-// Stride-1 NCHW correlation over grid rows [a0, a1) x columns [0, GB):
-//   out(m, a, b) = sum_{c,ti,tj} W[m, (c,ti,tj)] * src[c, a + oi[ti], b + oj[tj]]
+// NCHW correlation over grid rows [a0, a1) x columns [0, GB):
+//   out(m, a, b) = sum_{c,ti,tj} W[m, (c,ti,tj)] * src[c, sh*a + oi[ti], sw*b + oj[tj]]
 // (src outside Hs x Ws is zero); write(m, a, row) receives the GB outputs of
 // grid row a.  Small and mid-sized M run the direct shift kernel straight
 // from the slab; otherwise the packed GEMM with ShiftPack panels.
 template <class T, class Writer>
 void slab_conv_nchw(const UKernel<T>& uk, const PrePacked<T>& wpk, const T* wraw, i64 ldw, i64 M,
-                    const T* src, i64 Cs, i64 Hs, i64 Ws, i64 a0, i64 a1, i64 GB, const i64* oi,
-                    i64 nti, const i64* oj, i64 ntj, Workspace<T>& ws, Writer&& write) {
+                    const T* src, i64 Cs, i64 Hs, i64 Ws, i64 sh, i64 sw, i64 a0, i64 a1, i64 GB,
+                    const i64* oi, i64 nti, const i64* oj, i64 ntj, Workspace<T>& ws,
+                    Writer&& write) {
     const i64 rows = a1 - a0;
     const ShiftKernel<T>& sk = shift_kernel<T>();
     const bool direct = M <= sk.max_m;
     // Q is only known after the slab geometry; the largest pad is sk.q - 1.
-    const Slab<T> sl = build_slab(src, Cs, Hs, Ws, a0, rows, GB, oi, nti, oj, ntj,
+    const Slab<T> sl = build_slab(src, Cs, Hs, Ws, sh, sw, a0, rows, GB, oi, nti, oj, ntj,
                                   direct ? sk.q : 0, ws);
     const i64 Q = sl.Q, Wp = sl.Wp;
     const i64 Qpad = direct ? ceil_div(Q, sk.q) * sk.q : Q;
     const i64 ntaps = Cs * nti * ntj;
     T* cbuf = ws.cbuf.get(static_cast<std::size_t>(M * Qpad));
+    (void)sl.size;
     if (direct)
         sk.fn(M, ntaps, wraw, ldw, sl.data, ws.toff.data(), Qpad, cbuf, Qpad);
     else
@@ -131,8 +177,9 @@ void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T*
     for (i64 j = 0; j < g.kw; ++j) oj[j] = j * g.dw - g.pl;
     const bool pw = is_pointwise(g);
     const int nt = num_threads();
-    const bool slab = !g.nhwc && !pw && g.sh == 1 && g.sw == 1;
-    const i64 tile = slab ? pick_row_tile(g.OH, g.OW + (g.kw - 1) * g.dw, Kg, g.N * G, nt)
+    const bool slab = !g.nhwc && !pw && g.kh <= kMaxSlabTaps && g.kw <= kMaxSlabTaps;
+    const i64 tile = slab ? pick_row_tile(g.OH, slab_width(g.OW, oj.data(), g.kw, g.sw), Kg,
+                                          g.N * G, nt)
                           : pick_pixel_tile(P, g.N * G, g.nhwc ? uk.mr : uk.nr, nt);
     const i64 ntile = slab ? ceil_div(g.OH, tile) : ceil_div(P, tile);
     const i64 red = pw ? Cg : taps;
@@ -152,7 +199,7 @@ void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T*
         if (slab) {
             const i64 a0 = tix * tile, a1 = std::min(g.OH, a0 + tile);
             T* yb = y + (n * g.K + gi * Kg) * P;
-            slab_conv_nchw(uk, wp[gi], w + gi * Kg * taps, taps, Kg, x + (n * g.C + gi * Cg) * HW, Cg, g.H, g.W, a0, a1,
+            slab_conv_nchw(uk, wp[gi], w + gi * Kg * taps, taps, Kg, x + (n * g.C + gi * Cg) * HW, Cg, g.H, g.W, g.sh, g.sw, a0, a1,
                            g.OW, oi.data(), g.kh, oj.data(), g.kw, ws,
                            [&](i64 m, i64 a, const T* row) {
                                T* d = yb + m * P + a * g.OW;
@@ -286,7 +333,8 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
     std::vector<Item> items;
     const bool regular = g.sh == 1 && g.sw == 1;
     const bool pw = is_pointwise(g);
-    const bool slab = !g.nhwc && !pw;  // items are then grid-row ranges [p0, p0 + np)
+    // items are then grid-row ranges [p0, p0 + np)
+    const bool slab = !g.nhwc && !pw && g.kh <= kMaxSlabTaps && g.kw <= kMaxSlabTaps;
     const i64 outer = g.N * G * static_cast<i64>(phases.size());
     for (i64 f = 0; f < static_cast<i64>(phases.size()); ++f) {
         const BwdPhase<T>& ph = phases[f];
@@ -325,7 +373,7 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
                     }
                 return;
             }
-            slab_conv_nchw(uk, ph.wp[gi], wt, ph.ntaps, Cg, gy + (n * g.K + gi * Kg) * P, Kg, g.OH, g.OW, a0, a1,
+            slab_conv_nchw(uk, ph.wp[gi], wt, ph.ntaps, Cg, gy + (n * g.K + gi * Kg) * P, Kg, g.OH, g.OW, 1, 1, a0, a1,
                            ph.GB, ph.oi.data(), nti, ph.oj.data(), ntj, ws,
                            [&](i64 c, i64 a, const T* row) {
                                T* d = gxb + c * HW + h_of(a) * g.W + w0;
@@ -400,13 +448,13 @@ void slab_filter_item(const ConvGeom& g, const T* x, const T* gy, i64 n, i64 gi,
                       const i64* oi, const i64* oj, T* gwg, bool accumulate, Workspace<T>& ws) {
     const DotKernel<T>& dk = dot_kernel<T>();
     const i64 Cg = g.Cg(), Kg = g.Kg(), taps = g.taps(), rows = a1 - a0;
-    const i64 Wp = g.OW + (oj[g.kw - 1] - oj[0]);
+    const i64 Wp = slab_width(g.OW, oj, g.kw, g.sw);
     const i64 Q = rows * Wp;
     // extra zeros: a run of Q that the padded taps point at
-    const Slab<T> sl = build_slab(x + (n * g.C + gi * Cg) * g.H * g.W, Cg, g.H, g.W, a0, rows,
-                                  g.OW, oi, g.kh, oj, g.kw, Q, ws);
+    const Slab<T> sl = build_slab(x + (n * g.C + gi * Cg) * g.H * g.W, Cg, g.H, g.W, g.sh, g.sw,
+                                  a0, rows, g.OW, oi, g.kh, oj, g.kw, Q, ws);
     const i64 Mpad = ceil_div(Kg, dk.mr) * dk.mr, Npad = ceil_div(taps, dk.nr) * dk.nr;
-    ws.toff.resize(static_cast<std::size_t>(Npad), Cg * sl.plane);
+    ws.toff.resize(static_cast<std::size_t>(Npad), sl.size);
     // dY on the slab's grid (junk columns zero) so that the reduction is one
     // flat run; padded rows are zero.
     T* a = ws.cbuf.get(static_cast<std::size_t>(Mpad * Q));
@@ -465,8 +513,8 @@ void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
     const int nt = num_threads();
     // Stride-1 NCHW: dot-product tiles straight over a slab of x and a
     // junk-column-padded copy of dY; both are contiguous along the reduction.
-    const bool slab = !g.nhwc && !pw && g.sh == 1 && g.sw == 1;
-    const i64 Wp_est = g.OW + (g.kw - 1) * g.dw;
+    const bool slab = !g.nhwc && !pw && g.kh <= kMaxSlabTaps && g.kw <= kMaxSlabTaps;
+    const i64 Wp_est = slab_width(g.OW, oj.data(), g.kw, g.sw);
     const i64 cpi = slab ? std::max<i64>(1, std::min(g.OH, std::max(ceil_div(nt, g.N),
                                                      ceil_div(Cg * g.OH * Wp_est, i64(1) << 18))))
                          : std::max<i64>(1, std::min(ceil_div(P, 64), ceil_div(nt, g.N)));
