@@ -30,7 +30,7 @@ inline bool is_pointwise(const ConvGeom& g) {
            g.OH == g.H && g.OW == g.W;
 }
 
-// Rows of the output grid per work item for slab_conv_nchw: whole grids when
+// Rows of the output grid per work item for slab_conv: whole grids when
 // the batch already feeds every thread, and a bounded GEMM output block.
 inline i64 pick_row_tile(i64 GA, i64 Wp, i64 M, i64 outer_items, int nt) {
     const i64 want = 4 * static_cast<i64>(nt);
@@ -48,6 +48,20 @@ inline i64 pick_row_tile(i64 GA, i64 Wp, i64 M, i64 outer_items, int nt) {
 // (space-to-depth): tap offset o = sh*o' + p reads phase plane p at row a + o',
 // so every conv becomes a stride-1 correlation over the planes.  `extra` zeros
 // follow the planes (kernels that round the grid up read into them).
+// One image (one group's channels) of a source tensor in either layout.
+template <class T>
+struct Src {
+    const T* p;
+    i64 C, H, W;     // channels, rows, columns
+    i64 cs, hs, ws;  // element strides: NCHW (H*W, W, 1), NHWC (1, W*Ctot, Ctot)
+};
+
+template <class T>
+Src<T> image_src(const T* base, i64 n, i64 c0, i64 C, i64 Ctot, i64 H, i64 W, bool nhwc) {
+    if (!nhwc) return Src<T>{base + (n * Ctot + c0) * H * W, C, H, W, H * W, W, 1};
+    return Src<T>{base + n * H * W * Ctot + c0, C, H, W, 1, W * Ctot, Ctot};
+}
+
 template <class T>
 struct Slab {
     T* data;
@@ -66,7 +80,7 @@ inline i64 slab_width(i64 GB, const i64* oj, i64 ntj, i64 sw) {
 }
 
 template <class T>
-Slab<T> build_slab(const T* src, i64 Cs, i64 Hs, i64 Ws, i64 sh, i64 sw, i64 a0, i64 rows, i64 GB,
+Slab<T> build_slab(const Src<T>& src, i64 sh, i64 sw, i64 a0, i64 rows, i64 GB,
                    const i64* oi, i64 nti, const i64* oj, i64 ntj, i64 extra, Workspace<T>& ws) {
     // per tap: phase (p) and offset in phase-plane rows (o')
     i64 pi[kMaxSlabTaps], ii[kMaxSlabTaps], qj[kMaxSlabTaps], jj[kMaxSlabTaps];
@@ -93,6 +107,7 @@ Slab<T> build_slab(const T* src, i64 Cs, i64 Hs, i64 Ws, i64 sh, i64 sw, i64 a0,
         minj = t == 0 ? jj[t] : std::min(minj, jj[t]);
         maxj = t == 0 ? jj[t] : std::max(maxj, jj[t]);
     }
+    const i64 Cs = src.C, Hs = src.H, Ws = src.W;
     const i64 Wp = GB + maxj - minj;
     const i64 SR = rows + (maxi - mini) + 1;  // +1: junk columns of the last row read past it
     const i64 plane = SR * Wp;
@@ -115,12 +130,15 @@ Slab<T> build_slab(const T* src, i64 Cs, i64 Hs, i64 Ws, i64 sh, i64 sw, i64 a0,
                         zero_short(d, Wp);
                         continue;
                     }
-                    const T* srow = src + (c * Hs + ih) * Ws;
+                    const T* srow = src.p + c * src.cs + ih * src.hs;
                     zero_short(d, lo);
-                    if (sw == 1)
+                    if (sw == 1 && src.ws == 1) {
                         copy_short(srow + (minj + lo) + q, hi - lo, d + lo);
-                    else
-                        for (i64 col = lo; col < hi; ++col) d[col] = srow[sw * (minj + col) + q];
+                    } else {
+                        const i64 step = sw * src.ws;
+                        const T* s0 = srow + (sw * (minj + lo) + q) * src.ws;
+                        for (i64 col = lo; col < hi; ++col) d[col] = s0[(col - lo) * step];
+                    }
                     zero_short(d + hi, Wp - hi);
                 }
             }
@@ -140,21 +158,19 @@ Slab<T> build_slab(const T* src, i64 Cs, i64 Hs, i64 Ws, i64 sh, i64 sw, i64 a0,
 // grid row a.  Small and mid-sized M run the direct shift kernel straight
 // from the slab; otherwise the packed GEMM with ShiftPack panels.
 template <class T, class Writer>
-void slab_conv_nchw(const UKernel<T>& uk, const PrePacked<T>& wpk, const T* wraw, i64 ldw, i64 M,
-                    const T* src, i64 Cs, i64 Hs, i64 Ws, i64 sh, i64 sw, i64 a0, i64 a1, i64 GB,
-                    const i64* oi, i64 nti, const i64* oj, i64 ntj, Workspace<T>& ws,
-                    Writer&& write) {
+void slab_conv(const UKernel<T>& uk, const PrePacked<T>& wpk, const T* wraw, i64 ldw, i64 M,
+               const Src<T>& src, i64 sh, i64 sw, i64 a0, i64 a1, i64 GB, const i64* oi, i64 nti,
+               const i64* oj, i64 ntj, Workspace<T>& ws, Writer&& write) {
     const i64 rows = a1 - a0;
     const ShiftKernel<T>& sk = shift_kernel<T>();
     const bool direct = M <= sk.max_m;
     // Q is only known after the slab geometry; the largest pad is sk.q - 1.
-    const Slab<T> sl = build_slab(src, Cs, Hs, Ws, sh, sw, a0, rows, GB, oi, nti, oj, ntj,
+    const Slab<T> sl = build_slab(src, sh, sw, a0, rows, GB, oi, nti, oj, ntj,
                                   direct ? sk.q : 0, ws);
     const i64 Q = sl.Q, Wp = sl.Wp;
     const i64 Qpad = direct ? ceil_div(Q, sk.q) * sk.q : Q;
-    const i64 ntaps = Cs * nti * ntj;
+    const i64 ntaps = src.C * nti * ntj;
     T* cbuf = ws.cbuf.get(static_cast<std::size_t>(M * Qpad));
-    (void)sl.size;
     if (direct)
         sk.fn(M, ntaps, wraw, ldw, sl.data, ws.toff.data(), Qpad, cbuf, Qpad);
     else
@@ -177,17 +193,29 @@ void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T*
     for (i64 j = 0; j < g.kw; ++j) oj[j] = j * g.dw - g.pl;
     const bool pw = is_pointwise(g);
     const int nt = num_threads();
-    const bool slab = !g.nhwc && !pw && g.kh <= kMaxSlabTaps && g.kw <= kMaxSlabTaps;
+    const bool slab = !pw && g.kh <= kMaxSlabTaps && g.kw <= kMaxSlabTaps;
     const i64 tile = slab ? pick_row_tile(g.OH, slab_width(g.OW, oj.data(), g.kw, g.sw), Kg,
                                           g.N * G, nt)
                           : pick_pixel_tile(P, g.N * G, g.nhwc ? uk.mr : uk.nr, nt);
     const i64 ntile = slab ? ceil_div(g.OH, tile) : ceil_div(P, tile);
     const i64 red = pw ? Cg : taps;
+    // The slab kernels take the weight as (K, taps) rows with taps (c, i, j):
+    // an HWIO weight is rearranged once (it is tiny next to the activations).
+    std::vector<T> wre;
+    const T* wo = w;
+    if (slab && g.nhwc) {
+        wre.resize(static_cast<std::size_t>(g.K * taps));
+        for (i64 k = 0; k < g.K; ++k)
+            for (i64 c = 0; c < Cg; ++c)
+                for (i64 ij = 0; ij < g.kh * g.kw; ++ij)
+                    wre[(k * Cg + c) * g.kh * g.kw + ij] = w[(ij * Cg + c) * g.K + k];
+        wo = wre.data();
+    }
     std::vector<PrePacked<T>> wp;
     wp.reserve(static_cast<std::size_t>(G));
     for (i64 gi = 0; gi < G; ++gi) {
-        if (!g.nhwc)
-            wp.emplace_back(DensePack<T>{w + gi * Kg * taps, taps, 1}, Kg, red, uk.mr,
+        if (!g.nhwc || slab)
+            wp.emplace_back(DensePack<T>{wo + gi * Kg * taps, taps, 1}, Kg, red, uk.mr,
                             gemm_kc(uk, red));
         else
             wp.emplace_back(DensePack<T>{w + gi * Kg, 1, g.K}, Kg, red, uk.nr, gemm_kc(uk, red));
@@ -198,18 +226,20 @@ void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T*
         Workspace<T>& ws = thread_workspace<T>();
         if (slab) {
             const i64 a0 = tix * tile, a1 = std::min(g.OH, a0 + tile);
-            T* yb = y + (n * g.K + gi * Kg) * P;
-            slab_conv_nchw(uk, wp[gi], w + gi * Kg * taps, taps, Kg, x + (n * g.C + gi * Cg) * HW, Cg, g.H, g.W, g.sh, g.sw, a0, a1,
-                           g.OW, oi.data(), g.kh, oj.data(), g.kw, ws,
-                           [&](i64 m, i64 a, const T* row) {
-                               T* d = yb + m * P + a * g.OW;
-                               if (bias) {
-                                   const T b = bias[gi * Kg + m];
-                                   for (i64 q = 0; q < g.OW; ++q) d[q] = row[q] + b;
-                               } else {
-                                   std::copy(row, row + g.OW, d);
-                               }
-                           });
+            // element (m, a, b) of this item's output block
+            const i64 ms = g.nhwc ? 1 : P, as = g.nhwc ? g.OW * g.K : g.OW, bs = g.nhwc ? g.K : 1;
+            T* yb = g.nhwc ? y + n * P * g.K + gi * Kg : y + (n * g.K + gi * Kg) * P;
+            slab_conv(uk, wp[gi], wo + gi * Kg * taps, taps, Kg,
+                      image_src(x, n, gi * Cg, Cg, g.C, g.H, g.W, g.nhwc), g.sh, g.sw, a0, a1,
+                      g.OW, oi.data(), g.kh, oj.data(), g.kw, ws,
+                      [&](i64 m, i64 a, const T* row) {
+                          T* d = yb + m * ms + a * as;
+                          const T b = bias ? bias[gi * Kg + m] : T(0);
+                          if (bs == 1)
+                              for (i64 q = 0; q < g.OW; ++q) d[q] = row[q] + b;
+                          else
+                              for (i64 q = 0; q < g.OW; ++q) d[q * bs] = row[q] + b;
+                      });
             return;
         }
         const i64 p0 = tix * tile, np = std::min(tile, P - p0);
@@ -276,6 +306,11 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
     if (g.N == 0 || HW == 0) return;
     const int nt = num_threads();
 
+    const bool pw = is_pointwise(g);
+    // Slab kernels (any layout) take each phase's sub-kernel as (C, taps) rows
+    // with taps (k, ti, tj); the NHWC GEMM fallback takes (taps, C) with (ti, tj, k).
+    const bool slab = !pw && g.kh <= kMaxSlabTaps && g.kw <= kMaxSlabTaps;
+    const bool rows_c = !g.nhwc || slab;
     std::vector<BwdPhase<T>> phases;
     for (i64 rh = 0; rh < g.sh; ++rh)
         for (i64 rw = 0; rw < g.sw; ++rw) {
@@ -307,19 +342,19 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
                         for (i64 b = 0; b < ntj; ++b)
                             for (i64 c = 0; c < Cg; ++c) {
                                 const i64 i = ph.ti[a], j = ph.tj[b], kk = gi * Kg + k;
-                                if (!g.nhwc)  // Wt[c, (k, a, b)]
-                                    wt[c * ph.ntaps + (k * nti + a) * ntj + b] =
-                                        w[((kk * Cg + c) * g.kh + i) * g.kw + j];
-                                else          // Wt[(a, b, k), c]
-                                    wt[((a * ntj + b) * Kg + k) * Cg + c] =
-                                        w[((i * g.kw + j) * Cg + c) * g.K + kk];
+                                const T v = !g.nhwc ? w[((kk * Cg + c) * g.kh + i) * g.kw + j]
+                                                    : w[((i * g.kw + j) * Cg + c) * g.K + kk];
+                                if (rows_c)  // Wt[c, (k, a, b)]
+                                    wt[c * ph.ntaps + (k * nti + a) * ntj + b] = v;
+                                else         // Wt[(a, b, k), c]
+                                    wt[((a * ntj + b) * Kg + k) * Cg + c] = v;
                             }
             }
             const i64 red = is_pointwise(g) ? Kg : ph.ntaps;
             if (red > 0)
                 for (i64 gi = 0; gi < G; ++gi) {
                     const T* wt = ph.wt.data() + gi * Cg * ph.ntaps;
-                    if (!g.nhwc)
+                    if (rows_c)
                         ph.wp.emplace_back(DensePack<T>{wt, ph.ntaps, 1}, Cg, red, uk.mr,
                                            gemm_kc(uk, red));
                     else
@@ -331,10 +366,7 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
 
     struct Item { i64 phase, n, gi, p0, np; };
     std::vector<Item> items;
-    const bool regular = g.sh == 1 && g.sw == 1;
-    const bool pw = is_pointwise(g);
-    // items are then grid-row ranges [p0, p0 + np)
-    const bool slab = !g.nhwc && !pw && g.kh <= kMaxSlabTaps && g.kw <= kMaxSlabTaps;
+    const bool regular = g.sh == 1 && g.sw == 1;  // slab items are grid-row ranges
     const i64 outer = g.N * G * static_cast<i64>(phases.size());
     for (i64 f = 0; f < static_cast<i64>(phases.size()); ++f) {
         const BwdPhase<T>& ph = phases[f];
@@ -361,27 +393,33 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
         const T* wt = ph.wt.data() + gi * Cg * ph.ntaps;
         Workspace<T>& ws = thread_workspace<T>();
         if (slab) {
-            T* gxb = gx + (n * g.C + gi * Cg) * HW;
+            // element (c, h, w) of this item's gx block
+            const i64 cst = g.nhwc ? 1 : HW, hst = g.nhwc ? g.W * g.C : g.W;
+            const i64 bst = (g.nhwc ? g.C : 1) * g.sw;  // between phase-grid columns
+            T* gxb = g.nhwc ? gx + n * HW * g.C + gi * Cg : gx + (n * g.C + gi * Cg) * HW;
             const i64 a0 = p0, a1 = p0 + np;
-            auto h_of = [&](i64 a) { return g.sh * (ph.qa0 + a) + ph.rh - g.pt; };
             const i64 w0 = g.sw * ph.qb0 + ph.rw - g.pl;
+            auto dst = [&](i64 c, i64 a) {
+                const i64 h = g.sh * (ph.qa0 + a) + ph.rh - g.pt;
+                return gxb + c * cst + h * hst + w0 * (g.nhwc ? g.C : 1);
+            };
             if (ph.ntaps == 0) {
                 for (i64 c = 0; c < Cg; ++c)
                     for (i64 a = a0; a < a1; ++a) {
-                        T* d = gxb + c * HW + h_of(a) * g.W + w0;
-                        for (i64 b = 0; b < ph.GB; ++b) d[b * g.sw] = T(0);
+                        T* d = dst(c, a);
+                        for (i64 b = 0; b < ph.GB; ++b) d[b * bst] = T(0);
                     }
                 return;
             }
-            slab_conv_nchw(uk, ph.wp[gi], wt, ph.ntaps, Cg, gy + (n * g.K + gi * Kg) * P, Kg, g.OH, g.OW, 1, 1, a0, a1,
-                           ph.GB, ph.oi.data(), nti, ph.oj.data(), ntj, ws,
-                           [&](i64 c, i64 a, const T* row) {
-                               T* d = gxb + c * HW + h_of(a) * g.W + w0;
-                               if (g.sw == 1)
-                                   std::copy(row, row + ph.GB, d);
-                               else
-                                   for (i64 b = 0; b < ph.GB; ++b) d[b * g.sw] = row[b];
-                           });
+            slab_conv(uk, ph.wp[gi], wt, ph.ntaps, Cg,
+                      image_src(gy, n, gi * Kg, Kg, g.K, g.OH, g.OW, g.nhwc), 1, 1, a0, a1, ph.GB,
+                      ph.oi.data(), nti, ph.oj.data(), ntj, ws, [&](i64 c, i64 a, const T* row) {
+                          T* d = dst(c, a);
+                          if (bst == 1)
+                              std::copy(row, row + ph.GB, d);
+                          else
+                              for (i64 b = 0; b < ph.GB; ++b) d[b * bst] = row[b];
+                      });
             return;
         }
         CView<T> cv{nullptr, 0};
@@ -451,7 +489,7 @@ void slab_filter_item(const ConvGeom& g, const T* x, const T* gy, i64 n, i64 gi,
     const i64 Wp = slab_width(g.OW, oj, g.kw, g.sw);
     const i64 Q = rows * Wp;
     // extra zeros: a run of Q that the padded taps point at
-    const Slab<T> sl = build_slab(x + (n * g.C + gi * Cg) * g.H * g.W, Cg, g.H, g.W, g.sh, g.sw,
+    const Slab<T> sl = build_slab(image_src(x, n, gi * Cg, Cg, g.C, g.H, g.W, g.nhwc), g.sh, g.sw,
                                   a0, rows, g.OW, oi, g.kh, oj, g.kw, Q, ws);
     const i64 Mpad = ceil_div(Kg, dk.mr) * dk.mr, Npad = ceil_div(taps, dk.nr) * dk.nr;
     ws.toff.resize(static_cast<std::size_t>(Npad), sl.size);
@@ -467,10 +505,18 @@ void slab_filter_item(const ConvGeom& g, const T* x, const T* gy, i64 n, i64 gi,
             zero_short(d, Q);
             continue;
         }
-        const T* src = gy + ((n * g.K + gi * Kg + m) * g.OH + a0) * g.OW;
-        for (i64 r = 0; r < rows; ++r) {
-            copy_short(src + r * g.OW, g.OW, d + r * Wp);
-            zero_short(d + r * Wp + g.OW, Wp - g.OW);
+        if (!g.nhwc) {
+            const T* src = gy + ((n * g.K + gi * Kg + m) * g.OH + a0) * g.OW;
+            for (i64 r = 0; r < rows; ++r) {
+                copy_short(src + r * g.OW, g.OW, d + r * Wp);
+                zero_short(d + r * Wp + g.OW, Wp - g.OW);
+            }
+        } else {
+            const T* src = gy + (n * g.OH + a0) * g.OW * g.K + gi * Kg + m;
+            for (i64 r = 0; r < rows; ++r) {
+                for (i64 b = 0; b < g.OW; ++b) d[r * Wp + b] = src[(r * g.OW + b) * g.K];
+                zero_short(d + r * Wp + g.OW, Wp - g.OW);
+            }
         }
     }
     T* c = ws.a.get(static_cast<std::size_t>(Mpad * Npad));
@@ -482,14 +528,28 @@ void slab_filter_item(const ConvGeom& g, const T* x, const T* gy, i64 n, i64 gi,
         dk.fn(Mpad, Npad, 1, std::min(QC, Q - q0), arow.data(), 0, sl.data + q0, ws.toff.data(), 0,
               c, Npad, q0 > 0);
     }
-    for (i64 m = 0; m < Kg; ++m) {
-        T* d = gwg + m * taps;
-        const T* s = c + m * Npad;
-        if (accumulate)
-            for (i64 t = 0; t < taps; ++t) d[t] += s[t];
-        else
-            std::copy(s, s + taps, d);
+    if (!g.nhwc) {
+        for (i64 m = 0; m < Kg; ++m) {
+            T* d = gwg + m * taps;
+            const T* s = c + m * Npad;
+            if (accumulate)
+                for (i64 t = 0; t < taps; ++t) d[t] += s[t];
+            else
+                std::copy(s, s + taps, d);
+        }
+        return;
     }
+    // HWIO: gwg points at gw[0, 0, 0, gi*Kg]; tap t = (ci, ij)
+    const i64 kk = g.kh * g.kw;
+    for (i64 ij = 0; ij < kk; ++ij)
+        for (i64 ci = 0; ci < Cg; ++ci) {
+            T* d = gwg + (ij * Cg + ci) * g.K;
+            const T* s = c + ci * kk + ij;
+            if (accumulate)
+                for (i64 m = 0; m < Kg; ++m) d[m] += s[m * Npad];
+            else
+                for (i64 m = 0; m < Kg; ++m) d[m] = s[m * Npad];
+        }
 }
 
 // NCHW: x (N,C,H,W), gy (N,K,OH,OW) -> gw (K,C/g,kh,kw)
@@ -513,7 +573,7 @@ void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
     const int nt = num_threads();
     // Stride-1 NCHW: dot-product tiles straight over a slab of x and a
     // junk-column-padded copy of dY; both are contiguous along the reduction.
-    const bool slab = !g.nhwc && !pw && g.kh <= kMaxSlabTaps && g.kw <= kMaxSlabTaps;
+    const bool slab = !pw && g.kh <= kMaxSlabTaps && g.kw <= kMaxSlabTaps;
     const i64 Wp_est = slab_width(g.OW, oj.data(), g.kw, g.sw);
     const i64 cpi = slab ? std::max<i64>(1, std::min(g.OH, std::max(ceil_div(nt, g.N),
                                                      ceil_div(Cg * g.OH * Wp_est, i64(1) << 18))))
@@ -534,7 +594,7 @@ void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
             if (slab) {
                 for (i64 gi = 0; gi < G; ++gi)
                     slab_filter_item(g, x, gy, n, gi, p0, p0 + np, oi.data(), oj.data(),
-                                     part + gi * Kg * taps, !first, ws);
+                                     part + (g.nhwc ? gi * Kg : gi * Kg * taps), !first, ws);
                 first = false;
                 continue;
             }
