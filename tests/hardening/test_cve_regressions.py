@@ -142,3 +142,17 @@ def test_full_nhwc_output_size_is_read_in_layout_order():
     for size in (u.shape, u.shape[1:], (9, 11)):
         want = (1, 9, 11, 2) if size == (9, 11) else u.shape
         assert aekernels.max_unpool2d(p, i, 2, layout="NHWC", output_size=size).shape == want
+
+
+@pytest.mark.parametrize("k, stride", [(1, 3), (2, 3), (1, 2), (3, 2), (4, 2)])
+def test_conv_transpose_same_padding_output_is_h_times_stride(k, stride):
+    """Finding F5: padding="same" without output_size gives H*stride (TF conv2d_transpose
+    SAME; the _api docstring), also when the dilated kernel is smaller than the stride."""
+    x = H.randn((1, 2, 5, 4), 7)
+    w = H.randn((2, 3, k, k), 8)
+    for b in backends():
+        with aekernels.use_backend(b):
+            y = aekernels.conv_transpose2d(x, w, stride=stride, padding="same")
+        assert y.shape == (1, 3, 5 * stride, 4 * stride), f"[{b}] {y.shape}"
+        H.assert_close(y, R.conv_transpose2d(x, w, stride=stride, padding="same"), np.float64,
+                       what=f"[{b}] conv_transpose2d same")
