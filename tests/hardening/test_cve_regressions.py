@@ -1,5 +1,10 @@
 """Regression tests named after the CVE classes of TESTING.md, plus defence in depth.
 
+tests/test_bad_input.py has the API-level bad-input tests (same class names, in
+process).  These add, per class: the raw backend kernels called directly with
+inconsistent shapes, more extreme values (2**63, NHWC, huge pooling padding), both
+backends, and crash isolation; test names carry the CVE id to keep them distinct.
+
 Every crash-prone call runs in a child process (hardening_util.run_isolated), so a
 segfault, SIGFPE or sanitizer abort fails the named test instead of killing pytest.
 The child runs with NUMBA_BOUNDSCHECK=0: the numba backend is checked as users run it.
@@ -46,46 +51,46 @@ def _raw(prefix):
     return [n for n in C.RAW_CASES if n.startswith(prefix)]
 
 
-def test_max_pool_backward_rejects_indices_outside_plane(outcomes):
+def test_cve_2021_29579_max_pool_backward_rejects_indices_outside_plane(outcomes):
     """TF CVE-2021-29579: MaxPoolGrad wrote through an unchecked argmax."""
     _check(outcomes, ["api_max_pool_backward_indices_outside_plane"] + _raw("raw_max_pool_backward"))
 
 
-def test_conv_backward_filter_rejects_inconsistent_filter_sizes(outcomes):
+def test_cve_2021_29540_conv_backward_filter_rejects_inconsistent_filter_sizes(outcomes):
     """TF CVE-2021-29540: Conv2DBackpropFilter heap overflow from unchecked filter sizes."""
     _check(outcomes, ["api_conv_backward_filter_inconsistent_filter_sizes"]
            + _raw("raw_conv_backward_filter"))
 
 
-def test_conv_backward_input_rejects_empty_filter(outcomes):
+def test_cve_2021_29525_conv_backward_input_rejects_empty_filter(outcomes):
     """TF CVE-2021-29525: Conv2DBackpropInput divided by zero on an empty filter."""
     _check(outcomes, ["api_conv_backward_input_empty_filter"] + _raw("raw_conv_backward_input"))
 
 
-def test_avg_pool_backward_rejects_zero_stride(outcomes):
+def test_cve_2022_21725_avg_pool_backward_rejects_zero_stride(outcomes):
     """TF CVE-2022-21725: AvgPoolGrad with stride 0."""
     _check(outcomes, ["api_avg_pool_backward_zero_stride"] + _raw("raw_avg_pool"))
 
 
-def test_unpool_rejects_out_of_range_indices(outcomes):
+def test_cve_class_torch_unpool_rejects_out_of_range_indices(outcomes):
     """PyTorch max_unpool2d wrote out of bounds for out-of-range indices."""
     _check(outcomes, ["api_unpool_out_of_range_indices"] + _raw("raw_unpool"))
 
 
-def test_conv_rejects_overflowing_padding(outcomes):
+def test_cve_class_torch_conv_rejects_overflowing_padding(outcomes):
     """PyTorch conv int overflow on huge padding (sizes near 2**31, 2**55, 2**63)."""
     _check(outcomes, ["api_conv_overflowing_padding", "raw_conv_forward_huge_padding",
                       "raw_conv_backward_input_huge_padding",
                       "raw_conv_forward_huge_stride_dilation"])
 
 
-def test_conv_rejects_negative_dilation(outcomes):
+def test_cve_class_torch_conv_rejects_negative_dilation(outcomes):
     """PyTorch: a negative dilation slipped past a check."""
     _check(outcomes, ["api_conv_negative_dilation", "raw_conv_forward_negative_dilation",
                       "raw_conv_forward_negative_padding"])
 
 
-def test_zero_stride_kernel_scale_and_groups_are_rejected(outcomes):
+def test_cve_class_division_by_zero_stride_kernel_scale_groups_rejected(outcomes):
     """Division-by-zero class: stride/kernel/scale 0, groups 0 or not dividing."""
     _check(outcomes, ["api_zero_or_negative_stride_kernel_scale_groups",
                       "raw_conv_forward_groups_zero", "raw_conv_backward_input_groups_zero",
