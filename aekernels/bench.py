@@ -897,11 +897,54 @@ def _command_line(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
+def ratio_matrix_lines(rows: list[dict], stat: str = "ratio") -> list[str]:
+    """Markdown: one line per (shape, kernel), the native ratio of each layout x dtype.
+
+    A cell reads ``0.42`` (target met), ``**1.31** (> 1.00)`` (missed: target in
+    brackets) or ``-`` (not run).
+    """
+    combos = [(lay, dt) for dt in DTYPES for lay in LAYOUTS]
+    native = {(r["shape"], r["kernel"], r["layout"], r["dtype"]): r
+              for r in rows if r["backend"] == "native" and r.get(stat) is not None}
+    present = [c for c in combos if any((k[2], k[3]) == c for k in native)]
+    if not present:
+        return []
+    keys = list(dict.fromkeys((k[0], k[1]) for k in native))
+    head = ["shape", "kernel"] + [f"{lay} {dt.replace('float', 'fp')}" for lay, dt in present]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for shape, kernel in keys:
+        cells = []
+        for lay, dt in present:
+            r = native.get((shape, kernel, lay, dt))
+            if r is None:
+                cells.append("-")
+                continue
+            v = r[stat]
+            met = r.get("met") if stat == "ratio" else (
+                _met_by_min(r) if r.get("target") is not None else None)
+            if met is False:
+                cells.append(f"**{v:.2f}** (> {r['target']:.2f})" if v > r["target"] else
+                             f"**{v:.2f}** (GF/s < {r['min_rate']:.0f})")
+            else:
+                cells.append(f"{v:.2f}")
+        lines.append("| " + " | ".join([shape, kernel] + cells) + " |")
+    return lines
+
+
 def markdown_report(result: dict) -> str:
-    """The table with its header (command, machine, ceilings) as a markdown section."""
+    """The results as markdown: command, machine, ceilings, a ratio matrix, the full table."""
     lines = [f"Command: `{result['command']}`", ""]
     lines += [f"- {line}" for line in summary_lines(result)]
-    lines += ["", *table_lines(result["results"], markdown=True), ""]
+    matrix = ratio_matrix_lines(result["results"])
+    if matrix:
+        lines += ["", "Ratio aekernels time / PyTorch time (median; lower is better; bold = "
+                  "issue 4 target missed, target in brackets):", "", *matrix]
+    load = result["machine"].get("loadavg_1min") or {}
+    if matrix and (load.get("start") or 0) > 1.5:
+        lines += ["", "The machine was busy (load average above): the same, from the minimum "
+                  "call times (closer to the uncontended speed of both libraries):", "",
+                  *ratio_matrix_lines(result["results"], "ratio_min")]
+    lines += ["", "All rows:", "", *table_lines(result["results"], markdown=True), ""]
     return "\n".join(lines)
 
 
