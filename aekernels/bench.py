@@ -663,7 +663,8 @@ def table_lines(rows: list[dict], markdown: bool = False) -> list[str]:
 
 def summary_lines(result: dict) -> list[str]:
     m, c = result["machine"], result["ceilings"]
-    lines = [f"machine: {m['cpu']}, {m['cores']} cores, CPU flags {' '.join(m['cpu_isa_flags'])}",
+    lines = [f"note: {result['note']}"] if result.get("note") else []
+    lines += [f"machine: {m['cpu']}, {m['cores']} cores, CPU flags {' '.join(m['cpu_isa_flags'])}",
              f"aekernels {m['aekernels']} ISA path {m['aekernels_isa']}, threads {m['threads']} "
              f"(torch {m['torch_threads']}); numpy {m['numpy']}, numba {m['numba']}, "
              f"torch {m['torch']}; {m['date']}"]
@@ -761,6 +762,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default=None, help="float32, float64 or float32,float64")
     p.add_argument("--budget", type=float, default=None,
                    help="seconds per case (default 1.0, --quick 0.25)")
+    p.add_argument("--note", default=None,
+                   help="free text stored in the JSON and printed in the report "
+                        "(e.g. the commit measured)")
     p.add_argument("--load", metavar="FILE.json",
                    help="run nothing: print (and --plot / --markdown) the results of an "
                         "earlier --json FILE")
@@ -842,7 +846,7 @@ def run(args: argparse.Namespace) -> int:
             limits.restore_original_limits()
     info["loadavg_1min"] = {"start": load_before, "end": _loadavg()}
     result = {
-        "complete": True, "command": _command_line(args),
+        "complete": True, "command": _command_line(args), "note": args.note,
         "machine": info, "ceilings": ceilings, "budget": asdict(budget),
         "seconds": time.perf_counter() - t0, "results": rows,
         "summary": summarize(rows, ceilings),
