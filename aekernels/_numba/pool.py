@@ -16,6 +16,12 @@ from numba import njit, prange
 
 from .conv import _valid_range
 
+# Hot loops index flat arrays with unsigned integers: numba then skips its
+# negative-index wraparound, which otherwise blocks LLVM's loop vectoriser.  Every
+# such index is non-negative by construction (and bounds-checked under
+# NUMBA_BOUNDSCHECK=1 in the tests).
+U = np.uint64
+
 _JIT = dict(cache=True, fastmath=False, nogil=True)
 
 # channels per NHWC scatter slab: a multiple of the vector width, small enough to
@@ -104,8 +110,8 @@ def max_pool2d_forward_kernel(x, y, ind, has_ind, kh, kw, sh, sw, pt, pl, dh, dw
                 jlo, jhi = _valid_range(ow * sw - pl, dw, W, kw)
                 p0 = ih0 * W + first[ow]
                 for c in range(C):
-                    cur[c] = -np.inf
-                    idx[c] = p0
+                    cur[U(c)] = -np.inf
+                    idx[U(c)] = p0
                 for i in range(ilo, ihi):
                     ih = oh * sh - pt + i * dh
                     for j in range(jlo, jhi):
@@ -113,17 +119,17 @@ def max_pool2d_forward_kernel(x, y, ind, has_ind, kh, kw, sh, sw, pt, pl, dh, dw
                         p = ih * W + iw
                         s = ((n * H + ih) * W + iw) * C
                         for c in range(C):
-                            v = xf[s + c]
-                            m = cur[c]
-                            take = v > m or (v != v and m == m)
-                            cur[c] = v if take else m
-                            idx[c] = p if take else idx[c]
+                            v = xf[U(s + c)]
+                            m = cur[U(c)]
+                            take = (v > m) | ((v != v) & (m == m))
+                            cur[U(c)] = v if take else m
+                            idx[U(c)] = p if take else idx[U(c)]
                 d = ((n * OH + oh) * OW + ow) * C
                 for c in range(C):
-                    yf[d + c] = cur[c]
+                    yf[U(d + c)] = cur[U(c)]
                 if has_ind:
                     for c in range(C):
-                        indf[d + c] = idx[c]
+                        indf[U(d + c)] = idx[U(c)]
     else:
         rb, nb = _row_blocks(OH, OW)
         for t in prange(N * C * nb):
@@ -136,26 +142,44 @@ def max_pool2d_forward_kernel(x, y, ind, has_ind, kh, kw, sh, sw, pt, pl, dh, dw
                 ilo, ihi = _valid_range(oh * sh - pt, dh, H, kh)
                 ih0 = oh * sh - pt + ilo * dh
                 for ow in range(OW):
-                    cur[ow] = -np.inf
-                    idx[ow] = ih0 * W + first[ow]
+                    cur[U(ow)] = -np.inf
+                    idx[U(ow)] = ih0 * W + first[U(ow)]
                 for i in range(ilo, ihi):
                     ih = oh * sh - pt + i * dh
                     base = (nc * H + ih) * W
                     for j in range(kw):
                         off = j * dw - pl
-                        for ow in range(olo[j], ohi[j]):
-                            iw = ow * sw + off
-                            v = xf[base + iw]
-                            m = cur[ow]
-                            take = v > m or (v != v and m == m)
-                            cur[ow] = v if take else m
-                            idx[ow] = ih * W + iw if take else idx[ow]
+                        # unit / 2 strides as constants so LLVM vectorises the loads
+                        if sw == 1:
+                            for ow in range(olo[j], ohi[j]):
+                                iw = ow + off
+                                v = xf[U(base + iw)]
+                                m = cur[U(ow)]
+                                take = (v > m) | ((v != v) & (m == m))
+                                cur[U(ow)] = v if take else m
+                                idx[U(ow)] = ih * W + iw if take else idx[U(ow)]
+                        elif sw == 2:
+                            for ow in range(olo[j], ohi[j]):
+                                iw = 2 * ow + off
+                                v = xf[U(base + iw)]
+                                m = cur[U(ow)]
+                                take = (v > m) | ((v != v) & (m == m))
+                                cur[U(ow)] = v if take else m
+                                idx[U(ow)] = ih * W + iw if take else idx[U(ow)]
+                        else:
+                            for ow in range(olo[j], ohi[j]):
+                                iw = ow * sw + off
+                                v = xf[U(base + iw)]
+                                m = cur[U(ow)]
+                                take = (v > m) | ((v != v) & (m == m))
+                                cur[U(ow)] = v if take else m
+                                idx[U(ow)] = ih * W + iw if take else idx[U(ow)]
                 d = (nc * OH + oh) * OW
                 for ow in range(OW):
-                    yf[d + ow] = cur[ow]
+                    yf[U(d + ow)] = cur[U(ow)]
                 if has_ind:
                     for ow in range(OW):
-                        indf[d + ow] = idx[ow]
+                        indf[U(d + ow)] = idx[U(ow)]
 
 
 @njit(parallel=True, **_JIT)
@@ -176,39 +200,42 @@ def _scatter_kernel(src, indices, dst, accumulate, nhwc):
     bad = 0
     if nhwc:
         # element (n, k, c) of the target plane sits at (n * plane + k) * C + c
-        nb = (C + _CBLOCK - 1) // _CBLOCK
+        # tasks: (image, channel block); whole channel rows when the batch alone
+        # gives enough tasks (contiguous zeroing and reads), else blocks of 16
+        cb = C if N >= 8 else _CBLOCK
+        nb = (C + cb - 1) // cb
         for t in prange(N * nb):
             n = t // nb
-            c0 = (t - n * nb) * _CBLOCK
-            c1 = min(C, c0 + _CBLOCK)
+            c0 = (t - n * nb) * cb
+            c1 = min(C, c0 + cb)
             for e in range(plane):
                 d = (n * plane + e) * C
                 for c in range(c0, c1):
-                    dstf[d + c] = 0.0
+                    dstf[U(d + c)] = 0.0
             for e in range(HW):
                 s = (n * HW + e) * C
                 for c in range(c0, c1):
-                    k = indf[s + c]
+                    k = indf[U(s + c)]
                     if k < 0 or k >= plane:
                         bad += 1
                     elif accumulate:
-                        dstf[(n * plane + k) * C + c] += srcf[s + c]
+                        dstf[U((n * plane + k) * C + c)] += srcf[U(s + c)]
                     else:
-                        dstf[(n * plane + k) * C + c] = srcf[s + c]
+                        dstf[U((n * plane + k) * C + c)] = srcf[U(s + c)]
     else:
         for nc in prange(N * C):
             d0 = nc * plane
             for e in range(plane):
-                dstf[d0 + e] = 0.0
+                dstf[U(d0 + e)] = 0.0
             s0 = nc * HW
             for e in range(HW):
-                k = indf[s0 + e]
+                k = indf[U(s0 + e)]
                 if k < 0 or k >= plane:
                     bad += 1
                 elif accumulate:
-                    dstf[d0 + k] += srcf[s0 + e]
+                    dstf[U(d0 + k)] += srcf[U(s0 + e)]
                 else:
-                    dstf[d0 + k] = srcf[s0 + e]
+                    dstf[U(d0 + k)] = srcf[U(s0 + e)]
     if bad > 0:
         raise ValueError("pool kernel: index outside the (n, c) plane")
 
@@ -235,24 +262,24 @@ def _gather_kernel(src, indices, dst, nhwc):
             for e in range(W):
                 d = d0 + e * C
                 for c in range(C):
-                    k = indf[d + c]
+                    k = indf[U(d + c)]
                     if k < 0 or k >= plane:
                         bad += 1
-                        dstf[d + c] = 0.0
+                        dstf[U(d + c)] = 0.0
                     else:
-                        dstf[d + c] = srcf[(n * plane + k) * C + c]
+                        dstf[U(d + c)] = srcf[U((n * plane + k) * C + c)]
     else:
         for t in prange(N * C * H):
             nc = t // H
             d0 = t * W
             s0 = nc * plane
             for e in range(W):
-                k = indf[d0 + e]
+                k = indf[U(d0 + e)]
                 if k < 0 or k >= plane:
                     bad += 1
-                    dstf[d0 + e] = 0.0
+                    dstf[U(d0 + e)] = 0.0
                 else:
-                    dstf[d0 + e] = srcf[s0 + k]
+                    dstf[U(d0 + e)] = srcf[U(s0 + k)]
     if bad > 0:
         raise ValueError("pool kernel: index outside the (n, c) plane")
 
@@ -298,16 +325,16 @@ def avg_pool2d_forward_kernel(x, y, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw,
                 jlo, jhi = _valid_range(ow * sw - pl, dw, W, kw)
                 div = float(divisor_override if divisor_override > 0 else rc[oh] * cc[ow])
                 for c in range(C):
-                    acc[c] = 0.0
+                    acc[U(c)] = 0.0
                 for i in range(ilo, ihi):
                     ih = oh * sh - pt + i * dh
                     for j in range(jlo, jhi):
                         s = ((n * H + ih) * W + ow * sw - pl + j * dw) * C
                         for c in range(C):
-                            acc[c] += xf[s + c]
+                            acc[U(c)] += xf[U(s + c)]
                 d = ((n * OH + oh) * OW + ow) * C
                 for c in range(C):
-                    yf[d + c] = acc[c] / div
+                    yf[U(d + c)] = acc[U(c)] / div
     else:
         rb, nb = _row_blocks(OH, OW)
         for t in prange(N * C * nb):
@@ -318,26 +345,29 @@ def avg_pool2d_forward_kernel(x, y, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw,
             for oh in range(oh0, oh1):
                 ilo, ihi = _valid_range(oh * sh - pt, dh, H, kh)
                 for ow in range(OW):
-                    acc[ow] = 0.0
+                    acc[U(ow)] = 0.0
                 for i in range(ilo, ihi):
                     base = (nc * H + oh * sh - pt + i * dh) * W
                     for j in range(kw):
                         off = base + j * dw - pl
                         if sw == 1:
                             for ow in range(olo[j], ohi[j]):
-                                acc[ow] += xf[off + ow]
+                                acc[U(ow)] += xf[U(off + ow)]
+                        elif sw == 2:
+                            for ow in range(olo[j], ohi[j]):
+                                acc[U(ow)] += xf[U(off + 2 * ow)]
                         else:
                             for ow in range(olo[j], ohi[j]):
-                                acc[ow] += xf[off + ow * sw]
+                                acc[U(ow)] += xf[U(off + ow * sw)]
                 d = (nc * OH + oh) * OW
                 if divisor_override > 0:
                     div = float(divisor_override)
                     for ow in range(OW):
-                        yf[d + ow] = acc[ow] / div
+                        yf[U(d + ow)] = acc[U(ow)] / div
                 else:
                     r = rc[oh]
                     for ow in range(OW):
-                        yf[d + ow] = acc[ow] / float(r * cc[ow])
+                        yf[U(d + ow)] = acc[U(ow)] / float(r * cc[U(ow)])
 
 
 @njit(cache=True, nogil=True)
@@ -382,7 +412,7 @@ def avg_pool2d_backward_kernel(gy, gx, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw,
             h = t - n * H
             d0 = t * W * C
             for e in range(W * C):
-                gxf[d0 + e] = 0.0
+                gxf[U(d0 + e)] = 0.0
             for a in range(rn[h]):
                 oh = rl[h, a]
                 for j in range(kw):
@@ -392,7 +422,7 @@ def avg_pool2d_backward_kernel(gy, gx, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw,
                         s = ((n * OH + oh) * OW + ow) * C
                         d = d0 + (ow * sw + off) * C
                         for c in range(C):
-                            gxf[d + c] += gyf[s + c] * sc
+                            gxf[U(d + c)] += gyf[U(s + c)] * sc
     else:
         rb, nb = _row_blocks(H, W)
         for t in prange(N * C * nb):
@@ -403,17 +433,20 @@ def avg_pool2d_backward_kernel(gy, gx, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw,
             for h in range(h0, h1):
                 d0 = (nc * H + h) * W
                 for w in range(W):
-                    gxf[d0 + w] = 0.0
+                    gxf[U(d0 + w)] = 0.0
                 for a in range(rn[h]):
                     oh = rl[h, a]
                     s = (nc * OH + oh) * OW
                     for ow in range(OW):
-                        scaled[ow] = gyf[s + ow] * inv[oh, ow]
+                        scaled[U(ow)] = gyf[U(s + ow)] * inv[oh, U(ow)]
                     for j in range(kw):
                         off = d0 + j * dw - pl
                         if sw == 1:
                             for ow in range(olo[j], ohi[j]):
-                                gxf[off + ow] += scaled[ow]
+                                gxf[U(off + ow)] += scaled[U(ow)]
+                        elif sw == 2:
+                            for ow in range(olo[j], ohi[j]):
+                                gxf[U(off + 2 * ow)] += scaled[U(ow)]
                         else:
                             for ow in range(olo[j], ohi[j]):
-                                gxf[off + ow * sw] += scaled[ow]
+                                gxf[U(off + ow * sw)] += scaled[U(ow)]

@@ -5,7 +5,11 @@ owns its output and the backward sum has a fixed (a, b) order.
 """
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
+
+# unsigned flat indices: no wraparound code, so LLVM vectorises (see pool.py)
+U = np.uint64
 
 _JIT = dict(cache=True, fastmath=False, nogil=True)
 
@@ -30,24 +34,37 @@ def upsample_nearest2d_forward_kernel(x, y, fh, fw, nhwc):
     _check(x, y, fh, fw, nhwc)
     if nhwc:
         N, OH, OW, C = y.shape
+        W = x.shape[2]
+        xf = x.reshape(-1)
+        yf = y.reshape(-1)
         for t in prange(N * OH):
             n = t // OH
             h = t - n * OH
-            hs = h // fh
+            src = (n * x.shape[1] + h // fh) * W * C
             for w in range(OW):
-                ws = w // fw
+                s = src + (w // fw) * C
+                d = (t * OW + w) * C
                 for c in range(C):
-                    y[n, h, w, c] = x[n, hs, ws, c]
+                    yf[U(d + c)] = xf[U(s + c)]
     else:
         N, C, OH, OW = y.shape
+        H = x.shape[2]
+        W = x.shape[3]
+        xf = x.reshape(-1)
+        yf = y.reshape(-1)
         for t in prange(N * C * OH):
             nc = t // OH
             h = t - nc * OH
-            n = nc // C
-            c = nc - n * C
-            hs = h // fh
-            for w in range(OW):
-                y[n, c, h, w] = x[n, c, hs, w // fw]
+            src = (nc * H + h // fh) * W
+            d = t * OW
+            if fw == 2:
+                for w in range(OW):
+                    yf[U(d + w)] = xf[U(src + (w >> 1))]
+            else:
+                for ws in range(W):
+                    v = xf[U(src + ws)]
+                    for b in range(fw):
+                        yf[U(d + ws * fw + b)] = v
 
 
 @njit(parallel=True, **_JIT)
@@ -56,26 +73,30 @@ def upsample_nearest2d_backward_kernel(gy, gx, fh, fw, nhwc):
     _check(gx, gy, fh, fw, nhwc)
     if nhwc:
         N, H, W, C = gx.shape
+        OW = gy.shape[2]
+        gxf = gx.reshape(-1)
+        gyf = gy.reshape(-1)
         for t in prange(N * H):
-            n = t // H
-            h = t - n * H
             for w in range(W):
+                d = (t * W + w) * C
                 for c in range(C):
-                    gx[n, h, w, c] = 0.0
+                    gxf[U(d + c)] = 0.0
                 for a in range(fh):
                     for b in range(fw):
+                        s = ((t * fh + a) * OW + w * fw + b) * C
                         for c in range(C):
-                            gx[n, h, w, c] += gy[n, h * fh + a, w * fw + b, c]
+                            gxf[U(d + c)] += gyf[U(s + c)]
     else:
         N, C, H, W = gx.shape
+        OW = gy.shape[3]
+        gxf = gx.reshape(-1)
+        gyf = gy.reshape(-1)
         for t in prange(N * C * H):
-            nc = t // H
-            h = t - nc * H
-            n = nc // C
-            c = nc - n * C
+            d = t * W
             for w in range(W):
-                s = 0.0
-                for a in range(fh):
-                    for b in range(fw):
-                        s += gy[n, c, h * fh + a, w * fw + b]
-                gx[n, c, h, w] = s
+                gxf[U(d + w)] = 0.0
+            for a in range(fh):
+                s = (t * fh + a) * OW
+                for b in range(fw):
+                    for w in range(W):
+                        gxf[U(d + w)] += gyf[U(s + w * fw + b)]
