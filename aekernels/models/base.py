@@ -38,13 +38,15 @@ class Model:
     name, config : what ``save`` records so ``load`` can rebuild the model
     augment : callable (x, rng) -> x applied to training batches, optional
     seed : int, for shuffling and augmentation
+    schedule : None (constant lr) or "cosine" (lr * (1 + cos(pi * epoch / epochs)) / 2 over
+        each ``fit`` call, epoch counted from 0, so the first epoch runs at ``lr``)
     """
 
     def __init__(self, net: nn.Sequential, loss: nn.Loss, *, kind: str = "autoencoder",
                  code_index: int | None = None, optimizer: str = "adam", lr: float = 1e-3,
                  momentum: float = 0.9, weight_decay: float = 0.0, input_layout: str = "NCHW",
                  name: str = "model", config: dict | None = None, augment: Callable | None = None,
-                 seed: int = 0, metric_name: str | None = None) -> None:
+                 seed: int = 0, metric_name: str | None = None, schedule: str | None = None) -> None:
         if kind not in ("autoencoder", "classifier"):
             raise ValueError(f"kind must be 'autoencoder' or 'classifier', got {kind!r}")
         self.net, self.loss, self.kind = net, loss, kind
@@ -54,6 +56,9 @@ class Model:
         self.config = dict(config or {})
         self.augment = augment
         self.seed = seed
+        if schedule not in (None, "cosine"):
+            raise ValueError(f"schedule must be None or 'cosine', got {schedule!r}")
+        self.schedule = schedule
         self.rng = np.random.default_rng(seed + 1_000_003)
         self.metric_name = metric_name or ("test_mse" if kind == "autoencoder" else "test_accuracy")
         self.history = History(loss=[], test=[], seconds=[])
@@ -112,6 +117,8 @@ class Model:
         n = len(x)
         bar_cls = self._progress_class(progress)
         for epoch in range(epochs):
+            if self.schedule == "cosine":
+                self.optimizer.lr = self.lr * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
             self.net.train()
             perm = self.rng.permutation(n)
             xs = x[perm]                                   # one copy; batches are views
@@ -178,7 +185,8 @@ class Model:
                  batch_size: int) -> np.ndarray:
         self.net.eval()
         x = np.asarray(x, dtype=self.dtype)
-        outs = [np.array(fn(x[i:i + batch_size]), copy=True) for i in range(0, len(x), batch_size)]
+        # layers return fresh arrays, so the batch outputs can be concatenated directly
+        outs = [fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
         return np.concatenate(outs) if outs else np.empty((0,), self.dtype)
 
     def predict(self, x: np.ndarray, batch_size: int = 500) -> np.ndarray:

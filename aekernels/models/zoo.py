@@ -75,12 +75,13 @@ def denoising_ae(seed: int = 0, dtype="float32", noise: str = "gaussian", noise_
 
 
 def linear_ae(seed: int = 0, dtype="float32", input_dim: int = 784, code: int = 32,
-              lr: float = 2e-3) -> Model:
+              lr: float = 2e-3, schedule: str | None = "cosine") -> Model:
     """784-32-784 without activations: its optimum spans the PCA subspace of size ``code``."""
     dt, rng = _dt(dtype), _rngs(seed)
     layers = _mlp([input_dim, code, input_dim], [None, None], rng, dt, init="glorot_uniform")
-    cfg = dict(seed=seed, dtype=dt.name, input_dim=input_dim, code=code, lr=lr)
+    cfg = dict(seed=seed, dtype=dt.name, input_dim=input_dim, code=code, lr=lr, schedule=schedule)
     return Model(nn.Sequential(layers), nn.MSELoss(), code_index=1, lr=lr, input_layout="flat",
+                 schedule=schedule,
                  name="linear-ae", config=cfg, seed=seed)
 
 
@@ -235,10 +236,10 @@ def seed_ae_145(seed: int = 0, dtype="float32", lr: float = 1e-3, width: int = 1
 
 
 def lenet5(seed: int = 0, dtype="float32", layout: str = "NCHW", image_size: int = 28,
-           classes: int = 10, lr: float = 1e-3, crop: int = 2) -> Model:
+           classes: int = 10, lr: float = 2e-3, crop: int = 2, schedule: str | None = "cosine") -> Model:
     """LeNet-5: conv5x5(6, pad 2) ReLU maxpool2 - conv5x5(16) ReLU maxpool2 - fc120 ReLU -
-    fc84 ReLU - fc10 (softmax in the cross-entropy loss); Adam; random-shift augmentation
-    of up to ``crop`` pixels."""
+    fc84 ReLU - fc10 (softmax in the cross-entropy loss); Adam (lr 2e-3, cosine decay over
+    the run); random-shift augmentation of up to ``crop`` pixels."""
     dt, rng = _dt(dtype), _rngs(seed)
     kw = dict(layout=layout, dtype=dt)
     side = (image_size // 2 - 4) // 2
@@ -252,8 +253,8 @@ def lenet5(seed: int = 0, dtype="float32", layout: str = "NCHW", image_size: int
         nn.Linear(120, 84, rng=next(rng), dtype=dt), nn.ReLU(inplace=True),
         nn.Linear(84, classes, rng=next(rng), dtype=dt, init="glorot_uniform"))
     cfg = dict(seed=seed, dtype=dt.name, layout=layout, image_size=image_size, classes=classes,
-               lr=lr, crop=crop)
-    return Model(net, nn.CrossEntropyLoss(), kind="classifier", code_index=10, lr=lr,
+               lr=lr, crop=crop, schedule=schedule)
+    return Model(net, nn.CrossEntropyLoss(), kind="classifier", code_index=10, lr=lr, schedule=schedule,
                  input_layout=layout, name="lenet5", config=cfg, seed=seed,
                  augment=Augment(crop=crop, layout=layout) if crop else None)
 
