@@ -114,34 +114,50 @@ Slab<T> build_slab(const Src<T>& src, i64 sh, i64 sw, i64 a0, i64 rows, i64 GB,
     const i64 nplanes = Cs * np * nq;
     T* slab = ws.slab.get(static_cast<std::size_t>(nplanes * plane + extra));
     zero_short(slab + nplanes * plane, extra);
-    for (i64 c = 0; c < Cs; ++c)
-        for (i64 pk = 0; pk < np; ++pk)
-            for (i64 qk = 0; qk < nq; ++qk) {
-                const i64 p = pset[pk], q = qset[qk];
-                // columns col with 0 <= sw*(minj + col) + q < Ws
-                // (0 <= q < sw, so the left edge only depends on minj)
-                const i64 lo = std::min(Wp, std::max<i64>(0, -minj));
-                const i64 hi = std::max(lo, std::min(Wp, floor_div(Ws - 1 - q, sw) + 1 - minj));
-                T* dplane = slab + ((c * np + pk) * nq + qk) * plane;
-                for (i64 r = 0; r < SR; ++r) {
-                    const i64 ih = sh * (a0 + mini + r) + p;
-                    T* d = dplane + r * Wp;
-                    if (!in_range(ih, Hs)) {
-                        zero_short(d, Wp);
-                        continue;
-                    }
-                    const T* srow = src.p + c * src.cs + ih * src.hs;
+    for (i64 pk = 0; pk < np; ++pk)
+        for (i64 qk = 0; qk < nq; ++qk) {
+            const i64 p = pset[pk], q = qset[qk];
+            // columns col with 0 <= sw*(minj + col) + q < Ws
+            // (0 <= q < sw, so the left edge only depends on minj)
+            const i64 lo = std::min(Wp, std::max<i64>(0, -minj));
+            const i64 hi = std::max(lo, std::min(Wp, floor_div(Ws - 1 - q, sw) + 1 - minj));
+            auto plane_of = [&](i64 c) { return slab + ((c * np + pk) * nq + qk) * plane; };
+            for (i64 r = 0; r < SR; ++r) {
+                const i64 ih = sh * (a0 + mini + r) + p;
+                if (!in_range(ih, Hs)) {
+                    for (i64 c = 0; c < Cs; ++c) zero_short(plane_of(c) + r * Wp, Wp);
+                    continue;
+                }
+                for (i64 c = 0; c < Cs; ++c) {
+                    T* d = plane_of(c) + r * Wp;
                     zero_short(d, lo);
-                    if (sw == 1 && src.ws == 1) {
-                        copy_short(srow + (minj + lo) + q, hi - lo, d + lo);
-                    } else {
-                        const i64 step = sw * src.ws;
-                        const T* s0 = srow + (sw * (minj + lo) + q) * src.ws;
-                        for (i64 col = lo; col < hi; ++col) d[col] = s0[(col - lo) * step];
-                    }
                     zero_short(d + hi, Wp - hi);
                 }
+                const T* srow = src.p + ih * src.hs;
+                const i64 step = sw * src.ws;
+                if (src.cs == 1 && Cs > 1) {
+                    // channel-last source: read each pixel's channels contiguously
+                    const T* s0 = srow + (sw * (minj + lo) + q) * src.ws;
+                    for (i64 col = lo; col < hi; ++col) {
+                        const T* sp = s0 + (col - lo) * step;
+                        T* d = slab + ((pk * nq + qk) * plane) + r * Wp + col;
+                        const i64 cstep = np * nq * plane;
+                        for (i64 c = 0; c < Cs; ++c) d[c * cstep] = sp[c];
+                    }
+                    continue;
+                }
+                for (i64 c = 0; c < Cs; ++c) {
+                    T* d = plane_of(c) + r * Wp;
+                    const T* sc = srow + c * src.cs;
+                    if (step == 1) {
+                        copy_short(sc + (minj + lo) + q, hi - lo, d + lo);
+                    } else {
+                        const T* s0 = sc + (sw * (minj + lo) + q) * src.ws;
+                        for (i64 col = lo; col < hi; ++col) d[col] = s0[(col - lo) * step];
+                    }
+                }
             }
+        }
     const i64 ntaps = Cs * nti * ntj;
     ws.toff.resize(static_cast<std::size_t>(ntaps));
     for (i64 c = 0, t = 0; c < Cs; ++c)
@@ -154,8 +170,8 @@ Slab<T> build_slab(const Src<T>& src, i64 sh, i64 sw, i64 a0, i64 rows, i64 GB,
 
 // NCHW correlation over grid rows [a0, a1) x columns [0, GB):
 //   out(m, a, b) = sum_{c,ti,tj} W[m, (c,ti,tj)] * src[c, sh*a + oi[ti], sw*b + oj[tj]]
-// (src outside Hs x Ws is zero); write(m, a, row) receives the GB outputs of
-// grid row a.  Small and mid-sized M run the direct shift kernel straight
+// (src outside Hs x Ws is zero); write(cb, ldq, Wp, a0, rows) receives the
+// M x rows x GB block (see write_block).  Small and mid-sized M run the direct shift kernel straight
 // from the slab; otherwise the packed GEMM with ShiftPack panels.
 template <class T, class Writer>
 void slab_conv(const UKernel<T>& uk, const PrePacked<T>& wpk, const T* wraw, i64 ldw, i64 M,
@@ -176,8 +192,37 @@ void slab_conv(const UKernel<T>& uk, const PrePacked<T>& wpk, const T* wraw, i64
     else
         gemm_packed(uk, M, Q, ntaps, wpk, ShiftPack<T>{sl.data, ws.toff.data()},
                     CView<T>{cbuf, Qpad}, false, ws);
+    write(static_cast<const T*>(cbuf), Qpad, Wp, a0, rows);
+}
+
+// Writers for slab_conv: out(m, a, b) = cb[m*ldq + (a - a0)*Wp + b] goes to
+// base + m*ms + a*as + b*bs (+ bias[m]).  Channel-last outputs (ms == 1) are
+// written pixel by pixel so that the stores stay contiguous.
+template <class T>
+void write_block(const T* cb, i64 ldq, i64 Wp, i64 a0, i64 rows, i64 M, i64 GB, T* base, i64 ms,
+                 i64 as, i64 bs, const T* bias) {
+    if (ms == 1) {
+        for (i64 a = 0; a < rows; ++a)
+            for (i64 b = 0; b < GB; ++b) {
+                T* d = base + (a0 + a) * as + b * bs;
+                const T* s = cb + a * Wp + b;
+                if (bias)
+                    for (i64 m = 0; m < M; ++m) d[m] = s[m * ldq] + bias[m];
+                else
+                    for (i64 m = 0; m < M; ++m) d[m] = s[m * ldq];
+            }
+        return;
+    }
     for (i64 m = 0; m < M; ++m)
-        for (i64 a = 0; a < rows; ++a) write(m, a0 + a, cbuf + m * Qpad + a * Wp);
+        for (i64 a = 0; a < rows; ++a) {
+            T* d = base + m * ms + (a0 + a) * as;
+            const T* s = cb + m * ldq + a * Wp;
+            const T bm = bias ? bias[m] : T(0);
+            if (bs == 1)
+                for (i64 b = 0; b < GB; ++b) d[b] = s[b] + bm;
+            else
+                for (i64 b = 0; b < GB; ++b) d[b * bs] = s[b] + bm;
+        }
 }
 
 // NCHW: x (N,C,H,W), w (K,C/g,kh,kw), bias (K) -> y (N,K,OH,OW)
@@ -232,13 +277,9 @@ void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T*
             slab_conv(uk, wp[gi], wo + gi * Kg * taps, taps, Kg,
                       image_src(x, n, gi * Cg, Cg, g.C, g.H, g.W, g.nhwc), g.sh, g.sw, a0, a1,
                       g.OW, oi.data(), g.kh, oj.data(), g.kw, ws,
-                      [&](i64 m, i64 a, const T* row) {
-                          T* d = yb + m * ms + a * as;
-                          const T b = bias ? bias[gi * Kg + m] : T(0);
-                          if (bs == 1)
-                              for (i64 q = 0; q < g.OW; ++q) d[q] = row[q] + b;
-                          else
-                              for (i64 q = 0; q < g.OW; ++q) d[q * bs] = row[q] + b;
+                      [&](const T* cb, i64 ldq, i64 Wp, i64 ra, i64 rows) {
+                          write_block(cb, ldq, Wp, ra, rows, Kg, g.OW, yb, ms, as, bs,
+                                      bias ? bias + gi * Kg : nullptr);
                       });
             return;
         }
@@ -413,12 +454,11 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
             }
             slab_conv(uk, ph.wp[gi], wt, ph.ntaps, Cg,
                       image_src(gy, n, gi * Kg, Kg, g.K, g.OH, g.OW, g.nhwc), 1, 1, a0, a1, ph.GB,
-                      ph.oi.data(), nti, ph.oj.data(), ntj, ws, [&](i64 c, i64 a, const T* row) {
-                          T* d = dst(c, a);
-                          if (bst == 1)
-                              std::copy(row, row + ph.GB, d);
-                          else
-                              for (i64 b = 0; b < ph.GB; ++b) d[b * bst] = row[b];
+                      ph.oi.data(), nti, ph.oj.data(), ntj, ws,
+                      [&](const T* cb, i64 ldq, i64 Wp, i64 ra, i64 rows) {
+                          // grid row a -> gx row sh*(qa0 + a) + rh - pt
+                          write_block(cb, ldq, Wp, ra, rows, Cg, ph.GB, dst(0, 0), cst,
+                                      g.sh * hst, bst, static_cast<const T*>(nullptr));
                       });
             return;
         }
@@ -512,12 +552,18 @@ void slab_filter_item(const ConvGeom& g, const T* x, const T* gy, i64 n, i64 gi,
                 zero_short(d + r * Wp + g.OW, Wp - g.OW);
             }
         } else {
-            const T* src = gy + (n * g.OH + a0) * g.OW * g.K + gi * Kg + m;
-            for (i64 r = 0; r < rows; ++r) {
-                for (i64 b = 0; b < g.OW; ++b) d[r * Wp + b] = src[(r * g.OW + b) * g.K];
-                zero_short(d + r * Wp + g.OW, Wp - g.OW);
-            }
+            for (i64 r = 0; r < rows; ++r) zero_short(d + r * Wp + g.OW, Wp - g.OW);
         }
+    }
+    if (g.nhwc) {
+        // read dY pixel by pixel (contiguous channels), scatter into the rows
+        const T* src = gy + (n * g.OH + a0) * g.OW * g.K + gi * Kg;
+        for (i64 r = 0; r < rows; ++r)
+            for (i64 b = 0; b < g.OW; ++b) {
+                const T* sp = src + (r * g.OW + b) * g.K;
+                T* dp = a + r * Wp + b;
+                for (i64 m = 0; m < Kg; ++m) dp[m * Q] = sp[m];
+            }
     }
     T* c = ws.a.get(static_cast<std::size_t>(Mpad * Npad));
     // Reduction chunks of ~1024 keep the A rows in L1 while the taps stream by.
