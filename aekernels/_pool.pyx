@@ -64,9 +64,10 @@ cdef extern from * nogil:
     #include <stdint.h>
     #include <string.h>
 
-    /* Clones for AVX2 / baseline, picked at load time (GCC ifunc, x86-64 Linux).
-       Pooling is memory-bound: the wider clones mostly save instructions, the baseline
-       path is complete and used everywhere else.  Define AEK_NO_CLONES to disable. */
+    /* Clones for AVX2 and baseline x86-64, picked at load time (GCC ifunc, x86-64 Linux).
+       Pooling is memory-bound: AVX2 mostly saves instructions.  No AVX-512 clone: with
+       16-float vectors the short rows of typical CNN planes (OW = 7..56) would mostly run
+       in remainder code.  Define AEK_NO_CLONES to build the baseline path only. */
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \\
         && !defined(AEK_NO_CLONES)
     #define AEK_CLONES __attribute__((target_clones("avx2", "default")))
@@ -82,11 +83,24 @@ cdef extern from * nogil:
     #define AEK_NOINLINE
     #define AEK_R
     #endif
-    #define AEK_CB 64
+    #define AEK_CB 64   /* NHWC generic path: channels per block of local accumulators */
+    #define AEK_BL 8    /* NCHW fast paths: output columns per block (a whole AVX2 vector) */
 
     typedef struct {
         Py_ssize_t N, C, H, W, OH, OW, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw;
     } aek_geom_t;
+
+    /* Per-call tables, shared read-only by all threads. */
+    typedef struct {
+        Py_ssize_t* owlo;      /* [kw] tap column j is in-image for ow in [owlo[j], owhi[j]) */
+        Py_ssize_t* owhi;
+        Py_ssize_t* ja;        /* [OW] in-image taps of output column ow: j in [ja, jb) */
+        Py_ssize_t* jb;
+        Py_ssize_t* ia;        /* [OH] in-image taps of output row oh: i in [ia, ib) */
+        Py_ssize_t* ib;
+        Py_ssize_t* rowdiv;    /* [OH] average-pool divisor = rowdiv[oh] * coldiv[ow] */
+        Py_ssize_t* coldiv;    /* [OW] */
+    } aek_tab_t;
 
     /* Taps t in [0, k) whose position start + t*d lies in [0, size): t in [*lo, *hi). */
     static inline void aek_span(Py_ssize_t start, Py_ssize_t k, Py_ssize_t d, Py_ssize_t size,
@@ -105,85 +119,152 @@ cdef extern from * nogil:
         *hi = b;
     }
 
-    /* Unrolled taps of the K x K (K = 2 or 3) fast paths (see maxrow_fast). */
-    #define AEK_MAXTAP(T, IT, off) { \\
-            T v = x0[S * ow + (off)]; \\
-            int vn = (v != v); \\
-            int u = ((v > m) | vn) & !nn; \\
-            m = u ? v : m; \\
-            t = u ? (IT)(off) : t; \\
-            nn |= vn; }
-    #define AEK_MAXTAP_NOIDX(T, IT, off) { \\
-            T v = x0[S * ow + (off)]; \\
-            int vn = (v != v); \\
-            int u = ((v > m) | vn) & !nn; \\
-            m = u ? v : m; \\
-            nn |= vn; }
-    #define AEK_MAXTAPS(TAP, T, IT) \\
-            TAP(T, IT, 1) \\
-            if (K == 3) TAP(T, IT, 2) \\
-            TAP(T, IT, W) TAP(T, IT, W + 1) \\
-            if (K == 3) { TAP(T, IT, W + 2) TAP(T, IT, 2 * W) TAP(T, IT, 2 * W + 1) TAP(T, IT, 2 * W + 2) }
-
-    #define AEK_MAXFAST_ARGS(T) const T* AEK_R x0, Py_ssize_t W, T* AEK_R yr, int64_t* AEK_R ir, Py_ssize_t n, int64_t base
+    /* The max-pool update rule, branch-free: take v if it is greater, or if it is the first
+       NaN.  The running "max is NaN" flag nn is built from loaded values only (never by
+       comparing the running max with itself): that is the form GCC if-converts and
+       vectorises.  Expects T m, IT t, int nn in scope. */
+    #define AEK_MAXSTEP(T, IT, load, tap) { \\
+            T v_ = (load); \\
+            int vn_ = (v_ != v_); \\
+            int u_ = ((v_ > m) | vn_) & !nn; \\
+            m = u_ ? v_ : m; \\
+            t = u_ ? (IT)(tap) : t; \\
+            nn |= vn_; }
+    #define AEK_MAXSTEP_NOIDX(T, IT, load, tap) { \\
+            T v_ = (load); \\
+            int vn_ = (v_ != v_); \\
+            int u_ = ((v_ > m) | vn_) & !nn; \\
+            m = u_ ? v_ : m; \\
+            nn |= vn_; }
+    /* Taps 1.. of a K x K window (K = 2 or 3, a compile-time constant at each use), row
+       pitch RW, in row-major order; tap 0 is the starting value. */
+    #define AEK_KXK_TAPS(STEP, T, IT, P, RW) \\
+            STEP(T, IT, (P)[1], 1) \\
+            if (K == 3) STEP(T, IT, (P)[2], 2) \\
+            STEP(T, IT, (P)[RW], RW) \\
+            STEP(T, IT, (P)[(RW) + 1], (RW) + 1) \\
+            if (K == 3) { \\
+                STEP(T, IT, (P)[(RW) + 2], (RW) + 2) \\
+                STEP(T, IT, (P)[2 * (RW)], 2 * (RW)) \\
+                STEP(T, IT, (P)[2 * (RW) + 1], 2 * (RW) + 1) \\
+                STEP(T, IT, (P)[2 * (RW) + 2], 2 * (RW) + 2) }
+    /* The same taps through three row pointers r0, r1, r2 at column S*ow (tap value =
+       offset from tap 0, row pitch W). */
+    #define AEK_KXK_ROWS(STEP, T, IT) \\
+            STEP(T, IT, r0[S * ow + 1], 1) \\
+            if (K == 3) STEP(T, IT, r0[S * ow + 2], 2) \\
+            STEP(T, IT, r1[S * ow], W) \\
+            STEP(T, IT, r1[S * ow + 1], W + 1) \\
+            if (K == 3) { \\
+                STEP(T, IT, r1[S * ow + 2], W + 2) \\
+                STEP(T, IT, r2[S * ow], 2 * W) \\
+                STEP(T, IT, r2[S * ow + 1], 2 * W + 1) \\
+                STEP(T, IT, r2[S * ow + 2], 2 * W + 2) }
+    /* NHWC: taps 1..NT-1 at element offsets o1.. (locals), plane-position deltas d1.. */
+    #define AEK_NHWC_TAPS(STEP, T, IT) \\
+            STEP(T, IT, xv[o1 + c], d1) STEP(T, IT, xv[o2 + c], d2) STEP(T, IT, xv[o3 + c], d3) \\
+            if (NT == 9) { \\
+                STEP(T, IT, xv[o4 + c], d4) STEP(T, IT, xv[o5 + c], d5) \\
+                STEP(T, IT, xv[o6 + c], d6) STEP(T, IT, xv[o7 + c], d7) \\
+                STEP(T, IT, xv[o8 + c], d8) }
+    /* Average pooling step: s += tap. */
+    #define AEK_ADD(T, IT, load, tap) s += (load);
+    #define AEK_MAXFAST_ARGS(T) const T* AEK_R x0, Py_ssize_t W, T* AEK_R yr, \\
+            int64_t* AEK_R ir, Py_ssize_t n, int64_t base
     #define AEK_AVGFAST_ARGS(T) const T* AEK_R x0, Py_ssize_t W, T* AEK_R yr, Py_ssize_t n, T d
+    #define AEK_NHWCFAST_ARGS(T) const T* AEK_R xv, T* AEK_R yv, int64_t* AEK_R iv, \\
+            Py_ssize_t C, const Py_ssize_t* o, const Py_ssize_t* dp, int64_t p0
+    /* Every kernel below is defined once, for element type T, window-offset type IT
+       (int32 for float so the selects stay as wide as T; int64 for double) and name
+       maker AEK_FN, and instantiated per dtype at the end. */
     #define AEK_DEFINE_KERNELS(T, IT, AEK_FN) \\
-    /* ---- per-dtype kernels: T element type, SFX name suffix, IT window-offset type ---- */ \\
+    /* ===== NCHW max pooling ===== */ \\
      \\
-    /* NCHW max, one interior output row, K x K window (K = 2 or 3), stride S, dilation 1: \\
-       all taps are in-image for ow in [0, n).  x0 points at tap (0, 0) of output column 0. \\
-       Taps are unrolled by hand (GCC does not vectorise the ow loop around a tap loop). \\
-       The NaN-so-far flag nn is tracked from loaded values, never from the running max: \\
-       that is the form GCC if-converts and vectorises. */ \\
-    static inline AEK_INLINE void AEK_FN(maxrow_fast)(const T* AEK_R x0, Py_ssize_t W, \\
-            T* AEK_R yr, int64_t* AEK_R ir, Py_ssize_t n, int64_t base, const int K, const int S) \\
+    /* Interior output row, K x K window (K = 2 or 3), stride S, dilation 1: every tap is \\
+       in-image for ow in [0, n); x0 points at tap (0, 0) of column 0.  Columns go in blocks \\
+       of AEK_BL (a constant trip count GCC turns into whole vectors); the last block is \\
+       shifted back to end at n (recomputing a few columns rewrites the same values), so \\
+       short rows (OW = 7, 14, 28, 56...) need little or no scalar remainder. */ \\
+    static inline AEK_INLINE void AEK_FN(maxrow_fast)(AEK_MAXFAST_ARGS(T), const int K, \\
+                                                     const int S) \\
     { \\
-        Py_ssize_t ow; \\
+        Py_ssize_t b0, k, ow; \\
+        const T* AEK_R r0 = x0; \\
+        const T* AEK_R r1 = x0 + W; \\
+        const T* AEK_R r2 = x0 + 2 * W; \\
+        if (K == 2 && n >= AEK_BL) { \\
+            for (b0 = 0;; b0 += AEK_BL) { \\
+                if (b0 > n - AEK_BL) b0 = n - AEK_BL; \\
+                if (ir) { \\
+                    for (k = 0; k < AEK_BL; k++) { \\
+                        const T* p = x0 + S * (b0 + k); \\
+                        T m = p[0]; \\
+                        IT t = 0; \\
+                        int nn = (m != m); \\
+                        AEK_KXK_TAPS(AEK_MAXSTEP, T, IT, p, W) \\
+                        yr[b0 + k] = m; \\
+                        ir[b0 + k] = base + S * (b0 + k) + (int64_t)t; \\
+                    } \\
+                } else { \\
+                    for (k = 0; k < AEK_BL; k++) { \\
+                        const T* p = x0 + S * (b0 + k); \\
+                        T m = p[0]; \\
+                        int nn = (m != m); \\
+                        AEK_KXK_TAPS(AEK_MAXSTEP_NOIDX, T, IT, p, W) \\
+                        yr[b0 + k] = m; \\
+                    } \\
+                } \\
+                if (b0 + AEK_BL >= n) break; \\
+            } \\
+            return; \\
+        } \\
+        /* K = 3 (and short rows): one plain loop over three row pointers; GCC vectorises \\
+           this form well, while the block form above loses its vectors for 3 x 3. */ \\
         if (ir) { \\
             for (ow = 0; ow < n; ow++) { \\
-                T m = x0[S * ow]; \\
+                T m = r0[S * ow]; \\
                 IT t = 0; \\
                 int nn = (m != m); \\
-                AEK_MAXTAPS(AEK_MAXTAP, T, IT) \\
+                AEK_KXK_ROWS(AEK_MAXSTEP, T, IT) \\
                 yr[ow] = m; \\
                 ir[ow] = base + S * ow + (int64_t)t; \\
             } \\
         } else { \\
             for (ow = 0; ow < n; ow++) { \\
-                T m = x0[S * ow]; \\
+                T m = r0[S * ow]; \\
                 int nn = (m != m); \\
-                AEK_MAXTAPS(AEK_MAXTAP_NOIDX, T, IT) \\
+                AEK_KXK_ROWS(AEK_MAXSTEP_NOIDX, T, IT) \\
                 yr[ow] = m; \\
             } \\
         } \\
     } \\
      \\
-    /* One out-of-line function per (K, S): keeps each one's loop hot and vectorised \\
-       whatever GCC guesses about the branches of the caller. */ \\
-    AEK_CLONES AEK_NOINLINE static void AEK_FN(maxrow_fast22)(AEK_MAXFAST_ARGS(T)) { AEK_FN(maxrow_fast)(x0, W, yr, ir, n, base, 2, 2); } \\
-    AEK_CLONES AEK_NOINLINE static void AEK_FN(maxrow_fast32)(AEK_MAXFAST_ARGS(T)) { AEK_FN(maxrow_fast)(x0, W, yr, ir, n, base, 3, 2); } \\
-    AEK_CLONES AEK_NOINLINE static void AEK_FN(maxrow_fast21)(AEK_MAXFAST_ARGS(T)) { AEK_FN(maxrow_fast)(x0, W, yr, ir, n, base, 2, 1); } \\
-    AEK_CLONES AEK_NOINLINE static void AEK_FN(maxrow_fast31)(AEK_MAXFAST_ARGS(T)) { AEK_FN(maxrow_fast)(x0, W, yr, ir, n, base, 3, 1); } \\
+    /* One out-of-line function per (K, S), so each loop is compiled as hot code whatever \\
+       GCC guesses about the branches of its caller. */ \\
+    AEK_CLONES AEK_NOINLINE static void AEK_FN(maxrow_fast22)(AEK_MAXFAST_ARGS(T)) \\
+    { AEK_FN(maxrow_fast)(x0, W, yr, ir, n, base, 2, 2); } \\
+    AEK_CLONES AEK_NOINLINE static void AEK_FN(maxrow_fast32)(AEK_MAXFAST_ARGS(T)) \\
+    { AEK_FN(maxrow_fast)(x0, W, yr, ir, n, base, 3, 2); } \\
+    AEK_CLONES AEK_NOINLINE static void AEK_FN(maxrow_fast21)(AEK_MAXFAST_ARGS(T)) \\
+    { AEK_FN(maxrow_fast)(x0, W, yr, ir, n, base, 2, 1); } \\
+    AEK_CLONES AEK_NOINLINE static void AEK_FN(maxrow_fast31)(AEK_MAXFAST_ARGS(T)) \\
+    { AEK_FN(maxrow_fast)(x0, W, yr, ir, n, base, 3, 1); } \\
      \\
-    /* One output element, any geometry (borders and odd shapes): scalar. */ \\
-    static inline void AEK_FN(max_px)(const T* AEK_R xp, const aek_geom_t* g, Py_ssize_t oh, \\
-            Py_ssize_t ow, Py_ssize_t ia, Py_ssize_t ib, T* AEK_R y, int64_t* AEK_R ind) \\
+    /* One output element, any geometry (border columns of the fast rows): scalar. */ \\
+    static inline void AEK_FN(max_px)(const T* AEK_R xp, const aek_geom_t* g, \\
+            const aek_tab_t* tb, Py_ssize_t oh, Py_ssize_t ow, T* AEK_R y, int64_t* AEK_R ind) \\
     { \\
-        Py_ssize_t ja, jb, i, j, ih, iw, best; \\
-        T m, v; \\
-        aek_span(ow * g->sw - g->pl, g->kw, g->dw, g->W, &ja, &jb); \\
-        ih = oh * g->sh - g->pt + ia * g->dh; \\
-        iw = ow * g->sw - g->pl + ja * g->dw; \\
-        best = ih * g->W + iw; \\
-        m = xp[best]; \\
+        Py_ssize_t ia = tb->ia[oh], ib = tb->ib[oh], ja = tb->ja[ow], jb = tb->jb[ow]; \\
+        Py_ssize_t i, j, best = (oh * g->sh - g->pt + ia * g->dh) * g->W \\
+                                + ow * g->sw - g->pl + ja * g->dw; \\
+        T m = xp[best]; \\
         for (i = ia; i < ib; i++) { \\
-            ih = oh * g->sh - g->pt + i * g->dh; \\
+            Py_ssize_t row = (oh * g->sh - g->pt + i * g->dh) * g->W + ow * g->sw - g->pl; \\
             for (j = ja; j < jb; j++) { \\
-                Py_ssize_t p = ih * g->W + ow * g->sw - g->pl + j * g->dw; \\
-                v = xp[p]; \\
+                T v = xp[row + j * g->dw]; \\
                 if ((v > m) || (v != v && m == m)) { \\
                     m = v; \\
-                    best = p; \\
+                    best = row + j * g->dw; \\
                 } \\
             } \\
         } \\
@@ -191,101 +272,159 @@ cdef extern from * nogil:
         if (ind) *ind = best; \\
     } \\
      \\
-    /* NCHW max pooling of output row oh of one plane. */ \\
-    AEK_CLONES static void AEK_FN(maxrow_nchw)(const T* AEK_R xp, T* AEK_R yr, \\
-            int64_t* AEK_R ir, const aek_geom_t* g, Py_ssize_t oh, const Py_ssize_t* owlo, \\
-            const Py_ssize_t* owhi, const Py_ssize_t* colfirst) \\
+    /* Max pooling of one NCHW plane: x (H, W) -> y, ind (OH, OW); ind may be NULL. */ \\
+    AEK_CLONES static void AEK_FN(maxplane_nchw)(const T* AEK_R xp, T* AEK_R yp, \\
+            int64_t* AEK_R ip, const aek_geom_t* g, const aek_tab_t* tb) \\
     { \\
-        const Py_ssize_t W = g->W, OW = g->OW, sw = g->sw; \\
-        Py_ssize_t ia, ib, ow, i, j, ih, off, lo, hi; \\
-        aek_span(oh * g->sh - g->pt, g->kh, g->dh, g->H, &ia, &ib); \\
-        if (ia == 0 && ib == g->kh && g->dh == 1 && g->dw == 1 && g->kh == g->kw \\
-                && g->sh == sw && (g->kh == 2 || g->kh == 3) && (sw == 1 || sw == 2) \\
-                && g->H * W < ((Py_ssize_t)1 << 31)) { \\
-            /* interior columns: every tap j in-image <=> ow in [owlo[0], owhi[kw-1]) */ \\
-            Py_ssize_t owa = owlo[0], owb = owhi[g->kw - 1]; \\
-            const T* x0; \\
-            int64_t base; \\
-            if (owb < owa) owb = owa; \\
-            ih = oh * g->sh - g->pt; \\
-            x0 = xp + ih * W + owa * sw - g->pl; \\
-            base = (int64_t)(ih * W + owa * sw - g->pl); \\
-            if (g->kh == 2 && sw == 2) \\
-                AEK_FN(maxrow_fast22)(x0, W, yr + owa, ir ? ir + owa : NULL, owb - owa, base); \\
-            else if (g->kh == 3 && sw == 2) \\
-                AEK_FN(maxrow_fast32)(x0, W, yr + owa, ir ? ir + owa : NULL, owb - owa, base); \\
-            else if (g->kh == 2) \\
-                AEK_FN(maxrow_fast21)(x0, W, yr + owa, ir ? ir + owa : NULL, owb - owa, base); \\
-            else \\
-                AEK_FN(maxrow_fast31)(x0, W, yr + owa, ir ? ir + owa : NULL, owb - owa, base); \\
-            for (ow = 0; ow < owa; ow++) \\
-                AEK_FN(max_px)(xp, g, oh, ow, ia, ib, yr + ow, ir ? ir + ow : NULL); \\
-            for (ow = owb; ow < OW; ow++) \\
-                AEK_FN(max_px)(xp, g, oh, ow, ia, ib, yr + ow, ir ? ir + ow : NULL); \\
-            return; \\
-        } \\
-        /* General geometry: start every column at its first in-image tap, then fold in \\
-           tap after tap over the contiguous ow range where it is in-image.  Re-visiting a \\
-           column's first tap is harmless (a value never beats itself), so only tap \\
-           (ia, 0) is skipped. */ \\
-        ih = oh * g->sh - g->pt + ia * g->dh; \\
-        for (ow = 0; ow < OW; ow++) yr[ow] = xp[ih * W + colfirst[ow]]; \\
-        if (ir) for (ow = 0; ow < OW; ow++) ir[ow] = ih * W + colfirst[ow]; \\
-        for (i = ia; i < ib; i++) { \\
-            const T* xr; \\
-            ih = oh * g->sh - g->pt + i * g->dh; \\
-            xr = xp + ih * W; \\
-            for (j = 0; j < g->kw; j++) { \\
-                if (i == ia && j == 0) continue; \\
-                off = j * g->dw - g->pl; \\
-                lo = owlo[j]; \\
-                hi = owhi[j]; \\
-                if (ir) { \\
-                    int64_t base = ih * W + off; \\
-                    for (ow = lo; ow < hi; ow++) { \\
-                        T v = xr[ow * sw + off], cur = yr[ow]; \\
-                        int u = (v > cur) | ((v != v) & (cur == cur)); \\
-                        yr[ow] = u ? v : cur; \\
-                        ir[ow] = u ? base + ow * sw : ir[ow]; \\
-                    } \\
-                } else { \\
-                    for (ow = lo; ow < hi; ow++) { \\
-                        T v = xr[ow * sw + off], cur = yr[ow]; \\
-                        int u = (v > cur) | ((v != v) & (cur == cur)); \\
-                        yr[ow] = u ? v : cur; \\
+        const Py_ssize_t W = g->W, OW = g->OW, sw = g->sw, K = g->kh; \\
+        const int fast = g->dh == 1 && g->dw == 1 && g->kh == g->kw && g->sh == sw \\
+                         && (K == 2 || K == 3) && (sw == 1 || sw == 2) \\
+                         && g->H * W < ((Py_ssize_t)1 << 31); \\
+        /* interior columns: every tap j in-image <=> ow in [owlo[0], owhi[kw-1]) */ \\
+        const Py_ssize_t owa = tb->owlo[0]; \\
+        const Py_ssize_t owb = tb->owhi[g->kw - 1] > owa ? tb->owhi[g->kw - 1] : owa; \\
+        Py_ssize_t oh, ow, i, j; \\
+        for (oh = 0; oh < g->OH; oh++) { \\
+            T* AEK_R yr = yp + oh * OW; \\
+            int64_t* AEK_R ir = ip ? ip + oh * OW : NULL; \\
+            const Py_ssize_t ia = tb->ia[oh], ib = tb->ib[oh]; \\
+            Py_ssize_t ih; \\
+            if (fast && ia == 0 && ib == K) { \\
+                const T* x0; \\
+                int64_t base; \\
+                ih = oh * g->sh - g->pt; \\
+                x0 = xp + ih * W + owa * sw - g->pl; \\
+                base = (int64_t)(ih * W + owa * sw - g->pl); \\
+                if (K == 2 && sw == 2) \\
+                    AEK_FN(maxrow_fast22)(x0, W, yr + owa, ir ? ir + owa : NULL, owb - owa, base); \\
+                else if (K == 3 && sw == 2) \\
+                    AEK_FN(maxrow_fast32)(x0, W, yr + owa, ir ? ir + owa : NULL, owb - owa, base); \\
+                else if (K == 2) \\
+                    AEK_FN(maxrow_fast21)(x0, W, yr + owa, ir ? ir + owa : NULL, owb - owa, base); \\
+                else \\
+                    AEK_FN(maxrow_fast31)(x0, W, yr + owa, ir ? ir + owa : NULL, owb - owa, base); \\
+                for (ow = 0; ow < owa; ow++) \\
+                    AEK_FN(max_px)(xp, g, tb, oh, ow, yr + ow, ir ? ir + ow : NULL); \\
+                for (ow = owb; ow < OW; ow++) \\
+                    AEK_FN(max_px)(xp, g, tb, oh, ow, yr + ow, ir ? ir + ow : NULL); \\
+                continue; \\
+            } \\
+            /* General geometry: start every column at its first in-image tap, then fold in \\
+               tap after tap over the contiguous ow range where it is in-image.  Re-visiting \\
+               a column's first tap is harmless (a value never beats itself), so only tap \\
+               (ia, 0) is skipped. */ \\
+            ih = oh * g->sh - g->pt + ia * g->dh; \\
+            for (ow = 0; ow < OW; ow++) { \\
+                Py_ssize_t p = ih * W + ow * sw - g->pl + tb->ja[ow] * g->dw; \\
+                yr[ow] = xp[p]; \\
+                if (ir) ir[ow] = p; \\
+            } \\
+            for (i = ia; i < ib; i++) { \\
+                const T* xr; \\
+                ih = oh * g->sh - g->pt + i * g->dh; \\
+                xr = xp + ih * W; \\
+                for (j = 0; j < g->kw; j++) { \\
+                    const Py_ssize_t off = j * g->dw - g->pl, lo = tb->owlo[j], hi = tb->owhi[j]; \\
+                    if (i == ia && j == 0) continue; \\
+                    if (ir) { \\
+                        const int64_t base = ih * W + off; \\
+                        for (ow = lo; ow < hi; ow++) { \\
+                            T v = xr[ow * sw + off], cur = yr[ow]; \\
+                            int u = (v > cur) | ((v != v) & (cur == cur)); \\
+                            yr[ow] = u ? v : cur; \\
+                            ir[ow] = u ? base + ow * sw : ir[ow]; \\
+                        } \\
+                    } else { \\
+                        for (ow = lo; ow < hi; ow++) { \\
+                            T v = xr[ow * sw + off], cur = yr[ow]; \\
+                            int u = (v > cur) | ((v != v) & (cur == cur)); \\
+                            yr[ow] = u ? v : cur; \\
+                        } \\
                     } \\
                 } \\
             } \\
         } \\
     } \\
      \\
-    /* NHWC max pooling of output row oh of image xn: y/ind rows (OW, C).  Channels are \\
-       processed in blocks of AEK_CB held in local arrays; t holds plane positions as IT \\
-       (int32 when the plane is < 2**31, so the selects stay as wide as T for float). */ \\
-    AEK_CLONES static void AEK_FN(maxrow_nhwc)(const T* AEK_R xn, T* AEK_R yrow, \\
-            int64_t* AEK_R irow, const aek_geom_t* g, Py_ssize_t oh) \\
+    /* ===== NHWC max pooling ===== */ \\
+     \\
+    /* One output pixel whose NT = K*K taps (K = 2 or 3) are all in-image, vectorised over \\
+       C: xv = tap 0's channel vector, o[k] = element offset of tap k, dp[k] = its plane \\
+       position minus tap 0's (p0). */ \\
+    static inline AEK_INLINE void AEK_FN(maxpx_nhwc_fast)(AEK_NHWCFAST_ARGS(T), const int NT) \\
     { \\
-        const Py_ssize_t C = g->C, W = g->W; \\
-        Py_ssize_t ia, ib, ja, jb, ow, i, j, c0, c, cn; \\
+        const Py_ssize_t o1 = o[1], o2 = o[2], o3 = o[3]; \\
+        const Py_ssize_t o4 = NT == 9 ? o[4] : 0, o5 = NT == 9 ? o[5] : 0, o6 = NT == 9 ? o[6] : 0; \\
+        const Py_ssize_t o7 = NT == 9 ? o[7] : 0, o8 = NT == 9 ? o[8] : 0; \\
+        const IT d1 = (IT)dp[1], d2 = (IT)dp[2], d3 = (IT)dp[3]; \\
+        const IT d4 = NT == 9 ? (IT)dp[4] : 0, d5 = NT == 9 ? (IT)dp[5] : 0; \\
+        const IT d6 = NT == 9 ? (IT)dp[6] : 0, d7 = NT == 9 ? (IT)dp[7] : 0; \\
+        const IT d8 = NT == 9 ? (IT)dp[8] : 0; \\
+        Py_ssize_t c; \\
+        if (iv) { \\
+            for (c = 0; c < C; c++) { \\
+                T m = xv[c]; \\
+                IT t = 0; \\
+                int nn = (m != m); \\
+                AEK_NHWC_TAPS(AEK_MAXSTEP, T, IT) \\
+                yv[c] = m; \\
+                iv[c] = p0 + (int64_t)t; \\
+            } \\
+        } else { \\
+            for (c = 0; c < C; c++) { \\
+                T m = xv[c]; \\
+                int nn = (m != m); \\
+                AEK_NHWC_TAPS(AEK_MAXSTEP_NOIDX, T, IT) \\
+                yv[c] = m; \\
+            } \\
+        } \\
+    } \\
+     \\
+    /* Max pooling of output row oh of NHWC image xn: y / ind rows (OW, C). */ \\
+    AEK_CLONES static void AEK_FN(maxrow_nhwc)(const T* AEK_R xn, T* AEK_R yrow, \\
+            int64_t* AEK_R irow, const aek_geom_t* g, const aek_tab_t* tb, Py_ssize_t oh) \\
+    { \\
+        const Py_ssize_t C = g->C, W = g->W, ia = tb->ia[oh], ib = tb->ib[oh]; \\
+        const Py_ssize_t nt = g->kh * g->kw; \\
+        const int fastk = g->kh == g->kw && (g->kh == 2 || g->kh == 3) \\
+                          && g->H * W < ((Py_ssize_t)1 << 31); \\
+        Py_ssize_t o[9], dp[9]; \\
+        Py_ssize_t ow, i, j, c0, c, cn, k; \\
         T m[AEK_CB]; \\
         IT t[AEK_CB]; \\
-        aek_span(oh * g->sh - g->pt, g->kh, g->dh, g->H, &ia, &ib); \\
+        if (fastk) { \\
+            for (i = 0, k = 0; i < g->kh; i++) \\
+                for (j = 0; j < g->kw; j++, k++) { \\
+                    dp[k] = i * g->dh * W + j * g->dw; \\
+                    o[k] = dp[k] * C; \\
+                } \\
+        } \\
         for (ow = 0; ow < g->OW; ow++) { \\
             T* AEK_R yv = yrow + ow * C; \\
             int64_t* AEK_R iv = irow ? irow + ow * C : NULL; \\
-            aek_span(ow * g->sw - g->pl, g->kw, g->dw, W, &ja, &jb); \\
+            const Py_ssize_t ja = tb->ja[ow], jb = tb->jb[ow]; \\
+            const Py_ssize_t ih0 = oh * g->sh - g->pt + ia * g->dh; \\
+            const Py_ssize_t iw0 = ow * g->sw - g->pl + ja * g->dw; \\
+            if (fastk && ia == 0 && ib == g->kh && ja == 0 && jb == g->kw) { \\
+                if (nt == 4) \\
+                    AEK_FN(maxpx_nhwc_fast)(xn + (ih0 * W + iw0) * C, yv, iv, C, o, dp, \\
+                                            (int64_t)(ih0 * W + iw0), 4); \\
+                else \\
+                    AEK_FN(maxpx_nhwc_fast)(xn + (ih0 * W + iw0) * C, yv, iv, C, o, dp, \\
+                                            (int64_t)(ih0 * W + iw0), 9); \\
+                continue; \\
+            } \\
+            /* generic: channel blocks in local arrays, taps in row-major order */ \\
             for (c0 = 0; c0 < C; c0 += AEK_CB) { \\
-                Py_ssize_t ih0 = oh * g->sh - g->pt + ia * g->dh; \\
-                Py_ssize_t iw0 = ow * g->sw - g->pl + ja * g->dw; \\
                 const T* AEK_R xv = xn + (ih0 * W + iw0) * C + c0; \\
-                IT p0 = (IT)(ih0 * W + iw0); \\
+                const IT p0 = (IT)(ih0 * W + iw0); \\
                 cn = C - c0 < AEK_CB ? C - c0 : AEK_CB; \\
                 for (c = 0; c < cn; c++) { m[c] = xv[c]; t[c] = p0; } \\
                 for (i = ia; i < ib; i++) { \\
-                    Py_ssize_t ih = oh * g->sh - g->pt + i * g->dh; \\
+                    const Py_ssize_t ih = oh * g->sh - g->pt + i * g->dh; \\
                     for (j = ja; j < jb; j++) { \\
-                        Py_ssize_t iw = ow * g->sw - g->pl + j * g->dw; \\
-                        IT p = (IT)(ih * W + iw); \\
+                        const Py_ssize_t iw = ow * g->sw - g->pl + j * g->dw; \\
+                        const IT p = (IT)(ih * W + iw); \\
                         if (i == ia && j == ja) continue; \\
                         xv = xn + (ih * W + iw) * C + c0; \\
                         if (iv) { \\
@@ -310,109 +449,135 @@ cdef extern from * nogil:
         } \\
     } \\
      \\
-    /* NCHW average pooling, interior row, K x K (K = 2 or 3) stride S dilation 1, divisor d. \\
-       Sums start from 0 in row-major tap order, like every other path. */ \\
-    static inline AEK_INLINE void AEK_FN(avgrow_fast)(const T* AEK_R x0, Py_ssize_t W, \\
-            T* AEK_R yr, Py_ssize_t n, T d, const int K, const int S) \\
+    /* ===== average pooling ===== */ \\
+     \\
+    /* NCHW interior row, K x K (K = 2 or 3), stride S, dilation 1, one divisor d; blocks \\
+       as in maxrow_fast.  Sums start from 0 in row-major tap order, like every other path \\
+       (and the NHWC kernel), so all paths round identically. */ \\
+    static inline AEK_INLINE void AEK_FN(avgrow_fast)(AEK_AVGFAST_ARGS(T), const int K, \\
+                                                     const int S) \\
     { \\
-        Py_ssize_t ow; \\
-        if (K == 2) { \\
-            for (ow = 0; ow < n; ow++) { \\
-                const T* p = x0 + S * ow; \\
-                T s = (T)0 + p[0]; \\
-                s += p[1]; \\
-                s += p[W]; \\
-                s += p[W + 1]; \\
-                yr[ow] = s / d; \\
+        Py_ssize_t b0, k, ow; \\
+        const T* AEK_R r0 = x0; \\
+        const T* AEK_R r1 = x0 + W; \\
+        const T* AEK_R r2 = x0 + 2 * W; \\
+        if (K == 2 && n >= AEK_BL) { \\
+            for (b0 = 0;; b0 += AEK_BL) { \\
+                if (b0 > n - AEK_BL) b0 = n - AEK_BL; \\
+                for (k = 0; k < AEK_BL; k++) { \\
+                    const T* p = x0 + S * (b0 + k); \\
+                    T s = (T)0 + p[0]; \\
+                    AEK_KXK_TAPS(AEK_ADD, T, IT, p, W) \\
+                    yr[b0 + k] = s / d; \\
+                } \\
+                if (b0 + AEK_BL >= n) break; \\
             } \\
-        } else { \\
-            for (ow = 0; ow < n; ow++) { \\
-                const T* p = x0 + S * ow; \\
-                T s = (T)0 + p[0]; \\
-                s += p[1]; \\
-                s += p[2]; \\
-                s += p[W]; \\
-                s += p[W + 1]; \\
-                s += p[W + 2]; \\
-                s += p[2 * W]; \\
-                s += p[2 * W + 1]; \\
-                s += p[2 * W + 2]; \\
-                yr[ow] = s / d; \\
-            } \\
+            return; \\
+        } \\
+        for (ow = 0; ow < n; ow++) { \\
+            T s = (T)0 + r0[S * ow]; \\
+            AEK_KXK_ROWS(AEK_ADD, T, IT) \\
+            yr[ow] = s / d; \\
         } \\
     } \\
+    AEK_CLONES AEK_NOINLINE static void AEK_FN(avgrow_fast22)(AEK_AVGFAST_ARGS(T)) \\
+    { AEK_FN(avgrow_fast)(x0, W, yr, n, d, 2, 2); } \\
+    AEK_CLONES AEK_NOINLINE static void AEK_FN(avgrow_fast32)(AEK_AVGFAST_ARGS(T)) \\
+    { AEK_FN(avgrow_fast)(x0, W, yr, n, d, 3, 2); } \\
+    AEK_CLONES AEK_NOINLINE static void AEK_FN(avgrow_fast21)(AEK_AVGFAST_ARGS(T)) \\
+    { AEK_FN(avgrow_fast)(x0, W, yr, n, d, 2, 1); } \\
+    AEK_CLONES AEK_NOINLINE static void AEK_FN(avgrow_fast31)(AEK_AVGFAST_ARGS(T)) \\
+    { AEK_FN(avgrow_fast)(x0, W, yr, n, d, 3, 1); } \\
      \\
-    AEK_CLONES AEK_NOINLINE static void AEK_FN(avgrow_fast22)(AEK_AVGFAST_ARGS(T)) { AEK_FN(avgrow_fast)(x0, W, yr, n, d, 2, 2); } \\
-    AEK_CLONES AEK_NOINLINE static void AEK_FN(avgrow_fast32)(AEK_AVGFAST_ARGS(T)) { AEK_FN(avgrow_fast)(x0, W, yr, n, d, 3, 2); } \\
-    AEK_CLONES AEK_NOINLINE static void AEK_FN(avgrow_fast21)(AEK_AVGFAST_ARGS(T)) { AEK_FN(avgrow_fast)(x0, W, yr, n, d, 2, 1); } \\
-    AEK_CLONES AEK_NOINLINE static void AEK_FN(avgrow_fast31)(AEK_AVGFAST_ARGS(T)) { AEK_FN(avgrow_fast)(x0, W, yr, n, d, 3, 1); } \\
-     \\
-    /* NCHW average pooling of output row oh of one plane.  Taps are summed in row-major \\
-       (i, j) order starting from 0 on every path (and in the NHWC kernel), so all paths \\
-       give bitwise the same result. */ \\
-    AEK_CLONES static void AEK_FN(avgrow_nchw)(const T* AEK_R xp, T* AEK_R yr, \\
-            const aek_geom_t* g, Py_ssize_t oh, const Py_ssize_t* owlo, const Py_ssize_t* owhi, \\
-            const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv) \\
+    /* Average pooling of one NCHW plane: x (H, W) -> y (OH, OW). */ \\
+    AEK_CLONES static void AEK_FN(avgplane_nchw)(const T* AEK_R xp, T* AEK_R yp, \\
+            const aek_geom_t* g, const aek_tab_t* tb) \\
     { \\
-        const Py_ssize_t W = g->W, OW = g->OW, sw = g->sw; \\
-        Py_ssize_t ia, ib, ow, i, j, ih, off, lo, hi, rd = rowdiv[oh]; \\
-        Py_ssize_t fa = 0, fb = 0;     /* columns done by the fast path */ \\
-        aek_span(oh * g->sh - g->pt, g->kh, g->dh, g->H, &ia, &ib); \\
-        if (ia == 0 && ib == g->kh && g->dh == 1 && g->dw == 1 && g->kh == g->kw \\
-                && g->sh == sw && (g->kh == 2 || g->kh == 3) && (sw == 1 || sw == 2)) { \\
-            const T* x0; \\
-            T d; \\
-            fa = owlo[0]; \\
-            fb = owhi[g->kw - 1]; \\
-            if (fb < fa) fb = fa; \\
-            ih = oh * g->sh - g->pt; \\
-            x0 = xp + ih * W + fa * sw - g->pl; \\
-            d = (T)(rd * coldiv[fa < OW ? fa : 0]);   /* interior columns share a divisor */ \\
-            if (g->kh == 2 && sw == 2) AEK_FN(avgrow_fast22)(x0, W, yr + fa, fb - fa, d); \\
-            else if (g->kh == 3 && sw == 2) AEK_FN(avgrow_fast32)(x0, W, yr + fa, fb - fa, d); \\
-            else if (g->kh == 2) AEK_FN(avgrow_fast21)(x0, W, yr + fa, fb - fa, d); \\
-            else AEK_FN(avgrow_fast31)(x0, W, yr + fa, fb - fa, d); \\
-        } \\
-        /* everything else: sum tap by tap over the whole row, skipping [fa, fb) */ \\
-        for (ow = 0; ow < fa; ow++) yr[ow] = 0; \\
-        for (ow = fb; ow < OW; ow++) yr[ow] = 0; \\
-        for (i = ia; i < ib; i++) { \\
-            const T* xr; \\
-            ih = oh * g->sh - g->pt + i * g->dh; \\
-            xr = xp + ih * W; \\
-            for (j = 0; j < g->kw; j++) { \\
-                off = j * g->dw - g->pl; \\
-                lo = owlo[j]; \\
-                hi = owhi[j]; \\
-                if (fb > fa) { \\
-                    Py_ssize_t h1 = hi < fa ? hi : fa, l2 = lo > fb ? lo : fb; \\
-                    for (ow = lo; ow < h1; ow++) yr[ow] += xr[ow * sw + off]; \\
-                    for (ow = l2; ow < hi; ow++) yr[ow] += xr[ow * sw + off]; \\
-                } else { \\
-                    for (ow = lo; ow < hi; ow++) yr[ow] += xr[ow * sw + off]; \\
+        const Py_ssize_t W = g->W, OW = g->OW, sw = g->sw, K = g->kh; \\
+        const int fast = g->dh == 1 && g->dw == 1 && g->kh == g->kw && g->sh == sw \\
+                         && (K == 2 || K == 3) && (sw == 1 || sw == 2); \\
+        const Py_ssize_t owa = tb->owlo[0]; \\
+        const Py_ssize_t owb = tb->owhi[g->kw - 1] > owa ? tb->owhi[g->kw - 1] : owa; \\
+        Py_ssize_t oh, ow, i, j; \\
+        for (oh = 0; oh < g->OH; oh++) { \\
+            T* AEK_R yr = yp + oh * OW; \\
+            const Py_ssize_t ia = tb->ia[oh], ib = tb->ib[oh], rd = tb->rowdiv[oh]; \\
+            Py_ssize_t fa = 0, fb = 0;      /* columns done by the fast path */ \\
+            if (fast && ia == 0 && ib == K && owb > owa) { \\
+                const Py_ssize_t ih = oh * g->sh - g->pt; \\
+                const T* x0 = xp + ih * W + owa * sw - g->pl; \\
+                const T d = (T)(rd * tb->coldiv[owa]);   /* interior columns share one */ \\
+                fa = owa; \\
+                fb = owb; \\
+                if (K == 2 && sw == 2) AEK_FN(avgrow_fast22)(x0, W, yr + fa, fb - fa, d); \\
+                else if (K == 3 && sw == 2) AEK_FN(avgrow_fast32)(x0, W, yr + fa, fb - fa, d); \\
+                else if (K == 2) AEK_FN(avgrow_fast21)(x0, W, yr + fa, fb - fa, d); \\
+                else AEK_FN(avgrow_fast31)(x0, W, yr + fa, fb - fa, d); \\
+            } \\
+            /* everything else: sum tap by tap over the row, skipping [fa, fb) */ \\
+            for (ow = 0; ow < fa; ow++) yr[ow] = 0; \\
+            for (ow = fb; ow < OW; ow++) yr[ow] = 0; \\
+            for (i = ia; i < ib; i++) { \\
+                const Py_ssize_t ih = oh * g->sh - g->pt + i * g->dh; \\
+                const T* AEK_R xr = xp + ih * W; \\
+                for (j = 0; j < g->kw; j++) { \\
+                    const Py_ssize_t off = j * g->dw - g->pl, lo = tb->owlo[j], hi = tb->owhi[j]; \\
+                    const Py_ssize_t h1 = hi < fa ? hi : fa, l2 = lo > fb ? lo : fb; \\
+                    if (fb > fa) { \\
+                        for (ow = lo; ow < h1; ow++) yr[ow] += xr[ow * sw + off]; \\
+                        for (ow = l2; ow < hi; ow++) yr[ow] += xr[ow * sw + off]; \\
+                    } else { \\
+                        for (ow = lo; ow < hi; ow++) yr[ow] += xr[ow * sw + off]; \\
+                    } \\
                 } \\
             } \\
+            for (ow = 0; ow < fa; ow++) yr[ow] = yr[ow] / (T)(rd * tb->coldiv[ow]); \\
+            for (ow = fb; ow < OW; ow++) yr[ow] = yr[ow] / (T)(rd * tb->coldiv[ow]); \\
         } \\
-        for (ow = 0; ow < fa; ow++) yr[ow] = yr[ow] / (T)(rd * coldiv[ow]); \\
-        for (ow = fb; ow < OW; ow++) yr[ow] = yr[ow] / (T)(rd * coldiv[ow]); \\
     } \\
      \\
-    /* NHWC average pooling of output row oh of image xn: y row (OW, C). */ \\
-    AEK_CLONES static void AEK_FN(avgrow_nhwc)(const T* AEK_R xn, T* AEK_R yrow, \\
-            const aek_geom_t* g, Py_ssize_t oh, const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv) \\
+    /* NHWC pixel with all NT = K*K taps in-image: sum over taps, vectorised over C. */ \\
+    static inline AEK_INLINE void AEK_FN(avgpx_nhwc_fast)(const T* AEK_R xv, T* AEK_R yv, \\
+            Py_ssize_t C, const Py_ssize_t* o, T d, const int NT) \\
     { \\
-        const Py_ssize_t C = g->C, W = g->W; \\
-        Py_ssize_t ia, ib, ja, jb, ow, i, j, c; \\
-        aek_span(oh * g->sh - g->pt, g->kh, g->dh, g->H, &ia, &ib); \\
+        const Py_ssize_t o1 = o[1], o2 = o[2], o3 = o[3]; \\
+        const Py_ssize_t o4 = NT == 9 ? o[4] : 0, o5 = NT == 9 ? o[5] : 0, o6 = NT == 9 ? o[6] : 0; \\
+        const Py_ssize_t o7 = NT == 9 ? o[7] : 0, o8 = NT == 9 ? o[8] : 0; \\
+        Py_ssize_t c; \\
+        for (c = 0; c < C; c++) { \\
+            T s = (T)0 + xv[c]; \\
+            AEK_NHWC_TAPS(AEK_ADD, T, IT) \\
+            yv[c] = s / d; \\
+        } \\
+    } \\
+     \\
+    /* Average pooling of output row oh of NHWC image xn: y row (OW, C). */ \\
+    AEK_CLONES static void AEK_FN(avgrow_nhwc)(const T* AEK_R xn, T* AEK_R yrow, \\
+            const aek_geom_t* g, const aek_tab_t* tb, Py_ssize_t oh) \\
+    { \\
+        const Py_ssize_t C = g->C, W = g->W, ia = tb->ia[oh], ib = tb->ib[oh]; \\
+        const int fastk = g->kh == g->kw && (g->kh == 2 || g->kh == 3); \\
+        Py_ssize_t o[9]; \\
+        Py_ssize_t ow, i, j, c, k; \\
+        if (fastk) { \\
+            for (i = 0, k = 0; i < g->kh; i++) \\
+                for (j = 0; j < g->kw; j++, k++) o[k] = (i * g->dh * W + j * g->dw) * C; \\
+        } \\
         for (ow = 0; ow < g->OW; ow++) { \\
             T* AEK_R yv = yrow + ow * C; \\
-            T d = (T)(rowdiv[oh] * coldiv[ow]); \\
-            aek_span(ow * g->sw - g->pl, g->kw, g->dw, W, &ja, &jb); \\
+            const T d = (T)(tb->rowdiv[oh] * tb->coldiv[ow]); \\
+            const Py_ssize_t ja = tb->ja[ow], jb = tb->jb[ow]; \\
+            if (fastk && ia == 0 && ib == g->kh && ja == 0 && jb == g->kw) { \\
+                const T* xv = xn + ((oh * g->sh - g->pt) * W + ow * g->sw - g->pl) * C; \\
+                if (g->kh == 2) AEK_FN(avgpx_nhwc_fast)(xv, yv, C, o, d, 4); \\
+                else AEK_FN(avgpx_nhwc_fast)(xv, yv, C, o, d, 9); \\
+                continue; \\
+            } \\
             for (c = 0; c < C; c++) yv[c] = 0; \\
             for (i = ia; i < ib; i++) { \\
-                Py_ssize_t ih = oh * g->sh - g->pt + i * g->dh; \\
+                const Py_ssize_t ih = oh * g->sh - g->pt + i * g->dh; \\
                 for (j = ja; j < jb; j++) { \\
-                    Py_ssize_t iw = ow * g->sw - g->pl + j * g->dw; \\
+                    const Py_ssize_t iw = ow * g->sw - g->pl + j * g->dw; \\
                     const T* AEK_R xv = xn + (ih * W + iw) * C; \\
                     for (c = 0; c < C; c++) yv[c] += xv[c]; \\
                 } \\
@@ -422,51 +587,44 @@ cdef extern from * nogil:
     } \\
      \\
     /* NCHW average pooling backward of one plane: gx = 0, then each (oh, i, j, ow) adds \\
-       gy / divisor; for one gx element the additions come in (oh, j) order, as in the \\
-       NHWC kernel, so both layouts give bitwise the same result. */ \\
+       gy / divisor; for one gx element the additions come in (oh, j) order, as in the NHWC \\
+       kernel, so both layouts give bitwise the same result. */ \\
     AEK_CLONES static void AEK_FN(avgbwd_plane_nchw)(const T* AEK_R gyp, T* AEK_R gxp, \\
-            const aek_geom_t* g, const Py_ssize_t* owlo, const Py_ssize_t* owhi, \\
-            const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv) \\
+            const aek_geom_t* g, const aek_tab_t* tb) \\
     { \\
         const Py_ssize_t W = g->W, OW = g->OW, sw = g->sw; \\
-        Py_ssize_t oh, ow, i, j, ia, ib, ih, off, lo, hi, rd; \\
+        Py_ssize_t oh, ow, i, j; \\
         memset(gxp, 0, (size_t)(g->H * W) * sizeof(T)); \\
         for (oh = 0; oh < g->OH; oh++) { \\
             const T* AEK_R gyr = gyp + oh * OW; \\
-            aek_span(oh * g->sh - g->pt, g->kh, g->dh, g->H, &ia, &ib); \\
-            rd = rowdiv[oh]; \\
-            for (i = ia; i < ib; i++) { \\
-                T* AEK_R gxr; \\
-                ih = oh * g->sh - g->pt + i * g->dh; \\
-                gxr = gxp + ih * W; \\
+            const Py_ssize_t rd = tb->rowdiv[oh]; \\
+            for (i = tb->ia[oh]; i < tb->ib[oh]; i++) { \\
+                T* AEK_R gxr = gxp + (oh * g->sh - g->pt + i * g->dh) * W; \\
                 for (j = 0; j < g->kw; j++) { \\
-                    off = j * g->dw - g->pl; \\
-                    lo = owlo[j]; \\
-                    hi = owhi[j]; \\
+                    const Py_ssize_t off = j * g->dw - g->pl, lo = tb->owlo[j], hi = tb->owhi[j]; \\
                     if (sw == 2) { \\
                         for (ow = lo; ow < hi; ow++) \\
-                            gxr[ow * 2 + off] += gyr[ow] / (T)(rd * coldiv[ow]); \\
+                            gxr[ow * 2 + off] += gyr[ow] / (T)(rd * tb->coldiv[ow]); \\
                     } else if (sw == 1) { \\
                         for (ow = lo; ow < hi; ow++) \\
-                            gxr[ow + off] += gyr[ow] / (T)(rd * coldiv[ow]); \\
+                            gxr[ow + off] += gyr[ow] / (T)(rd * tb->coldiv[ow]); \\
                     } else { \\
                         for (ow = lo; ow < hi; ow++) \\
-                            gxr[ow * sw + off] += gyr[ow] / (T)(rd * coldiv[ow]); \\
+                            gxr[ow * sw + off] += gyr[ow] / (T)(rd * tb->coldiv[ow]); \\
                     } \\
                 } \\
             } \\
         } \\
     } \\
      \\
-    /* NHWC average pooling backward, gather form: owns gx row ih of image n.  The output \\
+    /* NHWC average pooling backward, gather form: owns gx row ih of one image.  The output \\
        rows covering it are oh = (ih + pt - i*dh) / sh where that divides; taps i are \\
        visited descending, i.e. oh ascending (the NCHW order). */ \\
     AEK_CLONES static void AEK_FN(avgbwd_row_nhwc)(const T* AEK_R gyn, T* AEK_R gxr, \\
-            const aek_geom_t* g, Py_ssize_t ih, const Py_ssize_t* owlo, const Py_ssize_t* owhi, \\
-            const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv) \\
+            const aek_geom_t* g, const aek_tab_t* tb, Py_ssize_t ih) \\
     { \\
         const Py_ssize_t C = g->C; \\
-        Py_ssize_t oh, ow, i, j, c, q, off, lo, hi; \\
+        Py_ssize_t oh, ow, i, j, c, q; \\
         memset(gxr, 0, (size_t)(g->W * C) * sizeof(T)); \\
         for (i = g->kh - 1; i >= 0; i--) { \\
             q = ih + g->pt - i * g->dh; \\
@@ -474,13 +632,11 @@ cdef extern from * nogil:
             oh = q / g->sh; \\
             if (oh >= g->OH) continue; \\
             for (j = 0; j < g->kw; j++) { \\
-                off = j * g->dw - g->pl; \\
-                lo = owlo[j]; \\
-                hi = owhi[j]; \\
+                const Py_ssize_t off = j * g->dw - g->pl, lo = tb->owlo[j], hi = tb->owhi[j]; \\
                 for (ow = lo; ow < hi; ow++) { \\
                     const T* AEK_R gyv = gyn + (oh * g->OW + ow) * C; \\
                     T* AEK_R gxv = gxr + (ow * g->sw + off) * C; \\
-                    T d = (T)(rowdiv[oh] * coldiv[ow]); \\
+                    const T d = (T)(tb->rowdiv[oh] * tb->coldiv[ow]); \\
                     for (c = 0; c < C; c++) gxv[c] += gyv[c] / d; \\
                 } \\
             } \\
@@ -491,45 +647,53 @@ cdef extern from * nogil:
     #define AEK_FN_f32w(name) aek_##name##_f32w
     #define AEK_FN_f64(name) aek_##name##_f64
     AEK_DEFINE_KERNELS(float, int32_t, AEK_FN_f32)
-    AEK_DEFINE_KERNELS(float, int64_t, AEK_FN_f32w)
+    AEK_DEFINE_KERNELS(float, int64_t, AEK_FN_f32w)    /* float planes of >= 2**31 elements */
     AEK_DEFINE_KERNELS(double, int64_t, AEK_FN_f64)
     """
     ctypedef struct aek_geom_t:
         Py_ssize_t N, C, H, W, OH, OW, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw
-    void aek_maxrow_nchw_f32(const float* xp, float* yr, int64_t* ir, const aek_geom_t* g,
-                             Py_ssize_t oh, const Py_ssize_t* owlo, const Py_ssize_t* owhi,
-                             const Py_ssize_t* colfirst)
-    void aek_maxrow_nchw_f64(const double* xp, double* yr, int64_t* ir, const aek_geom_t* g,
-                             Py_ssize_t oh, const Py_ssize_t* owlo, const Py_ssize_t* owhi,
-                             const Py_ssize_t* colfirst)
+    ctypedef struct aek_tab_t:
+        Py_ssize_t* owlo
+        Py_ssize_t* owhi
+        Py_ssize_t* ja
+        Py_ssize_t* jb
+        Py_ssize_t* ia
+        Py_ssize_t* ib
+        Py_ssize_t* rowdiv
+        Py_ssize_t* coldiv
+    void aek_maxplane_nchw_f32(const float* xp, float* yp, int64_t* ip, const aek_geom_t* g,
+                              const aek_tab_t* tb)
     void aek_maxrow_nhwc_f32(const float* xn, float* yrow, int64_t* irow, const aek_geom_t* g,
-                             Py_ssize_t oh)
-    void aek_maxrow_nhwc_f32w(const float* xn, float* yrow, int64_t* irow, const aek_geom_t* g,
-                              Py_ssize_t oh)
-    void aek_maxrow_nhwc_f64(const double* xn, double* yrow, int64_t* irow, const aek_geom_t* g,
-                             Py_ssize_t oh)
-    void aek_avgrow_nchw_f32(const float* xp, float* yr, const aek_geom_t* g, Py_ssize_t oh,
-                             const Py_ssize_t* owlo, const Py_ssize_t* owhi,
-                             const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv)
-    void aek_avgrow_nchw_f64(const double* xp, double* yr, const aek_geom_t* g, Py_ssize_t oh,
-                             const Py_ssize_t* owlo, const Py_ssize_t* owhi,
-                             const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv)
-    void aek_avgrow_nhwc_f32(const float* xn, float* yrow, const aek_geom_t* g, Py_ssize_t oh,
-                             const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv)
-    void aek_avgrow_nhwc_f64(const double* xn, double* yrow, const aek_geom_t* g, Py_ssize_t oh,
-                             const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv)
+                            const aek_tab_t* tb, Py_ssize_t oh)
+    void aek_avgplane_nchw_f32(const float* xp, float* yp, const aek_geom_t* g, const aek_tab_t* tb)
+    void aek_avgrow_nhwc_f32(const float* xn, float* yrow, const aek_geom_t* g, const aek_tab_t* tb,
+                            Py_ssize_t oh)
     void aek_avgbwd_plane_nchw_f32(const float* gyp, float* gxp, const aek_geom_t* g,
-                                   const Py_ssize_t* owlo, const Py_ssize_t* owhi,
-                                   const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv)
-    void aek_avgbwd_plane_nchw_f64(const double* gyp, double* gxp, const aek_geom_t* g,
-                                   const Py_ssize_t* owlo, const Py_ssize_t* owhi,
-                                   const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv)
+                                  const aek_tab_t* tb)
     void aek_avgbwd_row_nhwc_f32(const float* gyn, float* gxr, const aek_geom_t* g,
-                                 Py_ssize_t ih, const Py_ssize_t* owlo, const Py_ssize_t* owhi,
-                                 const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv)
+                                const aek_tab_t* tb, Py_ssize_t ih)
+    void aek_maxplane_nchw_f32w(const float* xp, float* yp, int64_t* ip, const aek_geom_t* g,
+                              const aek_tab_t* tb)
+    void aek_maxrow_nhwc_f32w(const float* xn, float* yrow, int64_t* irow, const aek_geom_t* g,
+                            const aek_tab_t* tb, Py_ssize_t oh)
+    void aek_avgplane_nchw_f32w(const float* xp, float* yp, const aek_geom_t* g, const aek_tab_t* tb)
+    void aek_avgrow_nhwc_f32w(const float* xn, float* yrow, const aek_geom_t* g, const aek_tab_t* tb,
+                            Py_ssize_t oh)
+    void aek_avgbwd_plane_nchw_f32w(const float* gyp, float* gxp, const aek_geom_t* g,
+                                  const aek_tab_t* tb)
+    void aek_avgbwd_row_nhwc_f32w(const float* gyn, float* gxr, const aek_geom_t* g,
+                                const aek_tab_t* tb, Py_ssize_t ih)
+    void aek_maxplane_nchw_f64(const double* xp, double* yp, int64_t* ip, const aek_geom_t* g,
+                              const aek_tab_t* tb)
+    void aek_maxrow_nhwc_f64(const double* xn, double* yrow, int64_t* irow, const aek_geom_t* g,
+                            const aek_tab_t* tb, Py_ssize_t oh)
+    void aek_avgplane_nchw_f64(const double* xp, double* yp, const aek_geom_t* g, const aek_tab_t* tb)
+    void aek_avgrow_nhwc_f64(const double* xn, double* yrow, const aek_geom_t* g, const aek_tab_t* tb,
+                            Py_ssize_t oh)
+    void aek_avgbwd_plane_nchw_f64(const double* gyp, double* gxp, const aek_geom_t* g,
+                                  const aek_tab_t* tb)
     void aek_avgbwd_row_nhwc_f64(const double* gyn, double* gxr, const aek_geom_t* g,
-                                 Py_ssize_t ih, const Py_ssize_t* owlo, const Py_ssize_t* owhi,
-                                 const Py_ssize_t* rowdiv, const Py_ssize_t* coldiv)
+                                const aek_tab_t* tb, Py_ssize_t ih)
 
 
 # ----------------------------------------------------------------------------------
@@ -582,46 +746,40 @@ cdef inline int _threads(int nthreads, Py_ssize_t work) noexcept nogil:
     return nthreads
 
 
-cdef struct _colinfo_t:
-    # Per-call tables shared (read-only) by all threads.
-    Py_ssize_t* owlo        # [kw]: tap j is in-image for ow in [owlo[j], owhi[j])
-    Py_ssize_t* owhi
-    Py_ssize_t* colfirst    # [OW]: column of the first in-image tap of output column ow
-    Py_ssize_t* rowdiv      # [OH]: avg divisor factor of row oh
-    Py_ssize_t* coldiv      # [OW]: avg divisor factor of column ow
-
-
-cdef int _colinfo_init(_colinfo_t* t, const pool2d_geom_t* g, bint avg,
-                       bint count_include_pad, Py_ssize_t divisor_override) noexcept nogil:
+cdef int _tab_init(aek_tab_t* t, const pool2d_geom_t* g, bint count_include_pad,
+                   Py_ssize_t divisor_override) noexcept nogil:
+    # The per-call tables of aek_tab_t (one malloc, released with free(t.owlo)).
     cdef Py_ssize_t j, o, a, b
-    t.owlo = <Py_ssize_t*>malloc((2 * g.kw + 3 * g.OW + g.OH + 1) * sizeof(Py_ssize_t))
+    t.owlo = <Py_ssize_t*>malloc((2 * g.kw + 3 * g.OW + 3 * g.OH + 1) * sizeof(Py_ssize_t))
     if t.owlo == NULL:
         return AEK_NO_MEMORY
     t.owhi = t.owlo + g.kw
-    t.colfirst = t.owhi + g.kw
-    t.coldiv = t.colfirst + g.OW
-    t.rowdiv = t.coldiv + g.OW
+    t.ja = t.owhi + g.kw
+    t.jb = t.ja + g.OW
+    t.coldiv = t.jb + g.OW
+    t.ia = t.coldiv + g.OW
+    t.ib = t.ia + g.OH
+    t.rowdiv = t.ib + g.OH
     for j in range(g.kw):
         _span(j * g.dw - g.pl, g.OW, g.sw, g.W, &t.owlo[j], &t.owhi[j])
     for o in range(g.OW):
-        _span(o * g.sw - g.pl, g.kw, g.dw, g.W, &a, &b)
-        t.colfirst[o] = o * g.sw - g.pl + a * g.dw
+        _span(o * g.sw - g.pl, g.kw, g.dw, g.W, &t.ja[o], &t.jb[o])
         if divisor_override > 0:
             t.coldiv[o] = divisor_override
         elif count_include_pad:
             _span(o * g.sw, g.kw, g.dw, g.W + g.pl + g.pr, &a, &b)
             t.coldiv[o] = b - a
         else:
-            t.coldiv[o] = b - a
+            t.coldiv[o] = t.jb[o] - t.ja[o]
     for o in range(g.OH):
-        _span(o * g.sh - g.pt, g.kh, g.dh, g.H, &a, &b)
+        _span(o * g.sh - g.pt, g.kh, g.dh, g.H, &t.ia[o], &t.ib[o])
         if divisor_override > 0:
             t.rowdiv[o] = 1
         elif count_include_pad:
             _span(o * g.sh, g.kh, g.dh, g.H + g.pt + g.pb, &a, &b)
             t.rowdiv[o] = b - a
         else:
-            t.rowdiv[o] = b - a
+            t.rowdiv[o] = t.ib[o] - t.ia[o]
     return AEK_OK
 
 
@@ -647,57 +805,49 @@ cdef inline void _to_aek(const pool2d_geom_t* g, aek_geom_t* a) noexcept nogil:
     a.dw = g.dw
 
 
-cdef void _max_fwd_plane_nchw(const pool_float_t* xp, pool_float_t* yp, int64_t* ip,
-                              const aek_geom_t* a, const _colinfo_t* t) noexcept nogil:
-    # x plane (H, W) -> y, ind plane (OH, OW), row by row
-    cdef Py_ssize_t oh
-    for oh in range(a.OH):
-        if pool_float_t is float:
-            aek_maxrow_nchw_f32(xp, yp + oh * a.OW, (ip + oh * a.OW) if ip != NULL else NULL,
-                                a, oh, t.owlo, t.owhi, t.colfirst)
-        else:
-            aek_maxrow_nchw_f64(xp, yp + oh * a.OW, (ip + oh * a.OW) if ip != NULL else NULL,
-                                a, oh, t.owlo, t.owhi, t.colfirst)
-
-
-cdef inline void _max_fwd_row_nhwc(const pool_float_t* x, pool_float_t* y, int64_t* ind,
-                                   const aek_geom_t* a, Py_ssize_t n, Py_ssize_t oh) noexcept nogil:
-    # x (N, H, W, C) -> y, ind row (n, oh, :, :); vectorised over C
-    cdef Py_ssize_t off = (n * a.OH + oh) * a.OW * a.C
-    cdef const pool_float_t* xn = x + n * a.H * a.W * a.C
-    cdef int64_t* ir = (ind + off) if ind != NULL else NULL
-    if pool_float_t is float:
-        if a.H * a.W < (<Py_ssize_t>1 << 31):
-            aek_maxrow_nhwc_f32(xn, y + off, ir, a, oh)
-        else:
-            aek_maxrow_nhwc_f32w(xn, y + off, ir, a, oh)
-    else:
-        aek_maxrow_nhwc_f64(xn, y + off, ir, a, oh)
-
-
 cdef int max_pool2d_forward_c(const pool_float_t* x, pool_float_t* y, int64_t* ind,
                               const pool2d_geom_t* g, bint nhwc,
                               int nthreads) noexcept nogil:
     cdef int rc = _check_geom(g)
-    cdef Py_ssize_t p, r, HW = g.H * g.W, OHW = g.OH * g.OW
-    cdef _colinfo_t t
+    cdef Py_ssize_t p, r, n, HW = g.H * g.W, OHW = g.OH * g.OW, C = g.C
+    cdef bint big = HW >= (<Py_ssize_t>1 << 31)
+    cdef aek_tab_t t
     cdef aek_geom_t a
     cdef int nt
     if rc != AEK_OK or g.N == 0 or g.C == 0 or OHW == 0:
         return rc
     _to_aek(g, &a)
-    if nhwc:
-        nt = _threads(nthreads, g.N * g.OH)
-        for r in prange(g.N * g.OH, num_threads=nt, schedule="static"):
-            _max_fwd_row_nhwc(x, y, ind, &a, r // g.OH, r % g.OH)
-        return AEK_OK
-    rc = _colinfo_init(&t, g, False, False, 0)
+    rc = _tab_init(&t, g, False, 0)
     if rc != AEK_OK:
         return rc
-    nt = _threads(nthreads, g.N * g.C)
-    for p in prange(g.N * g.C, num_threads=nt, schedule="static"):
-        _max_fwd_plane_nchw(x + p * HW, y + p * OHW,
-                            (ind + p * OHW) if ind != NULL else NULL, &a, &t)
+    if nhwc:
+        # rows (n, oh); vectorised over C
+        nt = _threads(nthreads, g.N * g.OH)
+        for r in prange(g.N * g.OH, num_threads=nt, schedule="guided"):
+            n = r // g.OH
+            if pool_float_t is float:
+                if big:
+                    aek_maxrow_nhwc_f32w(x + n * HW * C, y + r * g.OW * C,
+                                         (ind + r * g.OW * C) if ind != NULL else NULL,
+                                         &a, &t, r % g.OH)
+                else:
+                    aek_maxrow_nhwc_f32(x + n * HW * C, y + r * g.OW * C,
+                                        (ind + r * g.OW * C) if ind != NULL else NULL,
+                                        &a, &t, r % g.OH)
+            else:
+                aek_maxrow_nhwc_f64(x + n * HW * C, y + r * g.OW * C,
+                                    (ind + r * g.OW * C) if ind != NULL else NULL,
+                                    &a, &t, r % g.OH)
+    else:
+        # (n, c) planes
+        nt = _threads(nthreads, g.N * C)
+        for p in prange(g.N * C, num_threads=nt, schedule="guided"):
+            if pool_float_t is float:
+                aek_maxplane_nchw_f32(x + p * HW, y + p * OHW,
+                                      (ind + p * OHW) if ind != NULL else NULL, &a, &t)
+            else:
+                aek_maxplane_nchw_f64(x + p * HW, y + p * OHW,
+                                      (ind + p * OHW) if ind != NULL else NULL, &a, &t)
     free(t.owlo)
     return AEK_OK
 
@@ -772,7 +922,7 @@ cdef int _scatter(const pool_float_t* src, const int64_t* ind, pool_float_t* dst
         return AEK_BAD_INDEX if (N > 0 and C > 0 and ns > 0) else AEK_OK
     if not nhwc:
         nt = _threads(nthreads, N * C)
-        for p in prange(N * C, num_threads=nt, schedule="static"):
+        for p in prange(N * C, num_threads=nt, schedule="guided"):
             bad += _scatter_plane(src + p * ns, ind + p * ns, dst + p * nd, ns, nd, accumulate)
     else:
         # Tasks are (image, channel block) slabs; blocks of >= 16 channels keep the
@@ -788,7 +938,7 @@ cdef int _scatter(const pool_float_t* src, const int64_t* ind, pool_float_t* dst
         bs = (C + nblk - 1) // nblk
         nblk = (C + bs - 1) // bs
         nt = _threads(nthreads, N * nblk)
-        for p in prange(N * nblk, num_threads=nt, schedule="static"):
+        for p in prange(N * nblk, num_threads=nt, schedule="guided"):
             bad += _scatter_slab_nhwc(src + (p // nblk) * ns * C, ind + (p // nblk) * ns * C,
                                       dst + (p // nblk) * nd * C, ns, nd, C,
                                       (p % nblk) * bs, min(C, (p % nblk + 1) * bs),
@@ -831,7 +981,7 @@ cdef int max_unpool2d_backward_c(const pool_float_t* gy, const int64_t* ind, poo
         return AEK_OK
     if not nhwc:
         nt = _threads(nthreads, N * C)
-        for p in prange(N * C, num_threads=nt, schedule="static"):
+        for p in prange(N * C, num_threads=nt, schedule="guided"):
             src = gy + p * OHW
             kv = ind + p * HW
             dv = gx + p * HW
@@ -844,7 +994,7 @@ cdef int max_unpool2d_backward_c(const pool_float_t* gy, const int64_t* ind, poo
                     dv[q] = src[k]
     else:
         nt = _threads(nthreads, N * H)
-        for p in prange(N * H, num_threads=nt, schedule="static"):
+        for p in prange(N * H, num_threads=nt, schedule="guided"):
             src = gy + (p // H) * OHW * C
             kv = ind + p * W * C
             dv = gx + p * W * C
@@ -862,46 +1012,36 @@ cdef int max_unpool2d_backward_c(const pool_float_t* gy, const int64_t* ind, poo
 # ----------------------------------------------------------------------------------
 # average pooling
 
-cdef void _avg_fwd_plane_nchw(const pool_float_t* xp, pool_float_t* yp,
-                              const aek_geom_t* a, const _colinfo_t* t) noexcept nogil:
-    cdef Py_ssize_t oh
-    for oh in range(a.OH):
-        if pool_float_t is float:
-            aek_avgrow_nchw_f32(xp, yp + oh * a.OW, a, oh, t.owlo, t.owhi, t.rowdiv, t.coldiv)
-        else:
-            aek_avgrow_nchw_f64(xp, yp + oh * a.OW, a, oh, t.owlo, t.owhi, t.rowdiv, t.coldiv)
-
-
 cdef int avg_pool2d_forward_c(const pool_float_t* x, pool_float_t* y,
                               const pool2d_geom_t* g, bint count_include_pad,
                               Py_ssize_t divisor_override, bint nhwc,
                               int nthreads) noexcept nogil:
     cdef int rc = _check_geom(g)
-    cdef Py_ssize_t p, r, HW = g.H * g.W, OHW = g.OH * g.OW, n, oh
-    cdef _colinfo_t t
+    cdef Py_ssize_t p, r, n, HW = g.H * g.W, OHW = g.OH * g.OW, C = g.C
+    cdef aek_tab_t t
     cdef aek_geom_t a
     cdef int nt
     if rc != AEK_OK or g.N == 0 or g.C == 0 or OHW == 0:
         return rc
     _to_aek(g, &a)
-    rc = _colinfo_init(&t, g, True, count_include_pad, divisor_override)
+    rc = _tab_init(&t, g, count_include_pad, divisor_override)
     if rc != AEK_OK:
         return rc
     if nhwc:
         nt = _threads(nthreads, g.N * g.OH)
-        for r in prange(g.N * g.OH, num_threads=nt, schedule="static"):
+        for r in prange(g.N * g.OH, num_threads=nt, schedule="guided"):
             n = r // g.OH
-            oh = r % g.OH
             if pool_float_t is float:
-                aek_avgrow_nhwc_f32(x + n * HW * g.C, y + r * g.OW * g.C, &a, oh,
-                                    t.rowdiv, t.coldiv)
+                aek_avgrow_nhwc_f32(x + n * HW * C, y + r * g.OW * C, &a, &t, r % g.OH)
             else:
-                aek_avgrow_nhwc_f64(x + n * HW * g.C, y + r * g.OW * g.C, &a, oh,
-                                    t.rowdiv, t.coldiv)
+                aek_avgrow_nhwc_f64(x + n * HW * C, y + r * g.OW * C, &a, &t, r % g.OH)
     else:
-        nt = _threads(nthreads, g.N * g.C)
-        for p in prange(g.N * g.C, num_threads=nt, schedule="static"):
-            _avg_fwd_plane_nchw(x + p * HW, y + p * OHW, &a, &t)
+        nt = _threads(nthreads, g.N * C)
+        for p in prange(g.N * C, num_threads=nt, schedule="guided"):
+            if pool_float_t is float:
+                aek_avgplane_nchw_f32(x + p * HW, y + p * OHW, &a, &t)
+            else:
+                aek_avgplane_nchw_f64(x + p * HW, y + p * OHW, &a, &t)
     free(t.owlo)
     return AEK_OK
 
@@ -911,8 +1051,8 @@ cdef int avg_pool2d_backward_c(const pool_float_t* gy, pool_float_t* gx,
                                Py_ssize_t divisor_override, bint nhwc,
                                int nthreads) noexcept nogil:
     cdef int rc = _check_geom(g)
-    cdef Py_ssize_t p, r, HW = g.H * g.W, OHW = g.OH * g.OW, n, ih
-    cdef _colinfo_t t
+    cdef Py_ssize_t p, r, n, HW = g.H * g.W, OHW = g.OH * g.OW, C = g.C
+    cdef aek_tab_t t
     cdef aek_geom_t a
     cdef int nt
     if rc != AEK_OK or g.N == 0 or g.C == 0 or HW == 0:
@@ -921,28 +1061,25 @@ cdef int avg_pool2d_backward_c(const pool_float_t* gy, pool_float_t* gx,
         memset(gx, 0, g.N * g.C * HW * sizeof(pool_float_t))
         return AEK_OK
     _to_aek(g, &a)
-    rc = _colinfo_init(&t, g, True, count_include_pad, divisor_override)
+    rc = _tab_init(&t, g, count_include_pad, divisor_override)
     if rc != AEK_OK:
         return rc
     if nhwc:
+        # gather form over gx rows (n, ih): no two tasks write the same element
         nt = _threads(nthreads, g.N * g.H)
-        for r in prange(g.N * g.H, num_threads=nt, schedule="static"):
+        for r in prange(g.N * g.H, num_threads=nt, schedule="guided"):
             n = r // g.H
             if pool_float_t is float:
-                aek_avgbwd_row_nhwc_f32(gy + n * OHW * g.C, gx + r * g.W * g.C, &a, r % g.H,
-                                        t.owlo, t.owhi, t.rowdiv, t.coldiv)
+                aek_avgbwd_row_nhwc_f32(gy + n * OHW * C, gx + r * g.W * C, &a, &t, r % g.H)
             else:
-                aek_avgbwd_row_nhwc_f64(gy + n * OHW * g.C, gx + r * g.W * g.C, &a, r % g.H,
-                                        t.owlo, t.owhi, t.rowdiv, t.coldiv)
+                aek_avgbwd_row_nhwc_f64(gy + n * OHW * C, gx + r * g.W * C, &a, &t, r % g.H)
     else:
-        nt = _threads(nthreads, g.N * g.C)
-        for p in prange(g.N * g.C, num_threads=nt, schedule="static"):
+        nt = _threads(nthreads, g.N * C)
+        for p in prange(g.N * C, num_threads=nt, schedule="guided"):
             if pool_float_t is float:
-                aek_avgbwd_plane_nchw_f32(gy + p * OHW, gx + p * HW, &a, t.owlo, t.owhi,
-                                          t.rowdiv, t.coldiv)
+                aek_avgbwd_plane_nchw_f32(gy + p * OHW, gx + p * HW, &a, &t)
             else:
-                aek_avgbwd_plane_nchw_f64(gy + p * OHW, gx + p * HW, &a, t.owlo, t.owhi,
-                                          t.rowdiv, t.coldiv)
+                aek_avgbwd_plane_nchw_f64(gy + p * OHW, gx + p * HW, &a, &t)
     free(t.owlo)
     return AEK_OK
 
@@ -967,7 +1104,7 @@ cdef int upsample_nearest2d_forward_c(const pool_float_t* x, pool_float_t* y,
     if not nhwc:
         rowlen = OW
         nt = _threads(nthreads, N * C * H)
-        for r in prange(N * C * H, num_threads=nt, schedule="static"):
+        for r in prange(N * C * H, num_threads=nt, schedule="guided"):
             xr = x + r * W
             yr = y + r * fh * OW
             for w in range(W):
@@ -979,7 +1116,7 @@ cdef int upsample_nearest2d_forward_c(const pool_float_t* x, pool_float_t* y,
     else:
         rowlen = OW * C
         nt = _threads(nthreads, N * H)
-        for r in prange(N * H, num_threads=nt, schedule="static"):
+        for r in prange(N * H, num_threads=nt, schedule="guided"):
             xr = x + r * W * C
             yr = y + r * fh * rowlen
             for w in range(W):
@@ -1006,7 +1143,7 @@ cdef int upsample_nearest2d_backward_c(const pool_float_t* gy, pool_float_t* gx,
         return AEK_OK
     if not nhwc:
         nt = _threads(nthreads, N * C * H)
-        for r in prange(N * C * H, num_threads=nt, schedule="static"):
+        for r in prange(N * C * H, num_threads=nt, schedule="guided"):
             gxr = gx + r * W
             for w in range(W):
                 gxr[w] = 0
@@ -1017,7 +1154,7 @@ cdef int upsample_nearest2d_backward_c(const pool_float_t* gy, pool_float_t* gx,
                         gxr[w] += gyr[w * fw + b]
     else:
         nt = _threads(nthreads, N * H)
-        for r in prange(N * H, num_threads=nt, schedule="static"):
+        for r in prange(N * H, num_threads=nt, schedule="guided"):
             gxr = gx + r * W * C
             memset(gxr, 0, W * C * sizeof(pool_float_t))
             for a in range(fh):
