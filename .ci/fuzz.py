@@ -237,6 +237,23 @@ def _run_case(seed: int, index: int, backends, stats, findings, log, verbose=Fal
             finding("valid-mismatch", b, desc, exc)
 
 
+def _warm_up(backends):
+    """JIT-compile (or load from numba's cache) every numba kernel before the watchdog
+    starts: a first compile under ASAN can take minutes and is not a hang."""
+    import numpy as np
+
+    import aekernels
+    sys.path[:0] = [HARDENING]
+    import hardening_workloads as W
+    for b in backends:
+        with aekernels.use_backend(b):
+            for dt in (np.float32, np.float64):
+                for layout in ("NCHW", "NHWC"):
+                    for k in W.KERNELS:
+                        args, kwargs = W.workload(k, n=1, c=2, hw=6, dtype=dt, layout=layout)
+                        W.call(k, args, kwargs)
+
+
 def worker_main(args):
     _setup_worker()
     import aekernels
@@ -245,6 +262,8 @@ def worker_main(args):
         print(json.dumps({"fatal": f"backends available: {backends}"}), flush=True)
         sys.exit(3)
     aekernels.set_num_threads(args.threads)
+    _warm_up(backends)
+    print(json.dumps({"ready": True}), flush=True)
     stats = collections.Counter()
     findings = []
     with open(args.log, "a") as log:
@@ -256,7 +275,7 @@ def worker_main(args):
                 findings.append(dict(kind="harness-error", backend="-", key=f"{args.seed}:{i}",
                                      case="", detail=traceback.format_exc()[-1500:]))
             stats["cases"] += 1
-            if (i + 1) % 200 == 0:
+            if (i + 1) % 50 == 0:
                 print(json.dumps({"progress": i + 1}), flush=True)
     print(json.dumps({"done": True, "stats": stats, "findings": findings,
                       "backends": backends}), flush=True)
@@ -299,7 +318,7 @@ def supervise(args):
         s, n = queue.pop(0)
         log = os.path.join(workdir, f"w{s}.log")
         proc = _spawn(args, s, n, log)
-        running[proc.pid] = [proc, s, n, log, time.time(), []]
+        running[proc.pid] = [proc, s, n, log, time.time(), [], False]   # ..., ready
 
     while queue or running:
         while queue and len(running) < args.workers:
@@ -317,13 +336,15 @@ def supervise(args):
                     msg = json.loads(line)
                 except ValueError:
                     continue
+                if msg.get("ready"):
+                    st[6] = True
                 if "progress" in msg and args.verbose:
                     print(f"  worker {st[1]}: {msg['progress']} cases", flush=True)
                 if msg.get("done"):
                     st[5].append(msg)
                 continue
             # EOF: the worker ended
-            proc, s, n, log, _, msgs = running.pop(pid)
+            proc, s, n, log, _, msgs, _ = running.pop(pid)
             rc = proc.wait()
             err = proc.stderr.read()
             if msgs:
@@ -347,7 +368,7 @@ def supervise(args):
                 if idx + 1 < s + n:
                     queue.insert(0, (idx + 1, s + n - idx - 1))
         for pid, st in list(running.items()):
-            if now - st[4] > args.hang_seconds:
+            if now - st[4] > (args.hang_seconds if st[6] else args.startup_seconds):
                 proc, s, n, log = st[0], st[1], st[2], st[3]
                 proc.kill()
                 proc.wait()
@@ -417,7 +438,10 @@ def main():
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--chunk", type=int, default=5000, help="cases per worker process")
     ap.add_argument("--threads", type=int, default=2, help="aekernels.set_num_threads")
-    ap.add_argument("--hang-seconds", type=float, default=120)
+    ap.add_argument("--hang-seconds", type=float, default=300,
+                    help="no progress for this long after warm-up = a hang")
+    ap.add_argument("--startup-seconds", type=float, default=3600,
+                    help="limit for a worker's import + numba warm-up")
     ap.add_argument("--time-limit", type=float, default=0, help="seconds; 0 = none")
     ap.add_argument("--report", help="write the JSON report here")
     ap.add_argument("--workdir")

@@ -9,8 +9,15 @@ is on the command line: ``pytest tests/hardening --fuzz``; for the whole suite u
 modest number of examples, so CI is deterministic and quick.
 """
 import os
+import sys
 
-import hardening_util
+# tests/hardening is a package (its conftest must not be importable as plain
+# "conftest"); its helper modules are imported as top-level modules, from here.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+import hardening_util  # noqa: E402
 
 
 def pytest_addoption(parser):
