@@ -33,6 +33,11 @@ _MIN_TASKS = 16
 
 _JIT = dict(cache=True, fastmath=False, nogil=True)
 
+# Hot loops index flat arrays with unsigned integers: numba then emits no
+# negative-index wraparound, which would otherwise stop LLVM's loop vectoriser.
+# Every such index is non-negative by construction (bounds-checked in the tests).
+U = np.uint64
+
 
 @njit(cache=True, nogil=True)
 def _valid_range(off, s, n_in, n_out):
@@ -103,6 +108,10 @@ def _im2col_nhwc(x, col, n, oa, ob, c0, Cg, kh, kw, sh, sw, pt, pl, dh, dw, OW):
     # x (N, H, W, C), output rows oa..ob of image n -> col[(oh - oa) * OW + ow, (i*kw + j)*Cg + c]
     H = x.shape[1]
     W = x.shape[2]
+    C = x.shape[3]
+    R = kh * kw * Cg
+    xf = x.reshape(-1)
+    colf = col.reshape(-1)
     for oh in range(oa, ob):
         for ow in range(OW):
             p = (oh - oa) * OW + ow
@@ -110,44 +119,83 @@ def _im2col_nhwc(x, col, n, oa, ob, c0, Cg, kh, kw, sh, sw, pt, pl, dh, dw, OW):
                 ih = oh * sh - pt + i * dh
                 for j in range(kw):
                     iw = ow * sw - pl + j * dw
-                    base = (i * kw + j) * Cg
+                    d = p * R + (i * kw + j) * Cg
                     if ih >= 0 and ih < H and iw >= 0 and iw < W:
+                        s = ((n * H + ih) * W + iw) * C + c0
                         for c in range(Cg):
-                            col[p, base + c] = x[n, ih, iw, c0 + c]
+                            colf[U(d + c)] = xf[U(s + c)]
                     else:
                         for c in range(Cg):
-                            col[p, base + c] = 0.0
+                            colf[U(d + c)] = 0.0
 
 
 @njit(cache=True, nogil=True)
-def _im2col_nchw(x, col, n, oa, ob, c0, Cg, kh, kw, sh, sw, pt, pl, dh, dw, OW):
-    # x (N, C, H, W), output rows oa..ob of image n -> col[(c*kh + i)*kw + j, (oh - oa) * OW + ow]
+def _im2col_nchw(x, colf, ld, col0, n, oa, ob, c0, Cg, kh, kw, sh, sw, pt, pl, dh, dw, OW):
+    # x (N, C, H, W), output rows oa..ob of image n ->
+    #   colf[r * ld + col0 + (oh - oa) * OW + ow],  r = (c*kh + i)*kw + j
+    C = x.shape[1]
     H = x.shape[2]
     W = x.shape[3]
+    xf = x.reshape(-1)
     for c in range(Cg):
-        cc = c0 + c
         for i in range(kh):
             for j in range(kw):
                 r = (c * kh + i) * kw + j
                 off = j * dw - pl
                 lo, hi = _valid_range(off, sw, W, OW)
                 for oh in range(oa, ob):
-                    d = (oh - oa) * OW
+                    d = r * ld + col0 + (oh - oa) * OW
                     ih = oh * sh - pt + i * dh
                     if ih < 0 or ih >= H:
                         for ow in range(OW):
-                            col[r, d + ow] = 0.0
+                            colf[U(d + ow)] = 0.0
                         continue
+                    src = ((n * C + c0 + c) * H + ih) * W + off
                     for ow in range(lo):
-                        col[r, d + ow] = 0.0
+                        colf[U(d + ow)] = 0.0
                     if sw == 1:
                         for ow in range(lo, hi):
-                            col[r, d + ow] = x[n, cc, ih, ow + off]
+                            colf[U(d + ow)] = xf[U(src + ow)]
+                    elif sw == 2:
+                        for ow in range(lo, hi):
+                            colf[U(d + ow)] = xf[U(src + 2 * ow)]
                     else:
                         for ow in range(lo, hi):
-                            col[r, d + ow] = x[n, cc, ih, ow * sw + off]
+                            colf[U(d + ow)] = xf[U(src + ow * sw)]
                     for ow in range(hi, OW):
-                        col[r, d + ow] = 0.0
+                        colf[U(d + ow)] = 0.0
+
+
+@njit(cache=True, nogil=True)
+def _col2im_nchw(gxf, colf, ld, col0, n, h0, h1, olo, C, H, W, c0, Cg,
+                 kh, kw, sh, sw, pt, pl, dh, dw, OH, OW):
+    # gx rows h0..h1 of image n, channels c0..c0+Cg (already zeroed) +=
+    #   patch gradients colf[r * ld + col0 + (oh - olo) * OW + ow], in (i, j) order
+    KK = kh * kw
+    for c in range(Cg):
+        for h in range(h0, h1):
+            dst = ((n * C + c0 + c) * H + h) * W
+            for i in range(kh):
+                tt = h + pt - i * dh
+                if tt < 0 or tt % sh != 0:
+                    continue
+                oh = tt // sh
+                if oh >= OH:
+                    continue
+                for j in range(kw):
+                    off = j * dw - pl
+                    lo, hi = _valid_range(off, sw, W, OW)
+                    src = (c * KK + i * kw + j) * ld + col0 + (oh - olo) * OW
+                    d = dst + off
+                    if sw == 1:
+                        for ow in range(lo, hi):
+                            gxf[U(d + ow)] += colf[U(src + ow)]
+                    elif sw == 2:
+                        for ow in range(lo, hi):
+                            gxf[U(d + 2 * ow)] += colf[U(src + ow)]
+                    else:
+                        for ow in range(lo, hi):
+                            gxf[U(d + ow * sw)] += colf[U(src + ow)]
 
 
 # --------------------------------------------------------------------------- forward
@@ -194,6 +242,7 @@ def conv2d_forward_kernel(x, w, bias, has_bias, y, sh, sw, pt, pl, dh, dw, group
                     wg[g, r, k] = w2[r, g * Kg + k]
         y2 = y.reshape(N * OHOW, K)
         x2 = x.reshape(N * H * W, C)
+        x1 = x.reshape(N, 1, H, W * C)  # only used when C == 1
         for wk in prange(nw):
             colw = col[wk]
             tmpw = tmp[wk]
@@ -201,6 +250,25 @@ def conv2d_forward_kernel(x, w, bias, has_bias, y, sh, sw, pt, pl, dh, dw, group
                 q0 = t * rpt
                 q1 = min(q0 + rpt, rows)
                 P = (q1 - q0) * OW
+                if C == 1 and not pointwise:
+                    # one input channel: NHWC memory is NCHW memory, so pack the fast
+                    # channel-planar panel (R, P) and multiply its transpose
+                    panT = colw[:R * P].reshape(R, P)
+                    q = q0
+                    while q < q1:
+                        n = q // OH
+                        qb = min(q1, (n + 1) * OH)
+                        _im2col_nchw(x1, colw, P, (q - q0) * OW, n, q - n * OH, qb - n * OH, 0, 1,
+                                     kh, kw, sh, sw, pt, pl, dh, dw, OW)
+                        q = qb
+                    out = y2[q0 * OW:q1 * OW]
+                    np.dot(panT.T, wg[0], out)
+                    if has_bias:
+                        of = yf[q0 * OW * K:q1 * OW * K]
+                        for p in range(P):
+                            for k in range(K):
+                                of[U(p * K + k)] += bias[U(k)]
+                    continue
                 for g in range(groups):
                     panel = colw[:P * R].reshape(P, R)
                     if pointwise:
@@ -223,9 +291,10 @@ def conv2d_forward_kernel(x, w, bias, has_bias, y, sh, sw, pt, pl, dh, dw, group
                         out = y2[q0 * OW:q1 * OW]
                         np.dot(panel, wg[0], out)
                         if has_bias:
+                            of = yf[q0 * OW * K:q1 * OW * K]
                             for p in range(P):
                                 for k in range(K):
-                                    out[p, k] += bias[k]
+                                    of[U(p * K + k)] += bias[U(k)]
                     else:
                         out = tmpw[:P * Kg].reshape(P, Kg)
                         np.dot(panel, wg[g], out)
@@ -257,7 +326,7 @@ def conv2d_forward_kernel(x, w, bias, has_bias, y, sh, sw, pt, pl, dh, dw, group
                             panel = xf[s0:s0 + R * OHOW].reshape(R, OHOW)
                         else:
                             panel = colw[:R * P].reshape(R, P)
-                            _im2col_nchw(x, panel, n, oa, ob, g * Cg, Cg,
+                            _im2col_nchw(x, colw, P, 0, n, oa, ob, g * Cg, Cg,
                                          kh, kw, sh, sw, pt, pl, dh, dw, OW)
                         if whole:
                             s = (n * K + g * Kg) * OHOW
@@ -267,7 +336,7 @@ def conv2d_forward_kernel(x, w, bias, has_bias, y, sh, sw, pt, pl, dh, dw, group
                                 for k in range(Kg):
                                     b = bias[g * Kg + k]
                                     for e in range(OHOW):
-                                        out[k, e] += b
+                                        yf[U(s + k * OHOW + e)] += b
                         else:
                             out = tmpw[:Kg * P].reshape(Kg, P)
                             np.dot(wgm, panel, out)
@@ -275,7 +344,7 @@ def conv2d_forward_kernel(x, w, bias, has_bias, y, sh, sw, pt, pl, dh, dw, group
                                 b = bias[g * Kg + k] if has_bias else 0.0
                                 s = (n * K + g * Kg + k) * OHOW + oa * OW
                                 for e in range(P):
-                                    yf[s + e] = out[k, e] + b
+                                    yf[U(s + e)] = tmpw[U(k * P + e)] + b
                     q = qb
 
 
@@ -345,6 +414,7 @@ def conv2d_backward_input_kernel(gy, w, gx, sh, sw, pt, pl, dh, dw, groups, nhwc
                 for r in range(R):
                     wgt[g, r, k] = wf[(g * Kg + k) * R + r]
         gy2 = gy.reshape(N * K, OHOW)  # unused in NCHW (keeps one type for both branches)
+        w2 = wf.reshape(K, R)  # unused in NCHW
     for wk in prange(nw):
         gcw = gcol[wk]
         gyw = gyc[wk]
@@ -361,15 +431,24 @@ def conv2d_backward_input_kernel(gy, w, gx, sh, sw, pt, pl, dh, dw, groups, nhwc
                 olo, ohi = _gy_rows_for(h0, h1, OH, sh, pt, kh, dh)
                 P = (ohi - olo) * OW
                 if nhwc:
-                    for h in range(h0, h1):
-                        for e in range(W * C):
-                            gxf[(n * H + h) * W * C + e] = 0.0
+                    s = (n * H + h0) * W * C
+                    for e in range((h1 - h0) * W * C):
+                        gxf[U(s + e)] = 0.0
                 else:
                     for c in range(C):
                         s = ((n * C + c) * H + h0) * W
                         for e in range((h1 - h0) * W):
-                            gxf[s + e] = 0.0
+                            gxf[U(s + e)] = 0.0
                 if P == 0:
+                    continue
+                if nhwc and C == 1:
+                    # one input channel: NHWC memory is NCHW memory; gcol^T (R, P) =
+                    # w2 (R, K) @ gy rows^T (K, P), then the channel-planar gather
+                    p0 = (n * OH + olo) * OW
+                    pan = gcw[:R * P].reshape(R, P)
+                    np.dot(w2, gy2[p0:p0 + P].T, pan)
+                    _col2im_nchw(gxf, gcw, P, 0, n, h0, h1, olo, 1, H, W, 0, 1,
+                                 kh, kw, sh, sw, pt, pl, dh, dw, OH, OW)
                     continue
                 for g in range(groups):
                     c0 = g * Cg
@@ -399,9 +478,9 @@ def conv2d_backward_input_kernel(gy, w, gx, sh, sw, pt, pl, dh, dw, groups, nhwc
                                     cb = (i * kw + j) * Cg
                                     for ow in range(lo, hi):
                                         dst = ((n * H + h) * W + ow * sw + off) * C + c0
-                                        p = (oh - olo) * OW + ow
+                                        src = ((oh - olo) * OW + ow) * R + cb
                                         for c in range(Cg):
-                                            gxf[dst + c] += pan[p, cb + c]
+                                            gxf[U(dst + c)] += gcw[U(src + c)]
                     else:
                         # gcol (R, P) = wgt[g] (R, Kg) @ gy unit (Kg, P)
                         pan = gcw[:R * P].reshape(R, P)
@@ -413,29 +492,10 @@ def conv2d_backward_input_kernel(gy, w, gx, sh, sw, pt, pl, dh, dw, groups, nhwc
                             for k in range(Kg):
                                 s = (n * K + g * Kg + k) * OHOW + olo * OW
                                 for e in range(P):
-                                    gyu[k, e] = gyf[s + e]
+                                    gyw[U(k * P + e)] = gyf[U(s + e)]
                             np.dot(wgt[g], gyu, pan)
-                        for c in range(Cg):
-                            for h in range(h0, h1):
-                                dst = ((n * C + c0 + c) * H + h) * W
-                                for i in range(kh):
-                                    tt = h + pt - i * dh
-                                    if tt < 0 or tt % sh != 0:
-                                        continue
-                                    oh = tt // sh
-                                    if oh >= OH:
-                                        continue
-                                    for j in range(kw):
-                                        off = j * dw - pl
-                                        lo, hi = _valid_range(off, sw, W, OW)
-                                        r = c * KK + i * kw + j
-                                        src = (oh - olo) * OW
-                                        if sw == 1:
-                                            for ow in range(lo, hi):
-                                                gxf[dst + ow + off] += pan[r, src + ow]
-                                        else:
-                                            for ow in range(lo, hi):
-                                                gxf[dst + ow * sw + off] += pan[r, src + ow]
+                        _col2im_nchw(gxf, gcw, P, 0, n, h0, h1, olo, C, H, W, c0, Cg,
+                                     kh, kw, sh, sw, pt, pl, dh, dw, OH, OW)
 
 
 # --------------------------------------------------------------------------- backward filter
@@ -469,6 +529,7 @@ def conv2d_backward_filter_kernel(x, gy, gw, sh, sw, pt, pl, dh, dw, groups, nhw
     gyf = gy.reshape(-1)
     if nhwc:
         gy2 = gy.reshape(N * OHOW, K)
+        x1 = x.reshape(N, 1, H, W * C)  # only used when C == 1
         for wk in prange(nw):
             colw = col[wk]
             gyw = gyc[wk]
@@ -477,6 +538,22 @@ def conv2d_backward_filter_kernel(x, gy, gw, sh, sw, pt, pl, dh, dw, groups, nhw
                 q0 = t * rpt
                 q1 = min(q0 + rpt, rows)
                 P = (q1 - q0) * OW
+                if C == 1:
+                    # one input channel: NHWC memory is NCHW memory; channel-planar
+                    # panel (R, P) @ gy rows (P, K)
+                    q = q0
+                    while q < q1:
+                        n = q // OH
+                        qb = min(q1, (n + 1) * OH)
+                        _im2col_nchw(x1, colw, P, (q - q0) * OW, n, q - n * OH, qb - n * OH, 0, 1,
+                                     kh, kw, sh, sw, pt, pl, dh, dw, OW)
+                        q = qb
+                    np.dot(colw[:R * P].reshape(R, P), gy2[q0 * OW:q1 * OW], pw)
+                    a = acc[wk, 0]
+                    pf = part[wk]
+                    for e in range(Kg * R):
+                        a[U(e)] += pf[U(e)]
+                    continue
                 for g in range(groups):
                     panel = colw[:P * R].reshape(P, R)
                     q = q0
@@ -498,41 +575,39 @@ def conv2d_backward_filter_kernel(x, gy, gw, sh, sw, pt, pl, dh, dw, groups, nhw
                     a = acc[wk, g]
                     pf = part[wk]
                     for e in range(Kg * R):
-                        a[e] += pf[e]
+                        a[U(e)] += pf[U(e)]
     else:
         for wk in prange(nw):
             colw = col[wk]
             gyw = gyc[wk]
             pw = part[wk].reshape(Kg, R)
             for t in range(wk * T // nw, (wk + 1) * T // nw):
+                # one GEMM per task and group: panel (R, P) and gy (Kg, P) over all
+                # the task's pixels (several images side by side)
                 q0 = t * rpt
                 q1 = min(q0 + rpt, rows)
-                q = q0
-                while q < q1:
-                    n = q // OH
-                    qb = min(q1, (n + 1) * OH)
-                    oa = q - n * OH
-                    ob = qb - n * OH
-                    P = (ob - oa) * OW
-                    for g in range(groups):
-                        panel = colw[:R * P].reshape(R, P)
-                        _im2col_nchw(x, panel, n, oa, ob, g * Cg, Cg,
+                P = (q1 - q0) * OW
+                for g in range(groups):
+                    q = q0
+                    while q < q1:
+                        n = q // OH
+                        qb = min(q1, (n + 1) * OH)
+                        oa = q - n * OH
+                        col0 = (q - q0) * OW
+                        _im2col_nchw(x, colw, P, col0, n, oa, qb - n * OH, g * Cg, Cg,
                                      kh, kw, sh, sw, pt, pl, dh, dw, OW)
-                        if P == OHOW:
-                            s = (n * K + g * Kg) * OHOW
-                            gyu = gyf[s:s + Kg * OHOW].reshape(Kg, OHOW)
-                        else:
-                            gyu = gyw[:Kg * P].reshape(Kg, P)
-                            for k in range(Kg):
-                                s = (n * K + g * Kg + k) * OHOW + oa * OW
-                                for e in range(P):
-                                    gyu[k, e] = gyf[s + e]
-                        np.dot(gyu, panel.T, pw)
-                        a = acc[wk, g]
-                        pf = part[wk]
-                        for e in range(Kg * R):
-                            a[e] += pf[e]
-                    q = qb
+                        L = (qb - q) * OW
+                        for k in range(Kg):
+                            s = (n * K + g * Kg + k) * OHOW + oa * OW
+                            d = k * P + col0
+                            for e in range(L):
+                                gyw[U(d + e)] = gyf[U(s + e)]
+                        q = qb
+                    np.dot(gyw[:Kg * P].reshape(Kg, P), colw[:R * P].reshape(R, P).T, pw)
+                    a = acc[wk, g]
+                    pf = part[wk]
+                    for e in range(Kg * R):
+                        a[U(e)] += pf[U(e)]
     # combine the worker partials in worker order
     if nhwc:
         gw2 = gw.reshape(R, K)
