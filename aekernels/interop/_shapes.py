@@ -27,7 +27,11 @@ def _stand_in(spec: Spec) -> tuple[np.ndarray, bool]:
         return np.empty(shape, spec.dtype), False
     if len(shape) == 3:            # a batch of one without the N axis: add an empty one
         return np.empty((0,) + shape, spec.dtype), True
-    return np.empty((0,) + shape[1:] if shape else (), spec.dtype), False
+    if len(shape) == 4:
+        return np.empty((0,) + shape[1:], spec.dtype), False
+    # Wrong rank: _api refuses it; show the real shape in the message when that is cheap.
+    small = np.prod(shape, dtype=np.float64) * np.dtype(spec.dtype).itemsize <= 2**26
+    return np.empty(shape if small else (0,) + shape[1:], spec.dtype), False
 
 
 def dry_run(fn: Callable[..., Any], batch: Any, args: Sequence[Any],
