@@ -125,6 +125,83 @@ def ours_epoch_fn(name, x, y, batch):
     return epoch
 
 
+def torch_layer(layer, x_np):
+    """The torch op of one of our layers, as a function of a leaf input tensor (or None)."""
+    import torch
+    F = torch.nn.functional
+    from aekernels import nn
+
+    def par(a):
+        return torch.tensor(a, requires_grad=True)
+    if isinstance(layer, nn.Conv2d):
+        w, b = par(layer.weight), par(layer.bias)
+        return lambda x: F.conv2d(x, w, b, stride=layer.stride, padding=layer.padding)
+    if isinstance(layer, nn.ConvTranspose2d):
+        w, b = par(layer.weight), par(layer.bias)
+        return lambda x: F.conv_transpose2d(x, w, b, stride=layer.stride, padding=layer.padding)
+    if isinstance(layer, nn.MaxPool2d):
+        return lambda x: F.max_pool2d(x, layer.kernel_size, layer.stride, return_indices=True)[0]
+    if isinstance(layer, nn.MaxUnpool2d):
+        idx = torch.from_numpy(layer.pool.indices)
+        size = layer.pool.input_shape[-2:]
+        return lambda x: F.max_unpool2d(x, idx, layer.pool.kernel_size, output_size=size)
+    if isinstance(layer, nn.ReLU):
+        return F.relu
+    if isinstance(layer, nn.Sigmoid):
+        return torch.sigmoid
+    if isinstance(layer, nn.Linear):
+        w, b = par(layer.weight), par(layer.bias)
+        return lambda x: F.linear(x, w, b)
+    return None
+
+
+def layer_table(name: str, batch: int, repeat: int = 5) -> None:
+    """Per layer: our forward / backward ms vs the torch op's forward / backward (autograd)."""
+    import torch
+    from aekernels import models
+
+    kw = {"crop": 0} if name == "lenet5" else {}
+    model = models.build(name, seed=0, **kw)
+    x = np.random.default_rng(0).random((batch, 784) if model.input_layout == "flat"
+                                         else (batch, 1, 28, 28), dtype=np.float32)
+    inputs, h = [], x
+    for layer in model.net.children:            # record every layer's input
+        inputs.append(h.copy())
+        h = layer.forward(h)
+    print(f"\n{name}, batch {batch}: per layer, ms (median of {repeat})")
+    print(f"{'layer':58s} {'ours fwd':>9s} {'torch fwd':>9s} {'ours bwd':>9s} {'torch bwd':>9s}")
+    tot = np.zeros(4)
+    for layer, xin in zip(model.net.children, inputs):
+        tf, tb = [], []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            y = layer.forward(xin.copy() if getattr(layer, "inplace", False) else xin)
+            t1 = time.perf_counter()
+            g = np.ones_like(y)
+            t2 = time.perf_counter()
+            layer.backward(g)
+            tb.append(time.perf_counter() - t2)
+            tf.append(t1 - t0)
+        fn = torch_layer(layer, xin)
+        pf, pb = [float("nan")], [float("nan")]
+        if fn is not None:
+            pf, pb = [], []
+            for _ in range(repeat):
+                xt = torch.from_numpy(xin).requires_grad_(True)
+                t0 = time.perf_counter()
+                yt = fn(xt)
+                t1 = time.perf_counter()
+                gt = torch.ones_like(yt)
+                t2 = time.perf_counter()
+                yt.backward(gt)
+                pb.append(time.perf_counter() - t2)
+                pf.append(t1 - t0)
+        row = np.array([np.median(tf), np.median(pf), np.median(tb), np.median(pb)]) * 1e3
+        tot += np.nan_to_num(row)
+        print(f"{repr(layer)[:58]:58s} {row[0]:9.2f} {row[1]:9.2f} {row[2]:9.2f} {row[3]:9.2f}")
+    print(f"{'total':58s} {tot[0]:9.2f} {tot[1]:9.2f} {tot[2]:9.2f} {tot[3]:9.2f}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -134,6 +211,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--backend", choices=("native", "numba"), default=None)
     ap.add_argument("--json", default=None, help="write the results to this file")
+    ap.add_argument("--layers", action="store_true",
+                    help="also print per-layer forward/backward times, ours vs the torch op")
     args = ap.parse_args(argv)
 
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
@@ -157,7 +236,7 @@ def main(argv=None) -> int:
           f"{ak.get_num_threads()} threads; torch {torch.__version__} {torch.get_num_threads()} threads; "
           f"numpy BLAS: {blas}; load average {os.getloadavg()[0]:.2f}")
     results = []
-    for name in args.models:
+    for name in (args.models if args.rounds > 0 else []):
         x, y, src = load_images(flat=name == "dense-ae")
         fns = {"aekernels": ours_epoch_fn(name, x, y, args.batch_size),
                "torch": torch_epoch_fn(name, x, y, args.batch_size)}
@@ -182,6 +261,9 @@ def main(argv=None) -> int:
               f"torch {med['torch']:6.3f} s/epoch (best {best['torch']:.3f})   ratio {ratio:5.2f} "
               f"(best/best {row['ratio_best']:.2f}; target <= {TARGETS[name]}: "
               f"{'met' if row['met'] else 'NOT met'})", flush=True)
+    if args.layers:
+        for name in args.models:
+            layer_table(name, args.batch_size)
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
     if args.json:
         with open(args.json, "w") as f:
