@@ -2,14 +2,14 @@
 
 numba's thread count is per calling thread, so the count requested through
 ``set_num_threads`` is remembered here and re-applied (cheaply) by every kernel
-wrapper in whichever Python thread calls it.  The GEMMs inside the conv kernels run
-in the BLAS that numba's ``np.dot`` links (SciPy's OpenBLAS); its thread count is set
-to the same number when that library can be found, so the backend never uses more
-threads than requested.
+wrapper in whichever Python thread calls it.
 
-The conv kernels call the BLAS from inside their own parallel region, one GEMM per
-task, so while a conv kernel runs the BLAS is pinned to one thread (``run_gemm``;
-reference-counted across concurrent callers, restored afterwards).
+The conv kernels call the BLAS (SciPy's OpenBLAS, which numba's ``np.dot`` links)
+from inside their own parallel region, one GEMM per task, so while a conv kernel
+runs that BLAS is pinned to one thread (``run_gemm``; reference-counted across
+concurrent callers and restored afterwards).  Its thread count is otherwise left
+alone.  If that library cannot be found the GEMMs still work, possibly with more
+threads than requested.
 
 The ``workqueue`` threading layer (used when neither OpenMP nor TBB is available) is
 not safe for concurrent launches from several Python threads; under it the wrappers
@@ -73,9 +73,6 @@ def set_num_threads(n: int) -> None:
     n = max(1, min(int(n), _max_threads()))
     _requested = n
     numba.set_num_threads(n)
-    setter = _find_blas_setter()
-    if setter is not None:
-        setter(n)
 
 
 def get_num_threads() -> int:
