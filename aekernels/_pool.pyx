@@ -9,23 +9,29 @@ of bounds.  The C-level kernels (``*_c``, declared in ``_pool.pxd``) run without
 GIL and can be cimported by other extensions.
 
 Layout of the work (memory-bound kernels: one pass over the data, inner loops over
-contiguous memory so the compiler vectorises them):
+contiguous memory that the compiler vectorises):
 
-* NCHW: OpenMP over the N*C planes; inside a plane, output rows are computed
-  window-tap by window-tap with the inner loop over the output row (``ow``), and the
-  output row stays in L1 while it accumulates.  The ``ow`` range in which a tap is
-  inside the image is computed once per call, so the inner loops carry no bounds test.
-* NHWC: OpenMP over (n, output row); the inner loop runs over C.
+* The hot loops of max/avg pooling are C, embedded below and instantiated per dtype,
+  written in the branch-free form GCC vectorises (the NaN rule included), and cloned
+  for AVX2 with a baseline fallback picked at load time.  Cython does the rest:
+  checks, per-call tables, OpenMP.
+* NCHW: OpenMP over the N*C planes, each plane row by row.  Rows whose K x K window
+  (K = 2 or 3, stride 1 or 2, dilation 1) lies inside the image vertically compute
+  their interior columns in one pass (taps unrolled, vectorised over ``ow``); every
+  other row folds the window taps one by one into the output row (inner loop over the
+  contiguous ``ow`` range where that tap is in-image, taken from a per-call table, so
+  the loops carry no bounds tests).
+* NHWC: OpenMP over (n, output row); per output pixel the inner loop runs over C.
+  Average-pool backward in NHWC gathers per input row, so no two tasks write one element.
 * Scatters (max-pool backward, unpool) own whole (n, c) planes (NCHW) or
-  (n, channel block) slabs (NHWC) per task, so they need no atomics and every output
-  element receives its updates in the contract's row-major order: the results do not
-  depend on the thread count.
+  (n, channel block) slabs (NHWC) per task, so they need no atomics.
+* Every output element is computed by one task in a fixed order: results are
+  deterministic and do not depend on the thread count.
 """
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t, uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memset, memcpy
-cimport openmp
 
 import numpy as np
 
@@ -35,23 +41,6 @@ __all__ = [
     "upsample_nearest2d_forward", "upsample_nearest2d_backward",
     "set_num_threads", "get_num_threads",
 ]
-
-# Threads used by every kernel of this module (prange(num_threads=...)).
-cdef int _num_threads = max(1, openmp.omp_get_max_threads())
-
-
-def set_num_threads(n):
-    """Set the number of OpenMP threads the pooling kernels use (an int >= 1)."""
-    global _num_threads
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"set_num_threads: n must be an int >= 1, got {n!r}")
-    _num_threads = <int>min(n, 1 << 16)
-
-
-def get_num_threads():
-    """Number of OpenMP threads the pooling kernels use."""
-    return _num_threads
-
 
 # ----------------------------------------------------------------------------------
 # The hot loops of max/avg pooling, in C so that GCC if-converts and vectorises them
@@ -63,6 +52,12 @@ cdef extern from * nogil:
     #include <stddef.h>
     #include <stdint.h>
     #include <string.h>
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int aek_omp_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int aek_omp_max_threads(void) { return 1; }   /* built without OpenMP: serial */
+    #endif
 
     /* Clones for AVX2 and baseline x86-64, picked at load time (GCC ifunc, x86-64 Linux).
        Pooling is memory-bound: AVX2 mostly saves instructions.  No AVX-512 clone: with
@@ -650,6 +645,7 @@ cdef extern from * nogil:
     AEK_DEFINE_KERNELS(float, int64_t, AEK_FN_f32w)    /* float planes of >= 2**31 elements */
     AEK_DEFINE_KERNELS(double, int64_t, AEK_FN_f64)
     """
+    int aek_omp_max_threads()
     ctypedef struct aek_geom_t:
         Py_ssize_t N, C, H, W, OH, OW, kh, kw, sh, sw, pt, pb, pl, pr, dh, dw
     ctypedef struct aek_tab_t:
@@ -694,6 +690,26 @@ cdef extern from * nogil:
                                   const aek_tab_t* tb)
     void aek_avgbwd_row_nhwc_f64(const double* gyn, double* gxr, const aek_geom_t* g,
                                 const aek_tab_t* tb, Py_ssize_t ih)
+
+
+# ----------------------------------------------------------------------------------
+# threads
+
+# Threads used by every kernel of this module (prange(num_threads=...)).
+cdef int _num_threads = max(1, aek_omp_max_threads())
+
+
+def set_num_threads(n):
+    """Set the number of OpenMP threads the pooling kernels use (an int >= 1)."""
+    global _num_threads
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: n must be an int >= 1, got {n!r}")
+    _num_threads = <int>min(n, 1 << 16)
+
+
+def get_num_threads():
+    """Number of OpenMP threads the pooling kernels use."""
+    return _num_threads
 
 
 # ----------------------------------------------------------------------------------
