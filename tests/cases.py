@@ -50,6 +50,18 @@ CONV_CASES = [
     _conv("single_pixel_out", H=4, W=4, k=4, K=5, C=2),
     _conv("h1_w1_input", H=1, W=1, k=1, K=3, C=2, padding=0),
     _conv("h1_input_padded", H=1, W=6, k=3, padding=1),
+    _conv("h1_w1_padded_k1", H=1, W=1, k=1, padding=1),
+    _conv("bottom_padding_only_windows", H=2, W=3, k=1, padding=((1, 2), (0, 3))),
+    # bigger shapes: GEMM blocking, slab/phase-plane paths, vector tails
+    _conv("larger_stride1", N=2, C=16, H=20, W=19, K=32, k=3, padding=1),
+    _conv("larger_stride2_k5", N=1, C=8, H=23, W=21, K=24, k=5, stride=2, padding=2),
+    _conv("stem_k7_s2_p3", N=1, C=3, H=17, W=18, K=8, k=7, stride=2, padding=3),
+    _conv("one_input_channel", N=2, C=1, H=16, W=15, K=8, k=3, padding=1),
+    _conv("depthwise_larger_s2", N=2, C=16, H=14, W=13, K=16, k=3, stride=2, padding=1,
+          groups=16),
+    _conv("k1_s2_downsample", N=2, C=8, H=9, W=10, K=16, k=1, stride=2),
+    _conv("stride3_dilation2_larger", N=1, C=6, H=19, W=17, K=10, k=3, stride=3, dilation=2,
+          padding="same"),
 ]
 
 
