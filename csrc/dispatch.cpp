@@ -104,8 +104,8 @@ IsaTable make_table() {
     t.isa = "generic";
     t.f32 = {"gemm_ukernel_f32_6x8_generic", 6, 8, 120, 256, 4096, gemm_ukernel_f32_6x8_generic};
     t.f64 = {"gemm_ukernel_f64_6x4_generic", 6, 4, 120, 256, 4096, gemm_ukernel_f64_6x4_generic};
-    t.shift_f32 = {"conv_shift_f32_3x8_generic", 8, 6, conv_shift_f32_3x8_generic};
-    t.shift_f64 = {"conv_shift_f64_3x8_generic", 8, 6, conv_shift_f64_3x8_generic};
+    t.shift_f32 = {"conv_shift_f32_3x8_generic", 4, 6, conv_shift_f32_3x8_generic};
+    t.shift_f64 = {"conv_shift_f64_3x8_generic", 4, 6, conv_shift_f64_3x8_generic};
     t.dot_f32 = {"conv_dot_f32_2x3_generic", 2, 3, 4, conv_dot_f32_2x3_generic};
     t.dot_f64 = {"conv_dot_f64_2x3_generic", 2, 3, 4, conv_dot_f64_2x3_generic};
 #ifdef AEK_HAVE_X86_ISA
@@ -113,8 +113,8 @@ IsaTable make_table() {
         t.isa = "avx2";
         t.f32 = {"gemm_ukernel_f32_6x16_avx2", 6, 16, 144, 256, 4096, gemm_ukernel_f32_6x16_avx2};
         t.f64 = {"gemm_ukernel_f64_6x8_avx2", 6, 8, 96, 256, 4096, gemm_ukernel_f64_6x8_avx2};
-        t.shift_f32 = {"conv_shift_f32_3x24_avx2", 24, 1 << 30, conv_shift_f32_3x24_avx2};
-        t.shift_f64 = {"conv_shift_f64_3x12_avx2", 12, 1 << 30, conv_shift_f64_3x12_avx2};
+        t.shift_f32 = {"conv_shift_f32_3x24_avx2", 8, 1 << 30, conv_shift_f32_3x24_avx2};
+        t.shift_f64 = {"conv_shift_f64_3x12_avx2", 4, 1 << 30, conv_shift_f64_3x12_avx2};
         t.dot_f32 = {"conv_dot_f32_3x3_avx2", 3, 3, 8, conv_dot_f32_3x3_avx2};
         t.dot_f64 = {"conv_dot_f64_3x3_avx2", 3, 3, 4, conv_dot_f64_3x3_avx2};
     } else if (level == kAvx512) {
@@ -123,8 +123,8 @@ IsaTable make_table() {
                  gemm_ukernel_f32_14x32_avx512};
         t.f64 = {"gemm_ukernel_f64_14x16_avx512", 14, 16, 112, 256, 4096,
                  gemm_ukernel_f64_14x16_avx512};
-        t.shift_f32 = {"conv_shift_f32_6x64_avx512", 64, 1 << 30, conv_shift_f32_6x64_avx512};
-        t.shift_f64 = {"conv_shift_f64_6x32_avx512", 32, 1 << 30, conv_shift_f64_6x32_avx512};
+        t.shift_f32 = {"conv_shift_f32_6x64_avx512", 16, 1 << 30, conv_shift_f32_6x64_avx512};
+        t.shift_f64 = {"conv_shift_f64_6x32_avx512", 8, 1 << 30, conv_shift_f64_6x32_avx512};
         t.dot_f32 = {"conv_dot_f32_4x6_avx512", 4, 6, 16, conv_dot_f32_4x6_avx512};
         t.dot_f64 = {"conv_dot_f64_4x6_avx512", 4, 6, 8, conv_dot_f64_4x6_avx512};
     }

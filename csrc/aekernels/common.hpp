@@ -127,7 +127,7 @@ private:
 template <class T>
 struct Workspace {
     AlignedBuffer<T> a, b, tmp;
-    AlignedBuffer<T> slab, cbuf;
+    AlignedBuffer<T> slab, slabs, cbuf;
     std::vector<i64> roff, coff, toff;
     std::vector<const T*> rowptr;
 };

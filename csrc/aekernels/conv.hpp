@@ -81,7 +81,8 @@ inline i64 slab_width(i64 GB, const i64* oj, i64 ntj, i64 sw) {
 
 template <class T>
 Slab<T> build_slab(const Src<T>& src, i64 sh, i64 sw, i64 a0, i64 rows, i64 GB,
-                   const i64* oi, i64 nti, const i64* oj, i64 ntj, i64 extra, Workspace<T>& ws) {
+                   const i64* oi, i64 nti, const i64* oj, i64 ntj, i64 extra, Workspace<T>& ws,
+                   T* out = nullptr) {
     // per tap: phase (p) and offset in phase-plane rows (o')
     i64 pi[kMaxSlabTaps], ii[kMaxSlabTaps], qj[kMaxSlabTaps], jj[kMaxSlabTaps];
     i64 pset[kMaxSlabTaps], qset[kMaxSlabTaps];
@@ -112,7 +113,7 @@ Slab<T> build_slab(const Src<T>& src, i64 sh, i64 sw, i64 a0, i64 rows, i64 GB,
     const i64 SR = rows + (maxi - mini) + 1;  // +1: junk columns of the last row read past it
     const i64 plane = SR * Wp;
     const i64 nplanes = Cs * np * nq;
-    T* slab = ws.slab.get(static_cast<std::size_t>(nplanes * plane + extra));
+    T* slab = out ? out : ws.slab.get(static_cast<std::size_t>(nplanes * plane + extra));
     zero_short(slab + nplanes * plane, extra);
     for (i64 pk = 0; pk < np; ++pk)
         for (i64 qk = 0; qk < nq; ++qk) {
@@ -521,58 +522,83 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
 
 // One image, one group, output rows [a0, a1) of stride-1 NCHW backward-filter:
 //   gwg[k, tap] (+)= sum_q dYpad[k, q] * slab[toff[tap] + q]
+// Images [n0, n0 + nb) (nb > 1 only for whole images: rows [0, OH)), one
+// group, output rows [a0, a1):  gwg[k, tap] (+)= sum_q dYpad[k, q] * slab[toff[tap] + q].
+// Small images are batched so that the tiles' horizontal sums are paid once
+// per batch instead of once per image.
 template <class T>
-void slab_filter_item(const ConvGeom& g, const T* x, const T* gy, i64 n, i64 gi, i64 a0, i64 a1,
-                      const i64* oi, const i64* oj, T* gwg, bool accumulate, Workspace<T>& ws) {
+void slab_filter_item(const ConvGeom& g, const T* x, const T* gy, i64 n0, i64 nb, i64 gi, i64 a0,
+                      i64 a1, const i64* oi, const i64* oj, T* gwg, bool accumulate,
+                      Workspace<T>& ws) {
     const DotKernel<T>& dk = dot_kernel<T>();
     const i64 Cg = g.Cg(), Kg = g.Kg(), taps = g.taps(), rows = a1 - a0;
     const i64 Wp = slab_width(g.OW, oj, g.kw, g.sw);
     const i64 Q = rows * Wp;
     // extra zeros: a run of Q that the padded taps point at
-    const Slab<T> sl = build_slab(image_src(x, n, gi * Cg, Cg, g.C, g.H, g.W, g.nhwc), g.sh, g.sw,
-                                  a0, rows, g.OW, oi, g.kh, oj, g.kw, Q, ws);
+    Slab<T> sl = build_slab(image_src(x, n0, gi * Cg, Cg, g.C, g.H, g.W, g.nhwc), g.sh, g.sw, a0,
+                            rows, g.OW, oi, g.kh, oj, g.kw, Q, ws);
+    const i64 simg = sl.size + Q;  // one image's slab incl. its zero run
+    const T* slabs = sl.data;
+    if (nb > 1) {
+        T* all = ws.slabs.get(static_cast<std::size_t>(nb * simg));
+        std::copy(sl.data, sl.data + simg, all);
+        for (i64 i = 1; i < nb; ++i)
+            build_slab(image_src(x, n0 + i, gi * Cg, Cg, g.C, g.H, g.W, g.nhwc), g.sh, g.sw, a0,
+                       rows, g.OW, oi, g.kh, oj, g.kw, Q, ws, all + i * simg);
+        slabs = all;
+    }
     const i64 Mpad = ceil_div(Kg, dk.mr) * dk.mr, Npad = ceil_div(taps, dk.nr) * dk.nr;
     ws.toff.resize(static_cast<std::size_t>(Npad), sl.size);
-    // dY on the slab's grid (junk columns zero) so that the reduction is one
-    // flat run; padded rows are zero.
-    T* a = ws.cbuf.get(static_cast<std::size_t>(Mpad * Q));
+    // dY on the slab's grid (junk columns zero), rows 64-byte aligned: the dot
+    // kernel streams them with full-line loads.  Padded rows are zero.
+    const i64 lda = ceil_div(Q, 16) * 16;
+    const i64 aimg = Mpad * lda;
+    T* a = ws.cbuf.get(static_cast<std::size_t>(nb * aimg));
+    for (i64 i = 0; i < nb; ++i) {
+        const i64 n = n0 + i;
+        T* ai = a + i * aimg;
+        for (i64 m = 0; m < Mpad; ++m) {
+            T* d = ai + m * lda;
+            if (m >= Kg) {
+                zero_short(d, Q);
+                continue;
+            }
+            if (!g.nhwc) {
+                const T* src = gy + ((n * g.K + gi * Kg + m) * g.OH + a0) * g.OW;
+                for (i64 r = 0; r < rows; ++r) {
+                    copy_short(src + r * g.OW, g.OW, d + r * Wp);
+                    zero_short(d + r * Wp + g.OW, Wp - g.OW);
+                }
+            } else {
+                for (i64 r = 0; r < rows; ++r) zero_short(d + r * Wp + g.OW, Wp - g.OW);
+            }
+        }
+        if (g.nhwc) {
+            // read dY pixel by pixel (contiguous channels), scatter into the rows
+            const T* src = gy + (n * g.OH + a0) * g.OW * g.K + gi * Kg;
+            for (i64 r = 0; r < rows; ++r)
+                for (i64 b = 0; b < g.OW; ++b) {
+                    const T* sp = src + (r * g.OW + b) * g.K;
+                    T* dp = ai + r * Wp + b;
+                    for (i64 m = 0; m < Kg; ++m) dp[m * lda] = sp[m];
+                }
+        }
+    }
     std::vector<const T*>& arow = ws.rowptr;
     arow.resize(static_cast<std::size_t>(Mpad));
-    for (i64 m = 0; m < Mpad; ++m) {
-        T* d = a + m * Q;
-        arow[m] = d;
-        if (m >= Kg) {
-            zero_short(d, Q);
-            continue;
-        }
-        if (!g.nhwc) {
-            const T* src = gy + ((n * g.K + gi * Kg + m) * g.OH + a0) * g.OW;
-            for (i64 r = 0; r < rows; ++r) {
-                copy_short(src + r * g.OW, g.OW, d + r * Wp);
-                zero_short(d + r * Wp + g.OW, Wp - g.OW);
-            }
-        } else {
-            for (i64 r = 0; r < rows; ++r) zero_short(d + r * Wp + g.OW, Wp - g.OW);
-        }
-    }
-    if (g.nhwc) {
-        // read dY pixel by pixel (contiguous channels), scatter into the rows
-        const T* src = gy + (n * g.OH + a0) * g.OW * g.K + gi * Kg;
-        for (i64 r = 0; r < rows; ++r)
-            for (i64 b = 0; b < g.OW; ++b) {
-                const T* sp = src + (r * g.OW + b) * g.K;
-                T* dp = a + r * Wp + b;
-                for (i64 m = 0; m < Kg; ++m) dp[m * Q] = sp[m];
-            }
-    }
+    for (i64 m = 0; m < Mpad; ++m) arow[m] = a + m * lda;
     T* c = ws.a.get(static_cast<std::size_t>(Mpad * Npad));
-    // Reduction chunks of ~1024 keep the A rows in L1 while the taps stream by.
-    const i64 QC = 1024;
-    for (i64 q0 = 0; q0 < Q; q0 += QC) {
-        if (q0 > 0)
-            for (i64 m = 0; m < Mpad; ++m) arow[m] += QC;
-        dk.fn(Mpad, Npad, 1, std::min(QC, Q - q0), arow.data(), 0, sl.data + q0, ws.toff.data(), 0,
-              c, Npad, q0 > 0);
+    if (nb > 1) {
+        dk.fn(Mpad, Npad, nb, Q, arow.data(), aimg, slabs, ws.toff.data(), simg, c, Npad, 0);
+    } else {
+        // Reduction chunks of 1024: the NR slab rows of a tile column stay in L1.
+        const i64 QC = 1024;
+        for (i64 q0 = 0; q0 < Q; q0 += QC) {
+            if (q0 > 0)
+                for (i64 m = 0; m < Mpad; ++m) arow[m] += QC;
+            dk.fn(Mpad, Npad, 1, std::min(QC, Q - q0), arow.data(), 0, slabs + q0,
+                  ws.toff.data(), 0, c, Npad, q0 > 0);
+        }
     }
     if (!g.nhwc) {
         for (i64 m = 0; m < Kg; ++m) {
@@ -625,6 +651,8 @@ void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
                                                      ceil_div(Cg * g.OH * Wp_est, i64(1) << 18))))
                          : std::max<i64>(1, std::min(ceil_div(P, 64), ceil_div(nt, g.N)));
     const i64 clen = slab ? ceil_div(g.OH, cpi) : ceil_div(P, cpi);
+    // whole small images are reduced in batches of up to ~2048 grid positions
+    const i64 batch = std::max<i64>(1, std::min<i64>(16, 2048 / std::max<i64>(1, g.OH * Wp_est)));
     const i64 items = g.N * cpi;
     const i64 S = std::max<i64>(1, std::min<i64>(nt, items));
     std::vector<T> partial(static_cast<std::size_t>((S - 1) * wsize));
@@ -633,15 +661,18 @@ void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
         T* part = s == 0 ? gw : partial.data() + (s - 1) * wsize;
         Workspace<T>& ws = thread_workspace<T>();
         bool first = true;
-        for (i64 it = s * items / S; it < (s + 1) * items / S; ++it) {
+        const i64 it1 = (s + 1) * items / S;
+        for (i64 it = s * items / S; it < it1; ++it) {
             const i64 n = it / cpi, p0 = (it % cpi) * clen;
             const i64 np = std::min(clen, (slab ? g.OH : P) - p0);
             if (np <= 0) continue;
             if (slab) {
+                const i64 nb = cpi == 1 ? std::min(batch, it1 - it) : 1;
                 for (i64 gi = 0; gi < G; ++gi)
-                    slab_filter_item(g, x, gy, n, gi, p0, p0 + np, oi.data(), oj.data(),
+                    slab_filter_item(g, x, gy, n, nb, gi, p0, p0 + np, oi.data(), oj.data(),
                                      part + (g.nhwc ? gi * Kg : gi * Kg * taps), !first, ws);
                 first = false;
+                it += nb - 1;
                 continue;
             }
             for (i64 gi = 0; gi < G; ++gi) {

@@ -18,14 +18,15 @@ namespace simd {
 //   c[m*ldc + q] = sum_t w[m*ldw + t] * slab[toff[t] + q],  m < MR, q < nq
 // vectorised along q.  For M (output channels) too small to fill a GEMM
 // register tile: 1..3 channel first layers and their backward-input.
-// nq must be a multiple of NV*W (callers pad the grid and the slab).
+// nq must be a multiple of W (callers pad the grid and the slab).
 template <class V, int MR, int NV>
 void shift_block(std::int64_t ntaps, const typename V::T* w, std::int64_t ldw,
                  const typename V::T* slab, const std::int64_t* toff, std::int64_t nq,
                  typename V::T* c, std::int64_t ldc) {
     using R = typename V::R;
     constexpr int W = V::W;
-    for (std::int64_t q = 0; q < nq; q += NV * W) {
+    std::int64_t q = 0;
+    for (; q + NV * W <= nq; q += NV * W) {
         R acc[MR][NV];
         for (int m = 0; m < MR; ++m)
             for (int v = 0; v < NV; ++v) acc[m][v] = V::zero();
@@ -40,6 +41,16 @@ void shift_block(std::int64_t ntaps, const typename V::T* w, std::int64_t ldw,
         }
         for (int m = 0; m < MR; ++m)
             for (int v = 0; v < NV; ++v) V::store(c + m * ldc + q + v * W, acc[m][v]);
+    }
+    // grid tail, one vector at a time
+    for (; q < nq; q += W) {
+        R acc[MR];
+        for (int m = 0; m < MR; ++m) acc[m] = V::zero();
+        for (std::int64_t t = 0; t < ntaps; ++t) {
+            const R b = V::load(slab + toff[t] + q);
+            for (int m = 0; m < MR; ++m) acc[m] = V::fma(V::bcast(w + m * ldw + t), b, acc[m]);
+        }
+        for (int m = 0; m < MR; ++m) V::store(c + m * ldc + q, acc[m]);
     }
 }
 
@@ -115,8 +126,10 @@ void dot_tiles(std::int64_t M, std::int64_t N, std::int64_t rows, std::int64_t o
                const typename V::T* const* arow, std::int64_t apitch, const typename V::T* b,
                const std::int64_t* boff, std::int64_t bpitch, typename V::T* c, std::int64_t ldc,
                int accumulate) {
-    for (std::int64_t m = 0; m < M; m += MR)
-        for (std::int64_t n = 0; n < N; n += NR)
+    // Taps outer: the NR slab rows stay in L1 while the (aligned) dY rows
+    // stream from L2.
+    for (std::int64_t n = 0; n < N; n += NR)
+        for (std::int64_t m = 0; m < M; m += MR)
             dot_block<V, MR, NR>(rows, ow, arow + m, apitch, b, boff + n, bpitch,
                                  c + m * ldc + n, ldc, accumulate);
 }
