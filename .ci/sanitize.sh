@@ -96,10 +96,19 @@ if [ "$fuzz_cases" -gt 0 ]; then
     cp "$work/fuzz.json" "${FUZZ_REPORT:-/tmp/aekernels_fuzz_report.json}" 2>/dev/null || true
 fi
 
-n_reports=$(find "$reports" -type f | wc -l)
+# log_path files also receive warnings (e.g. "failed to allocate" when a huge request is
+# turned into MemoryError, as intended): only real error reports count.
+report_re='ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: (Address|UndefinedBehavior)Sanitizer'
+n_files=$(find "$reports" -type f | wc -l)
+n_reports=0
+if [ "$n_files" -gt 0 ]; then
+    n_reports=$(grep -l -E "$report_re" "$reports"/* | wc -l || true)
+    n_warn=$(cat "$reports"/* | grep -c WARNING || true)
+    echo "== sanitizer log files: $n_files ($n_warn warning lines, e.g. refused huge allocations)"
+fi
 if [ "$n_reports" -gt 0 ]; then
     echo "== $n_reports sanitizer report file(s):" >&2
-    for f in "$reports"/*; do echo "---- $f" >&2; head -60 "$f" >&2; done
+    for f in $(grep -l -E "$report_re" "$reports"/*); do echo "---- $f" >&2; grep -v WARNING "$f" | head -80 >&2; done
     cp -r "$reports" "/tmp/aekernels-sanitizer-reports-$(date +%s)" 2>/dev/null || true
     status=1
 fi
