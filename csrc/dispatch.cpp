@@ -129,9 +129,6 @@ IsaTable make_table() {
         t.dot_f64 = {"conv_dot_f64_4x6_avx512", 4, 6, 8, conv_dot_f64_4x6_avx512};
     }
 #endif
-    if (const char* mm = std::getenv("AEK_DEV_MAXM")) { t.shift_f32.max_m = std::atoi(mm); t.shift_f64.max_m = std::atoi(mm); }
-    if (const char* kc = std::getenv("AEK_DEV_KC")) { t.f32.kc = std::atoi(kc); t.f64.kc = std::atoi(kc); }
-    if (const char* mc = std::getenv("AEK_DEV_MC")) { t.f32.mc = std::atoi(mc); t.f64.mc = std::atoi(mc); }
     return t;
 }
 

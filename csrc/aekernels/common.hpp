@@ -51,12 +51,19 @@ inline bool in_range(i64 v, i64 n) {
 
 template <class T>
 AEK_INLINE_LOOPS inline void copy_short(const T* __restrict s, i64 n, T* __restrict d) {
-    for (i64 i = 0; i < n; ++i) d[i] = s[i];
+    constexpr i64 L = 64 / sizeof(T);  // fixed-size memcpy: expanded inline as vector moves
+    i64 i = 0;
+    for (; i + L <= n; i += L) std::memcpy(d + i, s + i, 64);
+    for (; i < n; ++i) d[i] = s[i];
 }
 
 template <class T>
 AEK_INLINE_LOOPS inline void zero_short(T* d, i64 n) {
-    for (i64 i = 0; i < n; ++i) d[i] = T(0);
+    constexpr i64 L = 64 / sizeof(T);
+    static const T z[L] = {};
+    i64 i = 0;
+    for (; i + L <= n; i += L) std::memcpy(d + i, z, 64);
+    for (; i < n; ++i) d[i] = T(0);
 }
 
 // Thread count used by every parallel region (dispatch.cpp owns the global so
