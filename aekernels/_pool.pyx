@@ -109,6 +109,7 @@ cdef extern from * nogil:
             b = (size - 1 - start) / d + 1;
             if (b > k) b = k;
         }
+        if (a > k) a = k;   /* keep both ends in [0, k] even when no tap qualifies */
         if (b < a) b = a;
         *lo = a;
         *hi = b;
@@ -275,8 +276,9 @@ cdef extern from * nogil:
         const int fast = g->dh == 1 && g->dw == 1 && g->kh == g->kw && g->sh == sw \\
                          && (K == 2 || K == 3) && (sw == 1 || sw == 2) \\
                          && g->H * W < ((Py_ssize_t)1 << 31); \\
-        /* interior columns: every tap j in-image <=> ow in [owlo[0], owhi[kw-1]) */ \\
-        const Py_ssize_t owa = tb->owlo[0]; \\
+        /* interior columns: every tap j in-image <=> ow in [owlo[0], owhi[kw-1]); the \\
+           table entries can exceed OW (a left pad wider than the output), hence the clamp */ \\
+        const Py_ssize_t owa = tb->owlo[0] < OW ? tb->owlo[0] : OW; \\
         const Py_ssize_t owb = tb->owhi[g->kw - 1] > owa ? tb->owhi[g->kw - 1] : owa; \\
         Py_ssize_t oh, ow, i, j; \\
         for (oh = 0; oh < g->OH; oh++) { \\
@@ -491,7 +493,7 @@ cdef extern from * nogil:
         const Py_ssize_t W = g->W, OW = g->OW, sw = g->sw, K = g->kh; \\
         const int fast = g->dh == 1 && g->dw == 1 && g->kh == g->kw && g->sh == sw \\
                          && (K == 2 || K == 3) && (sw == 1 || sw == 2); \\
-        const Py_ssize_t owa = tb->owlo[0]; \\
+        const Py_ssize_t owa = tb->owlo[0] < OW ? tb->owlo[0] : OW;     /* as in maxplane */ \\
         const Py_ssize_t owb = tb->owhi[g->kw - 1] > owa ? tb->owhi[g->kw - 1] : owa; \\
         Py_ssize_t oh, ow, i, j; \\
         for (oh = 0; oh < g->OH; oh++) { \\
@@ -719,7 +721,7 @@ cdef inline void _span(Py_ssize_t start, Py_ssize_t k, Py_ssize_t d, Py_ssize_t 
                        Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
     # Taps t in [0, k) whose position start + t*d lies in [0, size) form [lo, hi).
     # (Also: outputs o in [0, nout) whose o*s + off lies in [0, size), with
-    # start=off, k=nout, d=s.)  lo == hi when there are none.
+    # start=off, k=nout, d=s.)  lo == hi when there are none; 0 <= lo <= hi <= k.
     cdef Py_ssize_t a = 0, b
     if start < 0:
         a = (-start + d - 1) // d
@@ -729,6 +731,8 @@ cdef inline void _span(Py_ssize_t start, Py_ssize_t k, Py_ssize_t d, Py_ssize_t 
         b = (size - 1 - start) // d + 1
         if b > k:
             b = k
+    if a > k:
+        a = k
     if b < a:
         b = a
     lo[0] = a
