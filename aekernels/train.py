@@ -44,6 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: per model)")
     p.add_argument("--train-size", type=int, default=None,
                    help="use only this many training images (default: all 4,000; 512 for seed-ae-145)")
+    p.add_argument("--test-size", type=int, default=None,
+                   help="evaluate on only this many test images (default: all 1,000; 128 for seed-ae-145)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
 
@@ -98,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
         kw["lr"] = args.lr
     model = models.build(args.model, **kw)
     model.log = log
-    split = load_data(args.model, model.input_layout, args.seed, args.train_size)
+    split = load_data(args.model, model.input_layout, args.seed, args.train_size,
+                      getattr(args, "test_size", None))
     log(f"{args.model}: {sum(p.size for p in model.net.params()):,} parameters, "
         f"{len(split.x_train)} train / {len(split.x_test)} test images {split.x_train.shape[1:]}, "
         f"{epochs} epochs, batch {batch}, backend {ak.backend()}, {ak.get_num_threads()} threads")
