@@ -1,5 +1,9 @@
-// Conv kernels on top of gemm_packed.  All of them are implicit GEMMs: the
-// patch operand is gathered straight into packed panels (pack.hpp).
+// Conv kernels.  Every direction is an implicit GEMM over a "slab" (a
+// zero-padded, phase-split copy of the source window, see build_slab) run by
+// direct SIMD kernels that read the slab in place: shift kernels for forward
+// and backward-input, dot-product tiles for backward-filter.  Pointwise convs
+// and kernels wider than kMaxSlabTaps use the packed GEMM (gemm.hpp) with
+// patch packers (pack.hpp).  Strided backward-input is phase-split.
 #pragma once
 
 #include <type_traits>
@@ -48,6 +52,7 @@ inline i64 pick_row_tile(i64 GA, i64 Wp, i64 M, i64 outer_items, int nt) {
 // (space-to-depth): tap offset o = sh*o' + p reads phase plane p at row a + o',
 // so every conv becomes a stride-1 correlation over the planes.  `extra` zeros
 // follow the planes (kernels that round the grid up read into them).
+
 // One image (one group's channels) of a source tensor in either layout.
 template <class T>
 struct Src {
@@ -172,8 +177,9 @@ Slab<T> build_slab(const Src<T>& src, i64 sh, i64 sw, i64 a0, i64 rows, i64 GB,
 // NCHW correlation over grid rows [a0, a1) x columns [0, GB):
 //   out(m, a, b) = sum_{c,ti,tj} W[m, (c,ti,tj)] * src[c, sh*a + oi[ti], sw*b + oj[tj]]
 // (src outside Hs x Ws is zero); write(cb, ldq, Wp, a0, rows) receives the
-// M x rows x GB block (see write_block).  Small and mid-sized M run the direct shift kernel straight
-// from the slab; otherwise the packed GEMM with ShiftPack panels.
+// M x rows x GB block (see write_block).  The direct shift kernel reads the
+// slab in place (no packing); ISA tables whose shift kernel is too narrow for
+// large M (generic) use the packed GEMM with ShiftPack panels instead.
 template <class T, class Writer>
 void slab_conv(const UKernel<T>& uk, const PrePacked<T>& wpk, const T* wraw, i64 ldw, i64 M,
                const Src<T>& src, i64 sh, i64 sw, i64 a0, i64 a1, i64 GB, const i64* oi, i64 nti,
@@ -520,10 +526,9 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
     });
 }
 
-// One image, one group, output rows [a0, a1) of stride-1 NCHW backward-filter:
+// Backward-filter over a slab, one group, images [n0, n0 + nb) (nb > 1 only
+// for whole images), output rows [a0, a1):
 //   gwg[k, tap] (+)= sum_q dYpad[k, q] * slab[toff[tap] + q]
-// Images [n0, n0 + nb) (nb > 1 only for whole images: rows [0, OH)), one
-// group, output rows [a0, a1):  gwg[k, tap] (+)= sum_q dYpad[k, q] * slab[toff[tap] + q].
 // Small images are batched so that the tiles' horizontal sums are paid once
 // per batch instead of once per image.
 template <class T>
@@ -643,8 +648,8 @@ void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
     for (i64 j = 0; j < g.kw; ++j) oj[j] = j * g.dw - g.pl;
     const bool pw = is_pointwise(g);
     const int nt = num_threads();
-    // Stride-1 NCHW: dot-product tiles straight over a slab of x and a
-    // junk-column-padded copy of dY; both are contiguous along the reduction.
+    // Dot-product tiles straight over a slab of x and a junk-column-padded
+    // copy of dY: both are contiguous along the reduction, nothing transposed.
     const bool slab = !pw && g.kh <= kMaxSlabTaps && g.kw <= kMaxSlabTaps;
     const i64 Wp_est = slab_width(g.OW, oj.data(), g.kw, g.sw);
     const i64 cpi = slab ? std::max<i64>(1, std::min(g.OH, std::max(ceil_div(nt, g.N),
