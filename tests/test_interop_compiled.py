@@ -3,9 +3,10 @@ the C++ headers from ``aekernels.get_include()`` and calls a kernel.
 
 Each test builds a tiny throwaway extension with setuptools in a temporary directory
 (in a subprocess, so a compiler problem cannot take pytest down), imports it and
-checks its result against the NumPy API.  Skipped when no C/C++ compiler is found;
-the Cython test needs the native ``aekernels._pool`` (skipped without it unless
-AEKERNELS_REQUIRE_NATIVE=1, as in CI).
+checks its result against the NumPy API.  Needs a C++ compiler and setuptools; the
+Cython test also needs Cython in the test environment and the native
+``aekernels._pool`` (a missing native module fails under AEKERNELS_REQUIRE_NATIVE=1,
+as in CI).  The C++ extension uses the plain CPython API (no pybind11/NumPy headers).
 """
 from __future__ import annotations
 
@@ -112,10 +113,8 @@ CYTHON_CONSUMER = """
 CYTHON_SETUP = """
     from setuptools import setup, Extension
     from Cython.Build import cythonize
-    import numpy
     setup(name="aek_cython_consumer", ext_modules=cythonize(
-        [Extension("aek_cython_consumer", ["aek_cython_consumer.pyx"],
-                   include_dirs=[numpy.get_include()])], quiet=True))
+        [Extension("aek_cython_consumer", ["aek_cython_consumer.pyx"])], quiet=True))
 """
 
 
@@ -146,38 +145,51 @@ def test_cython_extension_cimports_pool_kernels(tmp_path):
 # C++: #include <aekernels/conv.hpp> from aekernels.get_include()
 
 CPP_CONSUMER = r"""
-    // A pybind11 extension that runs the aekernels C++ conv kernel on NumPy arrays.
-    #include <pybind11/numpy.h>
-    #include <pybind11/pybind11.h>
+    // A plain CPython extension (no pybind11/NumPy headers needed) that runs the
+    // aekernels C++ conv kernel on caller-owned float32 buffers.
+    #define PY_SSIZE_T_CLEAN
+    #include <Python.h>
+
+    #include <stdexcept>
 
     #include <aekernels/conv.hpp>
     #include <aekernels/geometry.hpp>
 
     #include "aek_runtime.hpp"
 
-    namespace py = pybind11;
-    using F = py::array_t<float, py::array::c_style | py::array::forcecast>;
-
-    // x (N,C,H,W), w (K,C,kh,kw) -> y (N,K,OH,OW); stride s, padding p, NCHW, groups 1.
-    F conv2d_f32(F x, F w, long s, long p) {
-        const aek::i64 xs[4] = {x.shape(0), x.shape(1), x.shape(2), x.shape(3)};
-        const aek::i64 ws[4] = {w.shape(0), w.shape(1), w.shape(2), w.shape(3)};
-        const aek::i64 oh = (xs[2] + 2 * p - ws[2]) / s + 1, ow = (xs[3] + 2 * p - ws[3]) / s + 1;
-        F y({xs[0], ws[0], oh, ow});
-        const aek::i64 ys[4] = {xs[0], ws[0], oh, ow};
-        const aek::ConvGeom g =
-            aek::make_conv_geom("conv2d_f32", xs, ws, ys, s, s, p, p, 1, 1, 1, false);
-        {
-            py::gil_scoped_release nogil;
-            aek::conv2d_forward<float>(g, x.data(), w.data(), nullptr, y.mutable_data());
+    // conv2d_f32(x_ptr, w_ptr, y_ptr, N, C, H, W, K, kh, kw, OH, OW, stride, pad):
+    // x (N,C,H,W), w (K,C,kh,kw) -> y (N,K,OH,OW), NCHW, groups 1.
+    static PyObject* conv2d_f32(PyObject*, PyObject* args) {
+        Py_ssize_t xp, wp, yp, N, C, H, W, K, kh, kw, OH, OW, s, p;
+        if (!PyArg_ParseTuple(args, "nnnnnnnnnnnnnn", &xp, &wp, &yp, &N, &C, &H, &W, &K, &kh,
+                              &kw, &OH, &OW, &s, &p))
+            return nullptr;
+        const aek::i64 xs[4] = {N, C, H, W}, ws[4] = {K, C, kh, kw}, ys[4] = {N, K, OH, OW};
+        try {
+            const aek::ConvGeom g =
+                aek::make_conv_geom("conv2d_f32", xs, ws, ys, s, s, p, p, 1, 1, 1, false);
+            Py_BEGIN_ALLOW_THREADS
+            aek::conv2d_forward<float>(g, reinterpret_cast<const float*>(xp),
+                                       reinterpret_cast<const float*>(wp), nullptr,
+                                       reinterpret_cast<float*>(yp));
+            Py_END_ALLOW_THREADS
+        } catch (const std::exception& e) {
+            PyErr_SetString(PyExc_ValueError, e.what());
+            return nullptr;
         }
-        return y;
+        Py_RETURN_NONE;
     }
 
-    PYBIND11_MODULE(aek_cpp_consumer, m) {
-        m.def("conv2d_f32", &conv2d_f32);
-        m.def("isa", [] { return std::string(aek::isa_table().isa); });
+    static PyObject* isa(PyObject*, PyObject*) {
+        return PyUnicode_FromString(aek::isa_table().isa);
     }
+
+    static PyMethodDef methods[] = {
+        {"conv2d_f32", conv2d_f32, METH_VARARGS, nullptr},
+        {"isa", isa, METH_NOARGS, nullptr},
+        {nullptr, nullptr, 0, nullptr}};
+    static PyModuleDef module = {PyModuleDef_HEAD_INIT, "aek_cpp_consumer", nullptr, -1, methods};
+    PyMODINIT_FUNC PyInit_aek_cpp_consumer() { return PyModule_Create(&module); }
 """
 
 # The conv templates call aek::isa_table() and aek::num_threads(), which the
@@ -213,18 +225,16 @@ CPP_RUNTIME = r"""
 """
 
 CPP_SETUP = """
-    from setuptools import setup
-    from pybind11.setup_helpers import Pybind11Extension
+    from setuptools import Extension, setup
     import aekernels
-    setup(name="aek_cpp_consumer", ext_modules=[Pybind11Extension(
-        "aek_cpp_consumer", ["aek_cpp_consumer.cpp"], include_dirs=[aekernels.get_include()],
-        cxx_std=17, extra_compile_args=["-O1"])])
+    setup(name="aek_cpp_consumer", ext_modules=[Extension(
+        "aek_cpp_consumer", ["aek_cpp_consumer.cpp"], language="c++",
+        include_dirs=[aekernels.get_include()], extra_compile_args=["-std=c++17", "-O1"])])
 """
 
 
 def test_cpp_extension_includes_headers_from_get_include(tmp_path):
     _need_compiler()
-    pytest.importorskip("pybind11")
     include = aekernels.get_include()
     assert os.path.isfile(os.path.join(include, "aekernels", "conv.hpp")), include
     mod = _build(tmp_path, CPP_SETUP, {"aek_cpp_consumer.cpp": CPP_CONSUMER,
@@ -234,6 +244,11 @@ def test_cpp_extension_includes_headers_from_get_include(tmp_path):
     x = rng.standard_normal((2, 3, 11, 10)).astype(np.float32)
     w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
     for s, p in [(1, 0), (2, 1), (1, 1)]:
-        np.testing.assert_allclose(mod.conv2d_f32(x, w, s, p),
-                                   aekernels.conv2d(x, w, stride=s, padding=p),
-                                   rtol=1e-5, atol=1e-5)
+        ref = aekernels.conv2d(x, w, stride=s, padding=p)
+        y = np.full(ref.shape, np.nan, np.float32)
+        mod.conv2d_f32(x.ctypes.data, w.ctypes.data, y.ctypes.data, *x.shape, w.shape[0],
+                       *w.shape[2:], *y.shape[2:], s, p)
+        np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="stride must be >= 1"):
+        mod.conv2d_f32(x.ctypes.data, w.ctypes.data, y.ctypes.data, *x.shape, w.shape[0],
+                       *w.shape[2:], *y.shape[2:], 0, 0)
