@@ -11,7 +11,7 @@ case can be replayed alone), by the generators the property tests use
 
 * valid (35%): a random valid call; both backends must return the shape of the formula
   and agree with each other (TESTING.md tolerances; bitwise for max pool/unpool/upsample)
-  and, for one case in four, with the float64 reference (tests/reference.py);
+  and, for one case in ten, with the float64 reference (tests/reference.py);
 * invalid (45%): a valid call with one argument corrupted (0, negatives, 2**31..2**64,
   wrong types/dtypes/ranks/channels, out-of-plane indices, inconsistent backward shapes,
   bad out=): ValueError/TypeError required, out= untouched;
@@ -214,7 +214,7 @@ def _run_case(seed: int, index: int, backends, stats, findings, log, verbose=Fal
             except Exception as exc:
                 stats[f"valid/{b}/RAISED"] += 1
                 finding("valid-raised", b, desc, f"{type(exc).__name__}: {exc}")
-    check_ref = rng.random() < 0.25
+    check_ref = rng.random() < 0.1
     for b, res in results.items():
         try:
             if check_ref:
@@ -437,7 +437,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--chunk", type=int, default=5000, help="cases per worker process")
-    ap.add_argument("--threads", type=int, default=2, help="aekernels.set_num_threads")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="aekernels.set_num_threads (the determinism/thread tests cover > 1)")
     ap.add_argument("--hang-seconds", type=float, default=300,
                     help="no progress for this long after warm-up = a hang")
     ap.add_argument("--startup-seconds", type=float, default=3600,

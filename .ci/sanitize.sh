@@ -70,6 +70,7 @@ export PYTHONPATH="$src${PYTHONPATH:+:$PYTHONPATH}"
 export NUMBA_CACHE_DIR="$work/numba-cache"
 export AEKERNELS_REQUIRE_NATIVE=1
 export AEKERNELS_SANITIZED=1   # lets timing-sensitive tests scale their budgets (-O0 + ASAN)
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}   # no spinning OpenMP threads on a shared box
 
 # The suite must import the sanitizer build, not an installed aekernels.
 (cd "$work" && "$py" - <<'PY')
@@ -82,12 +83,7 @@ print("== importing", aekernels.__file__, "backends:", aekernels.available_backe
 PY
 
 status=0
-if [ "$run_tests" = 1 ]; then
-    echo "== pytest under ASAN+UBSAN"
-    t0=$(date +%s)
-    (cd "$src" && "$py" -m pytest -p no:cacheprovider -q "${pytest_args[@]}") || status=$?
-    echo "== pytest exit $status in $(( $(date +%s) - t0 )) s"
-fi
+# the fuzz harness first: it is the shorter, crash-oriented check
 if [ "$fuzz_cases" -gt 0 ]; then
     echo "== fuzz: $fuzz_cases cases under ASAN+UBSAN"
     t0=$(date +%s)
@@ -96,6 +92,12 @@ if [ "$fuzz_cases" -gt 0 ]; then
     cp "$work/fuzz.json" "${FUZZ_REPORT:-/tmp/aekernels_fuzz_report.json}" 2>/dev/null || true
 fi
 
+if [ "$run_tests" = 1 ]; then
+    echo "== pytest under ASAN+UBSAN"
+    t0=$(date +%s)
+    (cd "$src" && "$py" -m pytest -p no:cacheprovider -q "${pytest_args[@]}") || status=$?
+    echo "== pytest exit $status in $(( $(date +%s) - t0 )) s"
+fi
 # log_path files also receive warnings (e.g. "failed to allocate" when a huge request is
 # turned into MemoryError, as intended): only real error reports count.
 report_re='ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|SUMMARY: (Address|UndefinedBehavior)Sanitizer'

@@ -218,25 +218,28 @@ def api_conv_overflowing_padding():
         calls.append((f"stride={s}", lambda s=s: aekernels.conv2d(x, w, stride=s)))
     # e.g. 2**30 is in range but the result would have > 2**31 rows: ValueError, or
     # MemoryError for a result too big to allocate; never a crash
-    conv = (calls, (ValueError, TypeError, MemoryError))
-    # Pooling: a huge padding puts whole windows in the padding -> ValueError, found
-    # cheaply (no O(output size) work or memory before refusing: finding F3)
-    pool = []
+    return _refuses((calls, (ValueError, TypeError, MemoryError)))
+
+
+@case("error")
+def api_pool_huge_padding_refused_cheaply():
+    """Pooling: a huge padding puts whole windows in the padding -> ValueError, found
+    cheaply (no O(padding) work or memory before refusing: finding F3)."""
     import os
+    x = o((1, 1, 3, 3))
     pads = (2**31 - 1, 2**30, 2**29, (0, 2**30), ((2**30, 0), (0, 0)), 2**31, 2**63)
     if os.environ.get("AEKERNELS_SANITIZED") == "1":
         # no RLIMIT_AS under ASAN: while F3 is open, 2**29/2**30 would make ASAN page in
         # gigabytes for minutes; 2**31-1 shows the same bug with one 5 GiB request
         pads = (2**31 - 1, 2**31, 2**63)
+    pool = []
     for p in pads:
         pool += [(f"max_pool2d padding={p!r}", lambda p=p: aekernels.max_pool2d(x, 3, padding=p)),
                  (f"avg_pool2d padding={p!r}", lambda p=p: aekernels.avg_pool2d(x, 3, padding=p)),
                  (f"avg_pool2d_backward padding={p!r}", lambda p=p: aekernels.avg_pool2d_backward(
                      o((1, 1, 1, 1)), (1, 1, 3, 3), 3, padding=p))]
-    return _refuses(conv, pool)
+    return _refuses(pool)
 
-
-# --- PyTorch negative dilation slipping past a check -----------------------------------
 
 @case("error")
 def api_conv_negative_dilation():

@@ -108,6 +108,18 @@ def test_raw_backend_kernel_never_crashes_on_inconsistent_arguments(outcomes, na
 # ----------------------------------------------------------- findings of the hardening work
 
 
+OPEN = "open hardening finding {} (/tmp/aekernels_hardening_findings.md); remove the " \
+       "marker and its id in hardening_problems.KNOWN_OPEN when fixed"
+
+
+@pytest.mark.xfail(strict=True, reason=OPEN.format("F3: _api pooling overlap check is "
+                                                   "O(padding) in memory and time"))
+def test_pool_huge_padding_is_refused_without_huge_allocation(outcomes):
+    """Finding F3: max/avg pooling with padding 2**29..2**31-1 must be a quick ValueError."""
+    _check(outcomes, ["api_pool_huge_padding_refused_cheaply"])
+
+
+@pytest.mark.xfail(strict=True, reason=OPEN.format("F1: numba _check_geometry"))
 @pytest.mark.parametrize("kernel", ["conv2d", "conv2d_backward_input", "conv2d_backward_filter"])
 def test_conv_window_entirely_in_padding_is_valid_on_every_backend(kernel):
     """Finding F1: padding > dilation*(k-1) puts whole windows in the bottom/right padding;
@@ -131,7 +143,8 @@ def test_conv_window_entirely_in_padding_is_valid_on_every_backend(kernel):
 
 
 def test_full_nhwc_output_size_is_read_in_layout_order():
-    """Finding F2: output_size given as a full NHWC shape (N, H, W, C) means (H, W)."""
+    """Finding F2 (fixed in 2d0c871): output_size given as a full NHWC shape (N, H, W, C)
+    means (H, W)."""
     x = np.ones((1, 4, 5, 2), np.float32)
     w = np.ones((3, 3, 3, 2), np.float32)            # HWIO of the forward conv 3 -> 2
     y = aekernels.conv_transpose2d(x, w, stride=2, layout="NHWC")
@@ -149,7 +162,11 @@ def test_full_nhwc_output_size_is_read_in_layout_order():
         assert aekernels.max_unpool2d(p, i, 2, layout="NHWC", output_size=size).shape == want
 
 
-@pytest.mark.parametrize("k, stride", [(1, 3), (2, 3), (1, 2), (3, 2), (4, 2)])
+_F5 = pytest.mark.xfail(strict=True, reason=OPEN.format("F5: _api._transpose_output_hw"))
+
+
+@pytest.mark.parametrize("k, stride", [pytest.param(1, 3, marks=_F5), pytest.param(2, 3, marks=_F5),
+                                       pytest.param(1, 2, marks=_F5), (3, 2), (4, 2)])
 def test_conv_transpose_same_padding_output_is_h_times_stride(k, stride):
     """Finding F5: padding="same" without output_size gives H*stride (TF conv2d_transpose
     SAME; the _api docstring), also when the dilated kernel is smaller than the stride."""
