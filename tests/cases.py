@@ -95,6 +95,11 @@ CONV_TRANSPOSE_CASES = [
     _ct("same_output_size", k=3, stride=2, padding="same", output_size=(7, 9)),
     _ct("valid_s2", k=3, stride=2, padding="valid"),
     _ct("batch1_odd", N=1, Cin=1, Cout=1, H=3, W=7, k=3, bias=False),
+    _ct("same_kernel_shorter_than_stride", k=1, stride=2, padding="same"),
+    _ct("same_k2_s3", k=2, stride=3, padding="same"),
+    _ct("taps_only_in_padding", N=1, Cin=1, Cout=1, H=1, W=2, k=(2, 1), stride=(1, 2),
+        padding=1, dilation=(2, 1)),
+    _ct("larger_s2_k4", N=2, Cin=16, Cout=8, H=7, W=6, k=4, stride=2, padding=1),
 ]
 
 
