@@ -106,27 +106,65 @@ def _check_geometry(H, W, OH, OW, kh, kw, sh, sw, pt, pl, dh, dw):
 @njit(cache=True, nogil=True)
 def _im2col_nhwc(x, col, n, oa, ob, c0, Cg, kh, kw, sh, sw, pt, pl, dh, dw, OW):
     # x (N, H, W, C), output rows oa..ob of image n -> col[(oh - oa) * OW + ow, (i*kw + j)*Cg + c]
+    # Per (oh, i, j) the in-image columns form one range [lo, hi): no per-tap checks.
     H = x.shape[1]
     W = x.shape[2]
     C = x.shape[3]
     R = kh * kw * Cg
     xf = x.reshape(-1)
     colf = col.reshape(-1)
+    # windows whose kw taps all lie inside the row read one contiguous block of
+    # kw*C inputs when dw == 1 and the group spans all channels
+    block = dw == 1 and Cg == C
+    if block:
+        blo, bhi = _valid_range(-pl, sw, W - kw + 1, OW)
+    else:
+        blo, bhi = 0, 0
     for oh in range(oa, ob):
-        for ow in range(OW):
-            p = (oh - oa) * OW + ow
-            for i in range(kh):
-                ih = oh * sh - pt + i * dh
-                for j in range(kw):
-                    iw = ow * sw - pl + j * dw
-                    d = p * R + (i * kw + j) * Cg
-                    if ih >= 0 and ih < H and iw >= 0 and iw < W:
-                        s = ((n * H + ih) * W + iw) * C + c0
+        p0 = (oh - oa) * OW
+        for i in range(kh):
+            ih = oh * sh - pt + i * dh
+            row_in = ih >= 0 and ih < H
+            if row_in and bhi > blo:
+                L = kw * C
+                src = ((n * H + ih) * W - pl) * C
+                for ow in range(blo, bhi):
+                    d = (p0 + ow) * R + i * L
+                    s = src + ow * sw * C
+                    for e in range(L):
+                        colf[U(d + e)] = xf[U(s + e)]
+            for j in range(kw):
+                off = j * dw - pl
+                if row_in:
+                    lo, hi = _valid_range(off, sw, W, OW)
+                else:
+                    lo, hi = 0, 0
+                cb = (i * kw + j) * Cg
+                for ow in range(lo):
+                    d = (p0 + ow) * R + cb
+                    for c in range(Cg):
+                        colf[U(d + c)] = 0.0
+                if hi > lo:
+                    # in-image columns not already copied as blocks: [a1, b1) + [a2, hi)
+                    a1, b1, a2 = lo, hi, hi
+                    if bhi > blo:
+                        b1 = min(hi, blo)
+                        a2 = max(lo, bhi)
+                    src = ((n * H + ih) * W + off) * C + c0
+                    for ow in range(a1, b1):
+                        d = (p0 + ow) * R + cb
+                        s = src + ow * sw * C
                         for c in range(Cg):
                             colf[U(d + c)] = xf[U(s + c)]
-                    else:
+                    for ow in range(a2, hi):
+                        d = (p0 + ow) * R + cb
+                        s = src + ow * sw * C
                         for c in range(Cg):
-                            colf[U(d + c)] = 0.0
+                            colf[U(d + c)] = xf[U(s + c)]
+                for ow in range(hi, OW):
+                    d = (p0 + ow) * R + cb
+                    for c in range(Cg):
+                        colf[U(d + c)] = 0.0
 
 
 @njit(cache=True, nogil=True)
