@@ -758,8 +758,10 @@ cdef int _check_geom(const pool2d_geom_t* g) noexcept nogil:
     return AEK_OK
 
 
-cdef inline int _threads(int nthreads, Py_ssize_t work) noexcept nogil:
-    if nthreads < 1:
+cdef inline int _threads(int nthreads, Py_ssize_t work, Py_ssize_t elems) noexcept nogil:
+    # Threads for `work` independent tasks touching `elems` elements in all: below
+    # ~32K elements the fork/join costs more than it saves (as torch's grain size).
+    if nthreads < 1 or elems < 32768:
         nthreads = 1
     if work < nthreads:
         nthreads = <int>work if work > 0 else 1
@@ -842,7 +844,7 @@ cdef int max_pool2d_forward_c(const pool_float_t* x, pool_float_t* y, int64_t* i
         return rc
     if nhwc:
         # rows (n, oh); vectorised over C
-        nt = _threads(nthreads, g.N * g.OH)
+        nt = _threads(nthreads, g.N * g.OH, g.N * C * (HW + OHW))
         for r in prange(g.N * g.OH, num_threads=nt, schedule="guided"):
             n = r // g.OH
             if pool_float_t is float:
@@ -860,7 +862,7 @@ cdef int max_pool2d_forward_c(const pool_float_t* x, pool_float_t* y, int64_t* i
                                     &a, &t, r % g.OH)
     else:
         # (n, c) planes
-        nt = _threads(nthreads, g.N * C)
+        nt = _threads(nthreads, g.N * C, g.N * C * (HW + OHW))
         for p in prange(g.N * C, num_threads=nt, schedule="guided"):
             if pool_float_t is float:
                 aek_maxplane_nchw_f32(x + p * HW, y + p * OHW,
@@ -941,7 +943,7 @@ cdef int _scatter(const pool_float_t* src, const int64_t* ind, pool_float_t* dst
     if N == 0 or C == 0 or nd == 0:
         return AEK_BAD_INDEX if (N > 0 and C > 0 and ns > 0) else AEK_OK
     if not nhwc:
-        nt = _threads(nthreads, N * C)
+        nt = _threads(nthreads, N * C, N * C * (ns + nd))
         for p in prange(N * C, num_threads=nt, schedule="guided"):
             bad += _scatter_plane(src + p * ns, ind + p * ns, dst + p * nd, ns, nd, accumulate)
     else:
@@ -957,7 +959,7 @@ cdef int _scatter(const pool_float_t* src, const int64_t* ind, pool_float_t* dst
                 nblk = 1
         bs = (C + nblk - 1) // nblk
         nblk = (C + bs - 1) // bs
-        nt = _threads(nthreads, N * nblk)
+        nt = _threads(nthreads, N * nblk, N * C * (ns + nd))
         for p in prange(N * nblk, num_threads=nt, schedule="guided"):
             bad += _scatter_slab_nhwc(src + (p // nblk) * ns * C, ind + (p // nblk) * ns * C,
                                       dst + (p // nblk) * nd * C, ns, nd, C,
@@ -1000,7 +1002,7 @@ cdef int max_unpool2d_backward_c(const pool_float_t* gy, const int64_t* ind, poo
     if N == 0 or C == 0 or HW == 0:
         return AEK_OK
     if not nhwc:
-        nt = _threads(nthreads, N * C)
+        nt = _threads(nthreads, N * C, 2 * N * C * HW)
         for p in prange(N * C, num_threads=nt, schedule="guided"):
             src = gy + p * OHW
             kv = ind + p * HW
@@ -1013,7 +1015,7 @@ cdef int max_unpool2d_backward_c(const pool_float_t* gy, const int64_t* ind, poo
                 else:
                     dv[q] = src[k]
     else:
-        nt = _threads(nthreads, N * H)
+        nt = _threads(nthreads, N * H, 2 * N * C * HW)
         for p in prange(N * H, num_threads=nt, schedule="guided"):
             src = gy + (p // H) * OHW * C
             kv = ind + p * W * C
@@ -1048,7 +1050,7 @@ cdef int avg_pool2d_forward_c(const pool_float_t* x, pool_float_t* y,
     if rc != AEK_OK:
         return rc
     if nhwc:
-        nt = _threads(nthreads, g.N * g.OH)
+        nt = _threads(nthreads, g.N * g.OH, g.N * C * (HW + OHW))
         for r in prange(g.N * g.OH, num_threads=nt, schedule="guided"):
             n = r // g.OH
             if pool_float_t is float:
@@ -1056,7 +1058,7 @@ cdef int avg_pool2d_forward_c(const pool_float_t* x, pool_float_t* y,
             else:
                 aek_avgrow_nhwc_f64(x + n * HW * C, y + r * g.OW * C, &a, &t, r % g.OH)
     else:
-        nt = _threads(nthreads, g.N * C)
+        nt = _threads(nthreads, g.N * C, g.N * C * (HW + OHW))
         for p in prange(g.N * C, num_threads=nt, schedule="guided"):
             if pool_float_t is float:
                 aek_avgplane_nchw_f32(x + p * HW, y + p * OHW, &a, &t)
@@ -1086,7 +1088,7 @@ cdef int avg_pool2d_backward_c(const pool_float_t* gy, pool_float_t* gx,
         return rc
     if nhwc:
         # gather form over gx rows (n, ih): no two tasks write the same element
-        nt = _threads(nthreads, g.N * g.H)
+        nt = _threads(nthreads, g.N * g.H, g.N * C * (HW + OHW))
         for r in prange(g.N * g.H, num_threads=nt, schedule="guided"):
             n = r // g.H
             if pool_float_t is float:
@@ -1094,7 +1096,7 @@ cdef int avg_pool2d_backward_c(const pool_float_t* gy, pool_float_t* gx,
             else:
                 aek_avgbwd_row_nhwc_f64(gy + n * OHW * C, gx + r * g.W * C, &a, &t, r % g.H)
     else:
-        nt = _threads(nthreads, g.N * C)
+        nt = _threads(nthreads, g.N * C, g.N * C * (HW + OHW))
         for p in prange(g.N * C, num_threads=nt, schedule="guided"):
             if pool_float_t is float:
                 aek_avgbwd_plane_nchw_f32(gy + p * OHW, gx + p * HW, &a, &t)
@@ -1123,7 +1125,7 @@ cdef int upsample_nearest2d_forward_c(const pool_float_t* x, pool_float_t* y,
         return AEK_OK
     if not nhwc:
         rowlen = OW
-        nt = _threads(nthreads, N * C * H)
+        nt = _threads(nthreads, N * C * H, N * C * H * W * (fh * fw + 1))
         for r in prange(N * C * H, num_threads=nt, schedule="guided"):
             xr = x + r * W
             yr = y + r * fh * OW
@@ -1135,7 +1137,7 @@ cdef int upsample_nearest2d_forward_c(const pool_float_t* x, pool_float_t* y,
                 memcpy(yr + a * OW, yr, OW * sizeof(pool_float_t))
     else:
         rowlen = OW * C
-        nt = _threads(nthreads, N * H)
+        nt = _threads(nthreads, N * H, N * C * H * W * (fh * fw + 1))
         for r in prange(N * H, num_threads=nt, schedule="guided"):
             xr = x + r * W * C
             yr = y + r * fh * rowlen
@@ -1162,7 +1164,7 @@ cdef int upsample_nearest2d_backward_c(const pool_float_t* gy, pool_float_t* gx,
     if N == 0 or C == 0 or H == 0 or W == 0:
         return AEK_OK
     if not nhwc:
-        nt = _threads(nthreads, N * C * H)
+        nt = _threads(nthreads, N * C * H, N * C * H * W * (fh * fw + 1))
         for r in prange(N * C * H, num_threads=nt, schedule="guided"):
             gxr = gx + r * W
             for w in range(W):
@@ -1173,7 +1175,7 @@ cdef int upsample_nearest2d_backward_c(const pool_float_t* gy, pool_float_t* gx,
                     for w in range(W):
                         gxr[w] += gyr[w * fw + b]
     else:
-        nt = _threads(nthreads, N * H)
+        nt = _threads(nthreads, N * H, N * C * H * W * (fh * fw + 1))
         for r in prange(N * H, num_threads=nt, schedule="guided"):
             gxr = gx + r * W * C
             memset(gxr, 0, W * C * sizeof(pool_float_t))
