@@ -7,7 +7,9 @@ backends, and crash isolation; test names carry the CVE id to keep them distinct
 
 Every crash-prone call runs in a child process (hardening_util.run_isolated), so a
 segfault, SIGFPE or sanitizer abort fails the named test instead of killing pytest.
-The child runs with NUMBA_BOUNDSCHECK=0: the numba backend is checked as users run it.
+The children inherit the suite's NUMBA_BOUNDSCHECK (tests/conftest.py), so they reuse
+the suite's compiled numba kernels; the fuzzer (.ci/fuzz.py) runs numba as users do,
+with NUMBA_BOUNDSCHECK=0, where an unchecked out-of-bounds access is silent.
 
 * ``api_*`` cases (tests/hardening/hardening_cases.py): the public API with the bad
   inputs of each class -> ValueError/TypeError (MemoryError where stated);
@@ -30,8 +32,7 @@ from hardening_util import backends, run_isolated
 @pytest.fixture(scope="module")
 def outcomes():
     """{backend: {case: record}} for every case, run in crash-isolated children."""
-    return {b: run_isolated("hardening_cases", list(C.CASES),
-                            env={"AEKERNELS_BACKEND": b, "NUMBA_BOUNDSCHECK": "0"})
+    return {b: run_isolated("hardening_cases", list(C.CASES), env={"AEKERNELS_BACKEND": b})
             for b in backends()}
 
 
