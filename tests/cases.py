@@ -12,7 +12,7 @@ def _conv(id, N=2, C=3, H=7, W=6, K=4, k=3, stride=1, padding=0, dilation=1, gro
     kh, kw = (k, k) if isinstance(k, int) else k
     return pytest.param(dict(N=N, C=C, H=H, W=W, K=K, kh=kh, kw=kw, stride=stride,
                              padding=padding, dilation=dilation, groups=groups,
-                             bias=bias), id=id)
+                             bias=bias, id=id), id=id)
 
 
 CONV_CASES = [
@@ -71,7 +71,7 @@ def _ct(id, N=2, Cin=4, Cout=3, H=4, W=5, k=3, stride=1, padding=0, output_paddi
     return pytest.param(dict(N=N, Cin=Cin, Cout=Cout, H=H, W=W, kh=kh, kw=kw,
                              stride=stride, padding=padding, output_padding=output_padding,
                              dilation=dilation, groups=groups, output_size=output_size,
-                             bias=bias), id=id)
+                             bias=bias, id=id), id=id)
 
 
 CONV_TRANSPOSE_CASES = [
@@ -106,7 +106,7 @@ CONV_TRANSPOSE_CASES = [
 def _pool(id, N=2, C=3, H=8, W=9, k=2, stride=None, padding=0, dilation=1,
           ceil_mode=False):
     return pytest.param(dict(N=N, C=C, H=H, W=W, kernel_size=k, stride=stride,
-                             padding=padding, dilation=dilation, ceil_mode=ceil_mode),
+                             padding=padding, dilation=dilation, ceil_mode=ceil_mode, id=id),
                         id=id)
 
 
@@ -147,7 +147,7 @@ AVG_OPTIONS = [
 
 def _unpool(id, N=2, C=3, H=8, W=9, k=2, stride=None, padding=0, output_size=None):
     return pytest.param(dict(N=N, C=C, H=H, W=W, kernel_size=k, stride=stride,
-                             padding=padding, output_size=output_size), id=id)
+                             padding=padding, output_size=output_size, id=id), id=id)
 
 
 # (H, W) is the size of the image that was pooled; unpool takes the pooled result.
@@ -169,3 +169,25 @@ UPSAMPLE_SCALES = [
     pytest.param((3, 1), id="s3x1"),
     pytest.param((1, 4), id="s1x4"),
 ]
+
+
+# The numba backend runs a representative subset of the grids above (CI time: its cost is
+# JIT compilation, and the kernels are shared across cases); the native backend runs them
+# all.  AEKERNELS_FULL_NUMBA_GRID=1 runs every case on numba too (see conftest.py).
+NUMBA_SUBSET = {
+    # conv
+    "k1x1", "k3x3_p1", "k4x4_even_s2", "k4x4_even_same_lower", "kernel_eq_input",
+    "stride_gt_kernel_rect", "dilation_rect_stride_rect", "asym_padding_stride2",
+    "same_stride2_odd", "groups2", "depthwise_multiplier2", "batch1_odd", "awkward_blocking",
+    "h1_w1_padded_k1", "bottom_padding_only_windows", "one_input_channel",
+    "stride3_dilation2_larger",
+    # conv_transpose
+    "k3x3_s2_p1_op1", "dilation3_op2_gt_stride", "asym_padding", "rect", "output_size_full",
+    "same_s2_even_k", "same_kernel_shorter_than_stride", "taps_only_in_padding",
+    # pooling
+    "k2_default_stride", "k3_s2_p1_ceil", "k2_s2_p1_ceil_last_window_dropped",
+    "k4_even_s2_p2", "stride_gt_kernel_ceil", "dilation2_p2_ceil", "same", "same_lower",
+    "ceil_window_wider_padded",
+    # unpool
+    "k3_s2_p1", "k3_s1_overlap", "full_output_size",
+}

@@ -20,6 +20,25 @@ import aekernels  # noqa: E402
 from backends import BACKENDS, ensure_backend, native_required  # noqa: E402,F401
 
 
+def pytest_collection_modifyitems(config, items):
+    """Run the big parameter grids (cases.py) on numba only for cases.NUMBA_SUBSET."""
+    if os.environ.get("AEKERNELS_FULL_NUMBA_GRID", "") == "1":
+        return
+    from cases import NUMBA_SUBSET
+    keep, drop = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        case = params.get("p")
+        if (params.get("backend") == "numba" and isinstance(case, dict)
+                and case.get("id") is not None and case["id"] not in NUMBA_SUBSET):
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     """Run the test with aekernels.use_backend(<name>) active; yields the name."""
