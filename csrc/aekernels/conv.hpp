@@ -36,13 +36,16 @@ inline bool is_pointwise(const ConvGeom& g) {
 
 // Rows of the output grid per work item for slab_conv: whole grids when
 // the batch already feeds every thread, and a bounded GEMM output block.
-inline i64 pick_row_tile(i64 GA, i64 Wp, i64 M, i64 outer_items, int nt) {
+// The slab (Cs planes of rows x Wp) is kept to ~1 MB so that it stays in L2
+// while the kernel sweeps it once per block of output channels.
+inline i64 pick_row_tile(i64 GA, i64 Wp, i64 M, i64 outer_items, int nt, i64 slab_bytes_per_row) {
     const i64 want = 4 * static_cast<i64>(nt);
     i64 tiles = outer_items >= want ? 1 : ceil_div(want, outer_items);
     tiles = std::max<i64>(1, std::min(tiles, GA));
     i64 rows = ceil_div(GA, tiles);
     const i64 cap = std::max<i64>(1, (i64(1) << 18) / std::max<i64>(1, M * Wp));
-    return std::max<i64>(1, std::min(rows, cap));
+    const i64 cap2 = std::max<i64>(8, (i64(1) << 20) / std::max<i64>(1, slab_bytes_per_row));
+    return std::max<i64>(1, std::min(rows, std::min(cap, cap2)));
 }
 
 // A zero-padded copy ("slab") of the source window of grid rows [a0, a0+rows):
@@ -246,8 +249,9 @@ void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T*
     const bool pw = is_pointwise(g);
     const int nt = num_threads();
     const bool slab = !pw && g.kh <= kMaxSlabTaps && g.kw <= kMaxSlabTaps;
-    const i64 tile = slab ? pick_row_tile(g.OH, slab_width(g.OW, oj.data(), g.kw, g.sw), Kg,
-                                          g.N * G, nt)
+    const i64 wp_f = slab_width(g.OW, oj.data(), g.kw, g.sw);
+    const i64 tile = slab ? pick_row_tile(g.OH, wp_f, Kg, g.N * G, nt,
+                                          Cg * g.sh * g.sw * wp_f * static_cast<i64>(sizeof(T)))
                           : pick_pixel_tile(P, g.N * G, g.nhwc ? uk.mr : uk.nr, nt);
     const i64 ntile = slab ? ceil_div(g.OH, tile) : ceil_div(P, tile);
     const i64 red = pw ? Cg : taps;
@@ -423,7 +427,8 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
         if (slab && ph.ntaps > 0) {
             const i64 ext = ph.oj.empty() ? 0 : *std::max_element(ph.oj.begin(), ph.oj.end()) -
                                                  *std::min_element(ph.oj.begin(), ph.oj.end());
-            tile = pick_row_tile(ph.GA, ph.GB + ext, Cg, outer, nt);
+            tile = pick_row_tile(ph.GA, ph.GB + ext, Cg, outer, nt,
+                                 Kg * (ph.GB + ext) * static_cast<i64>(sizeof(T)));
         } else if (!slab) {
             tile = pick_pixel_tile(span, outer, g.nhwc ? uk.mr : uk.nr, nt);
         }
