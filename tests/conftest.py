@@ -20,8 +20,12 @@ import aekernels  # noqa: E402
 from backends import BACKENDS, ensure_backend, native_required  # noqa: E402,F401
 
 
+NUMBA_SEEDS = 3
+
+
 def pytest_collection_modifyitems(config, items):
-    """Run the big parameter grids (cases.py) on numba only for cases.NUMBA_SUBSET."""
+    """Run the big parameter grids (cases.py) on numba only for cases.NUMBA_SUBSET, and
+    the seeded random cases (test_torch_crosscheck.py) only for the first NUMBA_SEEDS."""
     if os.environ.get("AEKERNELS_FULL_NUMBA_GRID", "") == "1":
         return
     from cases import NUMBA_SUBSET
@@ -29,8 +33,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         case = params.get("p")
-        if (params.get("backend") == "numba" and isinstance(case, dict)
-                and case.get("id") is not None and case["id"] not in NUMBA_SUBSET):
+        seed = params.get("seed")
+        if params.get("backend") == "numba" and (
+                (isinstance(case, dict) and case.get("id") is not None
+                 and case["id"] not in NUMBA_SUBSET)
+                or (isinstance(seed, int) and seed >= NUMBA_SEEDS)):
             drop.append(item)
         else:
             keep.append(item)
