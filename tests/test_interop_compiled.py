@@ -27,6 +27,7 @@ from backends import native_required
 
 
 def _need_compiler():
+    pytest.importorskip("setuptools")
     cc = sysconfig.get_config_var("CC") or "cc"
     if shutil.which(cc.split()[0]) is None and shutil.which("c++") is None:
         pytest.skip("no C/C++ compiler")
