@@ -47,6 +47,9 @@ __all__ = [
 # (one definition, instantiated per dtype by the AEK_DEFINE_KERNELS macro) and can
 # clone them for AVX2/AVX-512.  Cython drives them: checks, tables, OpenMP.
 
+# Editing note: the kernels sit inside one multi-line C macro, so every line of its
+# body ends in a backslash, written as a double backslash in this Python string.
+# Check vectorisation after edits: gcc -fopt-info-vec on the generated _pool.c.
 cdef extern from * nogil:
     """
     #include <stddef.h>
