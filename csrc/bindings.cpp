@@ -172,7 +172,4 @@ PYBIND11_MODULE(_native, m) {
     m.def("set_num_threads", &aek::set_num_threads, arg("n"));
     m.def("get_num_threads", &aek::num_threads);
     m.def("isa", [] { return std::string(aek::isa_table().isa); });
-    m.def("ukernel_names", [] {
-        return py::make_tuple(aek::isa_table().f32.name, aek::isa_table().f64.name);
-    });
 }
