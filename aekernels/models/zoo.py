@@ -86,12 +86,12 @@ def linear_ae(seed: int = 0, dtype="float32", input_dim: int = 784, code: int = 
 
 
 def sparse_ae(seed: int = 0, dtype="float32", input_dim: int = 784, hidden: int = 256,
-              sparsity: str = "kl", rho: float = 0.05, beta: float = 0.01, l1: float = 1e-4,
-              lr: float = 1e-3) -> Model:
+              sparsity: str = "kl", rho: float = 0.05, beta: float = 0.003, l1: float = 1e-4,
+              lr: float = 5e-3) -> Model:
     """One over-complete-ish hidden layer with a sparsity penalty on it:
     "kl": sigmoid code + beta * sum KL(rho || mean activation); "l1": ReLU code + L1.
     (The loss is a per-pixel mean, 1/784 of the per-image sums of the classic sparse-AE
-    papers, hence beta 0.01 where they use ~3.)"""
+    papers, hence beta 0.003 where they use ~3; sigmoid codes learn slowly, hence lr 5e-3.)"""
     dt, rng = _dt(dtype), _rngs(seed)
     init = "glorot_uniform" if sparsity == "kl" else "he_uniform"
     enc: list[nn.Layer] = [nn.Linear(input_dim, hidden, rng=next(rng), dtype=dt, init=init)]
