@@ -6,8 +6,9 @@
   (``Conv2d``, ``ConvTranspose2d``, ``MaxPool2d``, ``AvgPool2d``, ``MaxUnpool2d``).
   Needs PyTorch.
 * :mod:`aekernels.interop.jax` -- ``conv2d``, ``conv_transpose2d``, ``max_pool2d``,
-  ``avg_pool2d`` as ``jax.custom_vjp`` functions over ``jax.pure_callback``; they work
-  under ``jit``, ``grad`` and ``vmap``.  Needs JAX.
+  ``avg_pool2d``, ``max_unpool2d`` as ``jax.custom_vjp`` functions over
+  ``jax.pure_callback``; they work under ``jit``, ``grad`` (any order) and ``vmap``.
+  Needs JAX.
 
 Neither is imported by ``import aekernels``; import the submodule you need.
 
