@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .conv import _valid_range
 
 # Hot loops index flat arrays with unsigned integers: numba then skips its
 # negative-index wraparound, which otherwise blocks LLVM's loop vectoriser.  Every
@@ -23,6 +22,27 @@ from .conv import _valid_range
 U = np.uint64
 
 _JIT = dict(cache=True, fastmath=False, nogil=True)
+
+
+@njit(cache=True, nogil=True)
+def _valid_range(off, s, n_in, n_out):
+    """[lo, hi): the outputs o in [0, n_out) with 0 <= o * s + off < n_in.
+
+    (A copy of conv._valid_range: numba's cache does not notice edits to jitted
+    functions imported from another file, so each module keeps its own.)"""
+    if off >= 0:
+        lo = 0
+    else:
+        lo = (-off + s - 1) // s
+    if off >= n_in:
+        hi = 0
+    else:
+        hi = (n_in - off + s - 1) // s
+    if hi > n_out:
+        hi = n_out
+    if lo > hi:
+        lo = hi
+    return lo, hi
 
 # channels per NHWC scatter slab: a multiple of the vector width, small enough to
 # give every thread work when N is small
