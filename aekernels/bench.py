@@ -746,7 +746,7 @@ def plot(rows: list[dict], path: str, title: str) -> None:
     for y, r in zip(ypos, data):
         ax.text(r["ratio"] * 1.03, y, f"{r['ratio']:.2f}", va="center", fontsize=5)
     ax.set_yticks(ypos, labels, fontsize=6)
-    ax.invert_yaxis()
+    ax.set_ylim(len(data) - 0.5, -0.5)   # first case on top, no empty margin
     ax.set_xlabel("aekernels time / PyTorch time (lower is better; green = target met)")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
