@@ -234,9 +234,13 @@ def test_upsample_random(backend, shape, scale, layout):
 
 
 @SETTINGS
-@given(v=st.one_of(st.integers(-2**64, 2**64), st.floats(allow_nan=True), st.booleans(),
-                   st.none(), st.text(max_size=3), st.tuples(st.integers(-3, 2**40)),
-                   st.tuples(st.integers(-3, 2**63), st.integers(-3, 2**63))),
+# Mid-sized values (say 5,000..100,000) are left out on purpose: they are valid and make
+# multi-GB outputs, which would test the machine's memory rather than the checks.
+@given(v=st.one_of(st.integers(-3, 64), st.integers(2**31 - 1, 2**64), st.integers(-2**64, -1),
+                   st.floats(allow_nan=True), st.booleans(),
+                   st.none(), st.text(max_size=3), st.tuples(st.integers(-3, 8)),
+                   st.tuples(st.integers(-3, 8), st.integers(2**31 - 1, 2**63)),
+                   st.tuples(st.integers(-3, 8), st.integers(-3, 8))),
        which=st.sampled_from(["stride", "dilation", "padding", "groups", "kernel_size",
                               "scale_factor", "output_padding", "divisor_override"]))
 def test_arbitrary_parameter_values_never_crash(backend, v, which):
