@@ -303,9 +303,12 @@ def _build_conv_transpose2d(src: Src) -> Call:
     out_hw, tpads = R.conv_transpose2d_output_hw(
         (h, wd), (cin, cog, kh, kw), stride, padding, kwargs.get("output_padding", 0),
         dilation, osz_hw)
-    # conv_transpose2d runs the backward-input kernel of the forward conv out_hw -> (h, wd)
-    if "F1" in KNOWN_OPEN and ((h - 1) * sh - tpads[0][0] > out_hw[0] - 1 + dh * (kh - 1)
-                               or (wd - 1) * sw - tpads[1][0] > out_hw[1] - 1 + dw * (kw - 1)):
+    # conv_transpose2d runs the backward-input kernel of the forward conv out_hw -> fo
+    # (fo > (h, wd) when output_padding >= stride: _api pads grad_out with zeros)
+    fo = [(o + p0 + p1 - d_ * (k_ - 1) - 1) // s_ + 1
+          for o, (p0, p1), d_, k_, s_ in zip(out_hw, tpads, (dh, dw), (kh, kw), (sh, sw))]
+    if "F1" in KNOWN_OPEN and ((fo[0] - 1) * sh - tpads[0][0] > out_hw[0] - 1 + dh * (kh - 1)
+                               or (fo[1] - 1) * sw - tpads[1][0] > out_hw[1] - 1 + dw * (kw - 1)):
         raise Reject("F1")
     s = src.seed()
     x = H.randn((n, cin, h, wd), s)
@@ -676,7 +679,9 @@ def _corruptions(call: Call, src: Src) -> list[tuple[str, Callable[[Call], None]
         kh, kw_ = R.pair(call.kwargs["kernel_size"])
         dh, dw = R.pair(call.kwargs["dilation"])
         eh, ew = dh * (kh - 1) + 1, dw * (kw_ - 1) + 1
-        set_kw("padding", ((eh, 0), (0, 0)) if src.bool() else ((0, 0), (0, ew)) if src.bool()
+        # top/left padding >= the dilated kernel: the first window is all padding
+        # (bottom/right padding alone need not be: ceil_mode drops such windows)
+        set_kw("padding", ((eh, 0), (0, 0)) if src.bool() else ((0, 0), (ew, 0)) if src.bool()
                else (eh, ew), "padding so large that a window lies entirely in the padding")
         for flag in ("ceil_mode", "count_include_pad"):
             if flag in call.kwargs:
@@ -841,7 +846,7 @@ def _corruptions(call: Call, src: Src) -> list[tuple[str, Callable[[Call], None]
         # out aliasing an input of the same shape/dtype
         for i, role in _array_slots(call):
             a = call.args[i]
-            if a.shape == shape and a.dtype == dt:
+            if a.shape == shape and a.dtype == dt and a.size:   # empty arrays share nothing
                 set_kw("out", a, f"out aliases {role}")
     return out
 
