@@ -8,6 +8,11 @@
 #   .ci/sanitize.sh --no-tests --fuzz N   # fuzz only
 #   .ci/sanitize.sh -- -x tests/hardening # extra pytest arguments after --
 #
+# Measured 2026-11-25 on the shared 2-core box (load ~10): build 86 s; fuzz 100,000
+# cases x 2 backends 873 s, 0 crashes/hangs/reports; the whole suite (~4,300 tests)
+# under ASAN at -O0 progresses ~1% per minute there, i.e. well over an hour.  A CI-sized
+# run: .ci/sanitize.sh --fuzz 20000 -- tests/hardening tests/test_bad_input.py
+#
 # Nothing is built in the source tree: the sources (tracked + untracked, minus ignored
 # files such as build/ and *.so) are copied to a temp dir, built there in place, and
 # imported from there via PYTHONPATH.  Every sanitizer report is written to a log file
