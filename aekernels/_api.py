@@ -31,7 +31,8 @@ semantics and the errors are identical whichever backend runs.  Rules, beyond
   output = (H-1)*stride - pad_top - pad_bottom + dilation*(k-1) + 1 + output_padding,
   with 0 <= output_padding < max(stride, dilation).  ``output_size`` ((H, W) or a
   full shape) picks output_padding instead.  ``padding="same"`` means the output is
-  ``output_size`` or H*stride, padded as the forward "same" conv of that size.
+  ``output_size`` or H*stride (as TF), padded as the forward "same" conv of that size
+  (output_padding must then be 0).
 * ``max_unpool2d``: ``output_size`` ((H, W) or a full shape) must lie strictly
   within ``default +- stride`` per dimension, as in PyTorch.
 """
@@ -634,8 +635,12 @@ def _transpose_output_hw(fn: str, hw: tuple[int, int], k: tuple[int, int], s: tu
     for axis in range(2):
         size, kk, ss, dd = hw[axis], k[axis], s[axis], d[axis]
         eff = dd * (kk - 1) + 1
+        target = wanted[axis] if wanted else None
         if isinstance(pads, str) and pads != "valid":
-            target = wanted[axis] if wanted else size * ss
+            if op[axis]:
+                raise ValueError(f"{fn}: output_padding {op} cannot be combined with "
+                                 f"padding={padding!r}; give output_size instead")
+            target = target or size * ss  # TF's SAME: the forward "same" conv of this size
             lo, hi = _same_pads(target, eff, ss, pads == "same_lower")
         elif pads == "valid":
             lo, hi = 0, 0
@@ -643,10 +648,11 @@ def _transpose_output_hw(fn: str, hw: tuple[int, int], k: tuple[int, int], s: tu
             lo, hi = pads[axis]
         base = _transpose_len(size, kk, ss, dd, lo, hi)
         limit = max(ss, dd)
-        if wanted is not None:
-            extra = wanted[axis] - base
+        if target is not None:
+            extra = target - base
             if not 0 <= extra < limit:
-                raise ValueError(f"{fn}: output_size {tuple(wanted)} is unreachable: along "
+                shown = tuple(wanted) if wanted else target
+                raise ValueError(f"{fn}: output_size {shown} is unreachable: along "
                                  f"axis {axis} it must be in [{base}, {base + limit - 1}]")
         else:
             extra = op[axis]
