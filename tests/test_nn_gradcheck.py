@@ -130,8 +130,9 @@ def _img(n, c, h, w, layout, fn=rnd, seed=1):
                                 dict(kernel_size=(2, 3), stride=2, padding="same"),
                                 dict(kernel_size=3, stride=(1, 2), dilation=2, padding=((1, 0), (2, 1))),
                                 dict(kernel_size=4, padding="valid", bias=False)])
-def test_conv2d(layout, kw):
-    layer = nn.Conv2d(3, 4, layout=layout, rng=0, dtype=F64, init="torch", **kw)
+@pytest.mark.parametrize("impl", ["kernel", "flip"])
+def test_conv2d(layout, kw, impl):
+    layer = nn.Conv2d(3, 4, layout=layout, rng=0, dtype=F64, init="torch", impl=impl, **kw)
     check_layer(layer, _img(2, 3, 7, 8, layout))
 
 
@@ -141,9 +142,25 @@ def test_conv2d(layout, kw):
                                 dict(kernel_size=3, stride=2, padding=1, output_padding=1),
                                 dict(kernel_size=5, stride=5),
                                 dict(kernel_size=2, padding="same", bias=False)])
-def test_conv_transpose2d(layout, kw):
-    layer = nn.ConvTranspose2d(3, 2, layout=layout, rng=0, dtype=F64, init="torch", **kw)
+@pytest.mark.parametrize("impl", ["kernel", "flip"])
+def test_conv_transpose2d(layout, kw, impl):
+    layer = nn.ConvTranspose2d(3, 2, layout=layout, rng=0, dtype=F64, init="torch", impl=impl, **kw)
     check_layer(layer, _img(2, 3, 5, 6, layout))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_adjoint_formulations_agree(layout):
+    """Stride-1 conv backward-input / transposed conv: the forward-conv formulation gives
+    the kernel's result (and "auto" returns one of them)."""
+    x = _img(2, 3, 6, 7, layout)
+    for pad in (0, 1, ((2, 0), (1, 2))):
+        a = nn.ConvTranspose2d(3, 4, (3, 3), padding=pad, layout=layout, rng=0, dtype=F64, impl="kernel")
+        b = nn.ConvTranspose2d(3, 4, (3, 3), padding=pad, layout=layout, rng=0, dtype=F64, impl="flip")
+        c = nn.ConvTranspose2d(3, 4, (3, 3), padding=pad, layout=layout, rng=0, dtype=F64, impl="auto")
+        ya = a.forward(x)
+        np.testing.assert_allclose(b.forward(x), ya, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(c.forward(x), ya, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(c.forward(x), ya, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

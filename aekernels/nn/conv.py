@@ -15,6 +15,58 @@ from .init import default_rng, init_bias, init_weight
 from .module import Layer, _as_tuple
 
 
+# ---------------------------------------------------------------------------------
+# Stride-1 adjoint convolutions as forward convolutions.  For stride 1 and dilation 1,
+# conv2d_backward_input(g, w) == conv2d(g, flip(w)^T, padding=k-1-p): the same maths on
+# the forward kernel, which for some shapes is the faster kernel.  "auto" times both
+# once per shape (min of two runs each) and keeps the faster; "kernel" always uses
+# conv2d_backward_input; "flip" always the forward conv.  Any other geometry uses the
+# kernel.
+
+
+def _flipped(w: np.ndarray, nhwc: bool) -> np.ndarray:
+    """Weight of the forward conv equal to the adjoint (backward-input) of conv(., w)."""
+    if nhwc:
+        return np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
+    return np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+
+
+def _flip_padding(pads, kh: int, kw: int):
+    (pt, pb), (pl, pr) = pads
+    out = ((kh - 1 - pt, kh - 1 - pb), (kw - 1 - pl, kw - 1 - pr))
+    return out if min(out[0] + out[1]) >= 0 else None
+
+
+class _AdjointChooser:
+    """Per layer: which of the two equal formulations of the adjoint conv to run."""
+
+    def __init__(self, impl: str) -> None:
+        if impl not in ("auto", "kernel", "flip"):
+            raise ValueError(f"impl must be 'auto', 'kernel' or 'flip', got {impl!r}")
+        self.impl = impl
+        self.choice: dict = {}
+
+    def run(self, key, kernel_fn, flip_fn):
+        if flip_fn is None or self.impl == "kernel":
+            return kernel_fn()
+        if self.impl == "flip":
+            return flip_fn()
+        pick = self.choice.get(key)
+        if pick is None:
+            import time
+            best = {}
+            for name, fn in (("kernel", kernel_fn), ("flip", flip_fn)):
+                ts = []
+                for _ in range(2):
+                    t0 = time.perf_counter()
+                    out = fn()
+                    ts.append(time.perf_counter() - t0)
+                best[name] = min(ts)
+            pick = self.choice[key] = min(best, key=best.get)
+            return out if pick == "flip" else kernel_fn()
+        return flip_fn() if pick == "flip" else kernel_fn()
+
+
 def _check_layout(layout: str) -> str:
     if layout not in ("NCHW", "NHWC"):
         raise ValueError(f"layout must be 'NCHW' or 'NHWC', got {layout!r}")
@@ -41,8 +93,9 @@ class Conv2d(Layer):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  dilation=1, bias: bool = True, *, layout: str = "NCHW", init: str = "he_uniform",
-                 rng=None, dtype=np.float32) -> None:
+                 rng=None, dtype=np.float32, impl: str = "auto") -> None:
         self.in_channels, self.out_channels = in_channels, out_channels
+        self._adjoint = _AdjointChooser(impl)
         self.kernel_size = _as_tuple(kernel_size)
         self.stride, self.padding, self.dilation = stride, padding, dilation
         self.layout = _check_layout(layout)
@@ -74,7 +127,17 @@ class Conv2d(Layer):
             self.gbias[...] = K.conv2d_backward_bias(grad, layout=self.layout)
         if not self.need_input_grad:
             return None  # type: ignore[return-value]
-        return K.conv2d_backward_input(grad, self.weight, x.shape, **geo)
+        flip = None
+        if self.stride == 1 and self.dilation == 1:
+            nhwc = self.layout == "NHWC"
+            h, w = (x.shape[1], x.shape[2]) if nhwc else (x.shape[2], x.shape[3])
+            g = K._geometry(h, w, self.kernel_size, 1, self.padding, 1)
+            pads = _flip_padding(((g.pt, g.pb), (g.pl, g.pr)), *self.kernel_size)
+            if pads is not None:
+                def flip():
+                    return K.conv2d(grad, _flipped(self.weight, nhwc), padding=pads, layout=self.layout)
+        return self._adjoint.run(grad.shape, lambda: K.conv2d_backward_input(grad, self.weight, x.shape, **geo),
+                                 flip)
 
     def __repr__(self) -> str:
         return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -94,8 +157,10 @@ class ConvTranspose2d(Layer):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  output_padding=0, dilation=1, bias: bool = True, *, layout: str = "NCHW",
-                 init: str = "he_uniform", rng=None, dtype=np.float32, output_size=None) -> None:
+                 init: str = "he_uniform", rng=None, dtype=np.float32, output_size=None,
+                 impl: str = "auto") -> None:
         self.in_channels, self.out_channels = in_channels, out_channels
+        self._adjoint = _AdjointChooser(impl)
         self.kernel_size = _as_tuple(kernel_size)
         self.stride, self.padding, self.dilation = stride, padding, dilation
         self.output_padding, self.output_size = output_padding, output_size
@@ -119,10 +184,22 @@ class ConvTranspose2d(Layer):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._x = x
-        return K.conv_transpose2d(x, self.weight, self.bias, stride=self.stride,
-                                  padding=self.padding, output_padding=self.output_padding,
-                                  dilation=self.dilation, layout=self.layout,
-                                  output_size=self.output_size)
+
+        def kernel():
+            return K.conv_transpose2d(x, self.weight, self.bias, stride=self.stride,
+                                      padding=self.padding, output_padding=self.output_padding,
+                                      dilation=self.dilation, layout=self.layout,
+                                      output_size=self.output_size)
+        flip = None
+        pad = self.padding
+        if (self.stride == 1 and self.dilation == 1 and self.output_size is None
+                and not isinstance(pad, str)):
+            pads = _flip_padding(K._padding(pad), *self.kernel_size)
+            if pads is not None:
+                def flip():
+                    return K.conv2d(x, _flipped(self.weight, self.layout == "NHWC"), self.bias,
+                                    padding=pads, layout=self.layout)
+        return self._adjoint.run(x.shape, kernel, flip)
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         # y = conv2d_backward_input(x, w)  =>  dL/dx = conv2d(g, w), dL/dw = filter-grad
