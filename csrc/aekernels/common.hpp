@@ -71,6 +71,16 @@ AEK_INLINE_LOOPS inline void zero_short(T* d, i64 n) {
 int num_threads();
 void set_num_threads(int n);
 
+// Threads for a call doing `work` multiply-adds (or element visits): tiny calls
+// run on one thread, because waking the team costs more than it saves (and on a
+// busy machine a descheduled worker stalls the whole call).
+// `work` is a double: products of extents may exceed int64 for huge shapes.
+constexpr double kMinWorkPerThread = double(1 << 17);
+inline int threads_for_work(double work) {
+    const double useful = std::max(1.0, work / kMinWorkPerThread);
+    return static_cast<int>(std::min(static_cast<double>(num_threads()), useful));
+}
+
 // Flush-to-zero / denormals-are-zero for the lifetime of the guard, on this
 // thread only.  Denormal operands make x86 FMAs ~100x slower (pytorch #19651),
 // and autoencoder gradients decay into that range late in training.  Only fp32

@@ -247,7 +247,7 @@ void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T*
     for (i64 i = 0; i < g.kh; ++i) oi[i] = i * g.dh - g.pt;
     for (i64 j = 0; j < g.kw; ++j) oj[j] = j * g.dw - g.pl;
     const bool pw = is_pointwise(g);
-    const int nt = num_threads();
+    const int nt = threads_for_work(double(g.N) * P * g.K * Cg * g.kh * g.kw);
     const bool slab = !pw && g.kh <= kMaxSlabTaps && g.kw <= kMaxSlabTaps;
     const i64 wp_f = slab_width(g.OW, oj.data(), g.kw, g.sw);
     const i64 tile = slab ? pick_row_tile(g.OH, wp_f, Kg, g.N * G, nt,
@@ -356,7 +356,7 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
     const UKernel<T>& uk = ukernel<T>();
     const i64 P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), Kg = g.Kg(), G = g.groups;
     if (g.N == 0 || HW == 0) return;
-    const int nt = num_threads();
+    const int nt = threads_for_work(double(g.N) * P * g.K * Cg * g.kh * g.kw);
 
     const bool pw = is_pointwise(g);
     // Slab kernels (any layout) take each phase's sub-kernel as (C, taps) rows
@@ -636,7 +636,7 @@ void slab_filter_item(const ConvGeom& g, const T* x, const T* gy, i64 n0, i64 nb
 
 // NCHW: x (N,C,H,W), gy (N,K,OH,OW) -> gw (K,C/g,kh,kw)
 // NHWC: x (N,H,W,C), gy (N,OH,OW,K) -> gw (kh,kw,C/g,K)
-// The batch x pixel reduction is cut into S = num_threads() contiguous slices;
+// The batch x pixel reduction is cut into S = threads_for_work() contiguous slices;
 // slice s accumulates its own partial gw and the partials are added in slice
 // order, so the result depends on the thread count only, never on scheduling.
 template <class T>
@@ -652,7 +652,7 @@ void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
     for (i64 i = 0; i < g.kh; ++i) oi[i] = i * g.dh - g.pt;
     for (i64 j = 0; j < g.kw; ++j) oj[j] = j * g.dw - g.pl;
     const bool pw = is_pointwise(g);
-    const int nt = num_threads();
+    const int nt = threads_for_work(double(g.N) * P * g.K * Cg * g.kh * g.kw);
     // Dot-product tiles straight over a slab of x and a junk-column-padded
     // copy of dY: both are contiguous along the reduction, nothing transposed.
     const bool slab = !pw && g.kh <= kMaxSlabTaps && g.kw <= kMaxSlabTaps;
@@ -737,7 +737,7 @@ void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
 // not even depend on the thread count.
 template <class T>
 void conv2d_backward_bias(const T* gy, i64 N, i64 K, i64 P, bool nhwc, T* gb) {
-    const int nt = num_threads();
+    const int nt = threads_for_work(double(N) * K * P);
     if (!nhwc) {
         std::vector<double> rows(static_cast<std::size_t>(N * K));
         parallel_items(N * K, nt, false, [&](i64 r) {
