@@ -281,7 +281,7 @@ MODELS: dict[str, Spec] = {
     "denoising-ae": Spec(denoising_ae, 20, help="dense AE trained on Gaussian-corrupted inputs"),
     "stacked-ae": Spec(stacked_ae, 15, help="784-256-64-256-784, greedy pretraining + fine-tuning"),
     "anomaly": Spec(anomaly_ae, 30, help="deep AE; reconstruction error flags corrupted digits (ROC-AUC)"),
-    "conv-ae": Spec(conv_ae, 20, help="conv-pool-conv-pool / unpool-deconv-unpool-deconv (DESIGN.md)"),
+    "conv-ae": Spec(conv_ae, 40, help="conv-pool-conv-pool / unpool-deconv-unpool-deconv (DESIGN.md)"),
     "seed-ae-145": Spec(seed_ae_145, 2, batch_size=16,
                         help="the seed notes' NHWC conv AE on 145x145 (MNIST x5, padded)",
                         data=dict(train_size=512, test_size=128)),
