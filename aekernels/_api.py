@@ -681,6 +681,17 @@ def _pool_geometry(h: int, w: int, kernel_size: Any, stride: Any, padding: Any, 
     return g
 
 
+def _pool_input(x: Any, layout: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
+                ceil_mode: Any) -> tuple[np.ndarray, bool, bool, tuple[int, int, int, int], Geometry]:
+    """Checked input of a forward pooling: (x, squeeze, nhwc, (N, C, H, W), geometry)."""
+    nhwc = _nhwc(layout)
+    x, squeeze = _batched(_float_array(x, "x"), "x")
+    n, c, h, w = _dims(x.shape, nhwc)
+    _check_nonempty("x", channels=c, height=h, width=w)
+    g = _pool_geometry(h, w, kernel_size, stride, padding, dilation, ceil_mode)
+    return x, squeeze, nhwc, (n, c, h, w), g
+
+
 def max_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, dilation: Any = 1,
                ceil_mode: bool = False, return_indices: bool = False, *, layout: str = "NCHW",
                out: np.ndarray | None = None) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
@@ -711,11 +722,8 @@ def max_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, d
         Pooled values, and the indices if ``return_indices``.  Ties pick the first
         maximum in row-major window order; a NaN in the window wins.
     """
-    nhwc = _nhwc(layout)
-    x, squeeze = _batched(_float_array(x, "x"), "x")
-    n, c, h, w = _dims(x.shape, nhwc)
-    _check_nonempty("x", channels=c, height=h, width=w)
-    g = _pool_geometry(h, w, kernel_size, stride, padding, dilation, ceil_mode)
+    x, squeeze, nhwc, (n, c, _, _), g = _pool_input(x, layout, kernel_size, stride, padding,
+                                                    dilation, ceil_mode)
     shape = _data_shape(n, c, g.oh, g.ow, nhwc)
     y = _result_batched(out, shape, x.dtype, (x,), squeeze)
     idx = np.empty(shape, _INDEX) if return_indices else None
@@ -818,11 +826,8 @@ def avg_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, d
     ndarray
         Pooled values.
     """
-    nhwc = _nhwc(layout)
-    x, squeeze = _batched(_float_array(x, "x"), "x")
-    n, c, h, w = _dims(x.shape, nhwc)
-    _check_nonempty("x", channels=c, height=h, width=w)
-    g = _pool_geometry(h, w, kernel_size, stride, padding, dilation, ceil_mode)
+    x, squeeze, nhwc, (n, c, _, _), g = _pool_input(x, layout, kernel_size, stride, padding,
+                                                    dilation, ceil_mode)
     div, cip = _avg_args(divisor_override, count_include_pad)
     y = _result_batched(out, _data_shape(n, c, g.oh, g.ow, nhwc), x.dtype, (x,), squeeze)
     if n:

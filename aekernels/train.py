@@ -17,11 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
 import numpy as np
+
+from . import _dispatch
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {
         "model": args.model, "epochs": epochs, "batch_size": batch, "seed": args.seed,
         "train_images": len(split.x_train), "test_images": len(split.x_test),
-        "backend": ak.backend(), "threads": ak.get_num_threads(), "cpu": _cpu(),
+        "backend": ak.backend(), "threads": ak.get_num_threads(), "cpu": _dispatch._cpu_model(),
         "seconds_per_epoch": float(np.median(secs)) if secs else None,
         "seconds_per_epoch_all": secs, "train_seconds_total": train_seconds,
         "loss": model.history["loss"], model.metric_name: model.history["test"],
@@ -136,17 +137,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({k: v for k, v in summary.items() if k != "seconds_per_epoch_all"}))
     return 0
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def _image(a: np.ndarray) -> np.ndarray:
