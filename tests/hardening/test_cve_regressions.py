@@ -120,10 +120,10 @@ def test_pool_huge_padding_is_refused_without_huge_allocation(outcomes):
     _check(outcomes, ["api_pool_huge_padding_refused_cheaply"])
 
 
-@pytest.mark.xfail(strict=True, reason=OPEN.format("F1: numba _check_geometry"))
 @pytest.mark.parametrize("kernel", ["conv2d", "conv2d_backward_input", "conv2d_backward_filter"])
 def test_conv_window_entirely_in_padding_is_valid_on_every_backend(kernel):
-    """Finding F1: padding > dilation*(k-1) puts whole windows in the bottom/right padding;
+    """Finding F1 (fixed in 9bad0e4): padding > dilation*(k-1) puts whole windows in the
+    bottom/right padding;
     that is valid (PyTorch agrees) and must give the reference result on every backend."""
     x = H.randn((1, 2, 2, 3), 1)
     w = H.randn((3, 2, 1, 2), 2)
@@ -163,13 +163,9 @@ def test_full_nhwc_output_size_is_read_in_layout_order():
         assert aekernels.max_unpool2d(p, i, 2, layout="NHWC", output_size=size).shape == want
 
 
-_F5 = pytest.mark.xfail(strict=True, reason=OPEN.format("F5: _api._transpose_output_hw"))
-
-
-@pytest.mark.parametrize("k, stride", [pytest.param(1, 3, marks=_F5), pytest.param(2, 3, marks=_F5),
-                                       pytest.param(1, 2, marks=_F5), (3, 2), (4, 2)])
+@pytest.mark.parametrize("k, stride", [(1, 3), (2, 3), (1, 2), (3, 2), (4, 2)])
 def test_conv_transpose_same_padding_output_is_h_times_stride(k, stride):
-    """Finding F5: padding="same" without output_size gives H*stride (TF conv2d_transpose
+    """Finding F5 (fixed in 8c23d7c): padding="same" without output_size gives H*stride (TF conv2d_transpose
     SAME; the _api docstring), also when the dilated kernel is smaller than the stride."""
     x = H.randn((1, 2, 5, 4), 7)
     w = H.randn((2, 3, k, k), 8)
