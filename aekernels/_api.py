@@ -141,6 +141,9 @@ def _result(out: Any, shape: tuple[int, ...], dtype: np.dtype, inputs: Sequence[
             name: str = "out") -> np.ndarray:
     """Validate a user's ``out=`` array, or allocate the result."""
     _check_elements(shape, "result")
+    if math.prod(shape) * dtype.itemsize >= MAX_ELEMENTS:
+        raise ValueError(f"result of shape {tuple(shape)} and dtype {dtype} is too large "
+                         "(2**62 bytes or more)")
     if out is None:
         return np.empty(shape, dtype)
     if not isinstance(out, np.ndarray):
@@ -264,20 +267,45 @@ def _check_windows_overlap(g: Geometry, h: int, w: int) -> None:
     """Every pooling window must contain at least one image position."""
     for axis, (size, k, s, d, lo, n) in (("height", (h, g.kh, g.sh, g.dh, g.pt, g.oh)),
                                           ("width", (w, g.kw, g.sw, g.dw, g.pl, g.ow))):
-        eff = d * (k - 1) + 1
-        # Windows that start inside and end inside trivially overlap; test the others.
-        head_end = min(n, -(-lo // s) + 1)
-        tail_start = max(head_end, min(n, (size + lo - eff) // s + 1 if size + lo >= eff else 0))
-        o = np.concatenate([np.arange(head_end, dtype=np.int64),
-                            np.arange(tail_start, n, dtype=np.int64)])
-        start = o * s - lo
-        first = np.maximum(0, -(start // d))  # first tap index i with start + i*d >= 0
-        ok = (first < k) & (start + first * d < size)
-        if not ok.all():
-            bad = int(o[~ok][0])
+        bad = _first_window_outside(size, k, s, d, lo, n)
+        if bad is not None:
             raise ValueError(f"padding: pooling window {bad} along the {axis} lies entirely "
                              f"in the padding (kernel {k}, stride {s}, dilation {d}, "
                              f"padding {lo}, size {size})")
+
+
+def _window_taps_image(o: np.ndarray | int, size: int, k: int, s: int, d: int, lo: int):
+    """Whether window(s) ``o`` have a tap in [0, size) (works on ints and int64 arrays)."""
+    start = o * s - lo
+    first = np.maximum(0, -(start // d))  # first tap index i with start + i*d >= 0
+    return (first < k) & (start + first * d < size)
+
+
+def _first_window_outside(size: int, k: int, s: int, d: int, lo: int, n: int) -> int | None:
+    """Index of the first window with no tap inside the image, or None.
+
+    Cost is O(1) unless the dilation exceeds the image (taps can then straddle it);
+    huge paddings are refused at the first or last window without allocating.
+    """
+    for o in (0, n - 1):
+        if not _window_taps_image(o, size, k, s, d, lo):
+            return o
+    if d <= size:
+        # Gaps between taps are shorter than the image, so a window that spans part of
+        # the image has a tap in it; windows between the first and last one do.
+        return None
+    eff = d * (k - 1) + 1
+    # Only windows that start before the image or end after it can miss it.
+    head_end = min(n, -(-lo // s) + 1)
+    tail_start = max(head_end, min(n, (size + lo - eff) // s + 1 if size + lo >= eff else 0))
+    chunk = 1 << 20
+    for lo_o, hi_o in ((0, head_end), (tail_start, n)):
+        for c in range(lo_o, hi_o, chunk):
+            o = np.arange(c, min(hi_o, c + chunk), dtype=np.int64)
+            ok = _window_taps_image(o, size, k, s, d, lo)
+            if not ok.all():
+                return int(o[~ok][0])
+    return None
 
 
 # ---------------------------------------------------------------------------------

@@ -109,14 +109,8 @@ def test_raw_backend_kernel_never_crashes_on_inconsistent_arguments(outcomes, na
 # ----------------------------------------------------------- findings of the hardening work
 
 
-OPEN = "open hardening finding {} (/tmp/aekernels_hardening_findings.md); remove the " \
-       "marker and its id in hardening_problems.KNOWN_OPEN when fixed"
-
-
-@pytest.mark.xfail(strict=True, reason=OPEN.format("F3: _api pooling overlap check is "
-                                                   "O(padding) in memory and time"))
 def test_pool_huge_padding_is_refused_without_huge_allocation(outcomes):
-    """Finding F3: max/avg pooling with padding 2**29..2**31-1 must be a quick ValueError."""
+    """Finding F3 (fixed): max/avg pooling with padding 2**29..2**31-1 must be a quick ValueError."""
     _check(outcomes, ["api_pool_huge_padding_refused_cheaply"])
 
 
