@@ -27,3 +27,22 @@ def ensure_backend(name: str) -> None:
     if name == "numba" or native_required():
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
+
+
+def package_parent() -> str:
+    """Directory holding the aekernels package this process imported (site-packages
+    when the package is installed, the repository root for an in-place build)."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(aekernels.__file__)))
+
+
+def child_env(env: dict | None = None) -> dict:
+    """Environment for a child interpreter that must import the same aekernels.
+
+    Run the child with ``cwd=package_parent()`` too: ``python -c`` puts the working
+    directory first on sys.path, and from the repository root that would be the
+    uncompiled source tree instead of the installed package.
+    """
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [package_parent()] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return env

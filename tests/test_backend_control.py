@@ -11,19 +11,17 @@ import numpy as np
 import pytest
 
 import aekernels
-from backends import BACKENDS, ensure_backend, native_required
+from backends import BACKENDS, child_env, ensure_backend, native_required, package_parent
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _python(code, **env_overrides):
     """Run ``code`` in a fresh interpreter with the repo importable; -> CompletedProcess."""
-    env = dict(os.environ)
+    env = child_env()
     env.pop("AEKERNELS_BACKEND", None)
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
     env.update(env_overrides)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=env, timeout=300, cwd=REPO)
+                          env=env, timeout=300, cwd=package_parent())
 
 
 def test_backend_is_a_known_available_name():

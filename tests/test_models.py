@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from backends import child_env, package_parent
 
 from aekernels import data as D
 from aekernels import models, nn
@@ -34,8 +35,8 @@ def skip_if_nhwc_conv_crashes():
     name = aekernels.backend()
     if name not in _nhwc_state:
         env = dict(os.environ, AEKERNELS_BACKEND=name)
-        r = subprocess.run([sys.executable, "-W", "ignore", "-c", _NHWC_PROBE], env=env,
-                           capture_output=True, timeout=300)
+        r = subprocess.run([sys.executable, "-W", "ignore", "-c", _NHWC_PROBE], env=child_env(env),
+                           cwd=package_parent(), capture_output=True, timeout=300)
         _nhwc_state[name] = r.returncode < 0
     if _nhwc_state[name]:
         pytest.xfail(f"backend {name}: NHWC conv2d crashes the interpreter (kernel bug, "
@@ -306,5 +307,5 @@ def test_imports_without_the_examples_extra():
         "    print('OK')\n"
     )
     r = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True,
-                       env={**os.environ}, timeout=120)
+                       env=child_env(), cwd=package_parent(), timeout=120)
     assert r.returncode == 0 and "OK" in r.stdout, r.stderr

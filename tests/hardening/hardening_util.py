@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import aekernels
+from backends import child_env, package_parent
 
 FUZZ = os.environ.get("AEKERNELS_FUZZ", "") == "1"   # conftest sets it from --fuzz
 SANITIZED = os.environ.get("AEKERNELS_SANITIZED", "") == "1"   # .ci/sanitize.sh
@@ -78,10 +79,10 @@ def run_isolated(module: str, names: list[str], env: dict | None = None,
     results: dict[str, dict] = {}
     todo = list(names)
     code = _CHILD.format(here=HERE, tests=TESTS, module=module)
-    child_env = dict(os.environ, **(env or {}))
+    env_ = child_env(dict(os.environ, **(env or {})))
     while todo:
-        proc = subprocess.run([sys.executable, "-c", code, json.dumps(todo)],
-                              capture_output=True, text=True, env=child_env, timeout=timeout)
+        proc = subprocess.run([sys.executable, "-c", code, json.dumps(todo)], cwd=package_parent(),
+                              capture_output=True, text=True, env=env_, timeout=timeout)
         running = None
         for line in proc.stdout.splitlines():
             try:
