@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import nn
+from .._blas import single_thread_blas
 from ..data import require
 
 
@@ -111,6 +112,13 @@ class Model:
         installed and stderr is a terminal).  Every epoch logs one line: loss, test
         metric, seconds per epoch (training only), throughput.
         """
+        with single_thread_blas():  # see aekernels/_blas.py: no two spinning pools
+            return self._fit(x, y, epochs=epochs, batch_size=batch_size, validation=validation,
+                             progress=progress, phase=phase, on_epoch=on_epoch)
+
+    def _fit(self, x: np.ndarray, y: np.ndarray | None, *, epochs: int, batch_size: int,
+             validation: tuple | None, progress: Any, phase: str,
+             on_epoch: Callable[[int, dict], None] | None) -> History:
         x = np.asarray(x, dtype=self.dtype)
         if self.kind == "classifier" and y is None:
             raise ValueError("a classifier needs labels y")
