@@ -7,6 +7,7 @@ buffer (``nn.flatten_parameters``), so an Adam step is a few whole-buffer operat
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -21,6 +22,17 @@ from ..data import require
 
 class History(dict):
     """Per-epoch lists: ``loss`` (training), ``test`` (the test metric), ``seconds``."""
+
+
+_KERNEL_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.MaxPool2d, nn.MaxUnpool2d, nn.AvgPool2d,
+                  nn.Upsample)
+
+
+def _uses_kernels(layer: Any) -> bool:
+    """Whether a layer (or any layer inside a Sequential) runs the conv/pool kernels."""
+    if isinstance(layer, _KERNEL_LAYERS):
+        return True
+    return any(_uses_kernels(child) for child in getattr(layer, "children", ()))
 
 
 class Model:
@@ -112,7 +124,10 @@ class Model:
         installed and stderr is a terminal).  Every epoch logs one line: loss, test
         metric, seconds per epoch (training only), throughput.
         """
-        with single_thread_blas():  # see aekernels/_blas.py: no two spinning pools
+        # With conv/pool kernels in the loop, NumPy's BLAS pool must not spin against
+        # their OpenMP team (aekernels/_blas.py); purely dense models keep BLAS threads.
+        blas = single_thread_blas() if _uses_kernels(self.net) else contextlib.nullcontext()
+        with blas:
             return self._fit(x, y, epochs=epochs, batch_size=batch_size, validation=validation,
                              progress=progress, phase=phase, on_epoch=on_epoch)
 
