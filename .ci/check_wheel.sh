@@ -29,6 +29,7 @@ PATH="$work/nocc:$PATH" CC=false CXX=false \
 "$work/testenv/bin/pip" install --quiet "torch==2.13.0"
 
 cp -r "$root/tests" "$work/tests"
+cp -r "$root/bench" "$work/bench"   # tests/test_interop_ddp.py runs bench/ddp_example.py
 cd "$work"
 PATH="$work/nocc:$PATH" AEKERNELS_REQUIRE_NATIVE=1 "$work/testenv/bin/python" - <<'PY'
 import time, subprocess, sys
