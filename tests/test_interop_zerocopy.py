@@ -99,7 +99,7 @@ SOURCES = {
 def _x64(source):
     """JAX needs x64 for float64 data and int64 indices."""
     if source == "jax":
-        import jax
+        jax = pytest.importorskip("jax")
         with jax.enable_x64(True):
             yield
     else:
