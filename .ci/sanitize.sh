@@ -49,7 +49,9 @@ reports="$work/reports"
 mkdir -p "$src" "$reports"
 
 # --- copy the working tree (what `git status` would show, without ignored files) ---
-(cd "$root" && git ls-files -z --cached --others --exclude-standard) |
+# Virtual environments (CI's .venv-ci holds torch and jax, ~2 GB) are never copied.
+(cd "$root" && git ls-files -z --cached --others --exclude-standard -- . \
+        ':(exclude).venv*' ':(exclude)**/pyvenv.cfg') |
     (cd "$root" && xargs -0 cp --parents -t "$src" 2>/dev/null || true)
 # xargs/cp complain about tracked files deleted in the working tree: those are skipped.
 test -f "$src/setup.py" || { echo "sanitize: copy failed" >&2; exit 1; }
@@ -59,8 +61,11 @@ echo "== building with AEKERNELS_SANITIZE=address,undefined in $src"
 (cd "$src" && AEKERNELS_SANITIZE=address,undefined "$py" setup.py -q build_ext --inplace -j 2) \
     > "$work/build.log" 2>&1 || { tail -50 "$work/build.log"; echo "sanitize: build failed" >&2; exit 1; }
 for so in "$src"/aekernels/_native*.so "$src"/aekernels/_pool*.so; do
-    if ! ldd "$so" | grep -q libasan; then
-        echo "sanitize: $so is not linked against libasan" >&2; exit 1
+    if ! readelf -d "$so" 2>&1 | grep -q 'NEEDED.*libasan'; then
+        echo "sanitize: $so is not linked against libasan; readelf -d, ldd, build log:" >&2
+        readelf -d "$so" >&2 || true; ldd "$so" >&2 || true; tail -40 "$work/build.log" >&2
+        df -h "$work" >&2 || true
+        exit 1
     fi
 done
 echo "== build done in $(( $(date +%s) - start )) s"
