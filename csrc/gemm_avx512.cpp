@@ -95,6 +95,10 @@ struct F32x16 {
     static R load_part(const T* p, int n) {
         return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1u), p);
     }
+    static R add(R a, R b) { return _mm512_add_ps(a, b); }
+    static void store_part(T* p, R r, int n) {
+        _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), r);
+    }
 };
 struct F64x8 {
     using T = double;
@@ -108,6 +112,10 @@ struct F64x8 {
     static T hsum(R r) { return _mm512_reduce_add_pd(r); }
     static R load_part(const T* p, int n) {
         return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1u), p);
+    }
+    static R add(R a, R b) { return _mm512_add_pd(a, b); }
+    static void store_part(T* p, R r, int n) {
+        _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1u), r);
     }
 };
 
@@ -127,6 +135,17 @@ AEK_DECLARE_DOT(conv_dot_f32_4x6_avx512, float) {
 }
 AEK_DECLARE_DOT(conv_dot_f64_4x6_avx512, double) {
     simd::dot_tiles<F64x8, 4, 6>(M, N, rows, ow, arow, apitch, b, boff, bpitch, c, ldc, accumulate);
+}
+
+// Channel-vector conv: 14 pixels x 2 vectors = 28 accumulators + 2 weight
+// vectors + 1 broadcast of 32 zmm (the 14x32 GEMM plan without packing A).
+AEK_DECLARE_CL(conv_cl_f32_14x32_avx512, float) {
+    simd::cl_rows<F32x16, 14, 2>(M, rows, GB, nti, ioff, ntj, joff, ncb, cbs, slab, rs, wpk, out,
+                                 as, ps, ms, bias);
+}
+AEK_DECLARE_CL(conv_cl_f64_14x16_avx512, double) {
+    simd::cl_rows<F64x8, 14, 2>(M, rows, GB, nti, ioff, ntj, joff, ncb, cbs, slab, rs, wpk, out,
+                                as, ps, ms, bias);
 }
 
 }  // namespace aek

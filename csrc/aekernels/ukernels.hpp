@@ -41,7 +41,21 @@ using shift_f64_fn = void (*)(std::int64_t M, std::int64_t ntaps, const double* 
               const T* const* arow, std::int64_t apitch, const T* b, const std::int64_t* boff, \
               std::int64_t bpitch, T* c, std::int64_t ldc, int accumulate)
 
+// Channel-vector direct conv over a channel-blocked slab (simd_templates.hpp,
+// cl_rows): out[a*as + b*ps + m*ms] = bias[m] + sum_{ti, cb, tj, l}
+//   slab[a*rs + ioff[ti] + cb*cbs + joff[tj] + b*W + l] * w(m, ((ti*ncb + cb)*ntj + tj)*W + l)
+// for a < rows, b < GB, m < M (W = the table's cl block; bias may be null).
+#define AEK_DECLARE_CL(name, T)                                                                \
+    void name(std::int64_t M, std::int64_t rows, std::int64_t GB, std::int64_t nti,              \
+              const std::int64_t* ioff, std::int64_t ntj, const std::int64_t* joff,              \
+              std::int64_t ncb, std::int64_t cbs, const T* slab, std::int64_t rs, const T* wpk,  \
+              T* out, std::int64_t as, std::int64_t ps, std::int64_t ms, const T* bias)
+
 #ifdef AEK_HAVE_X86_ISA
+AEK_DECLARE_CL(conv_cl_f32_14x32_avx512, float);
+AEK_DECLARE_CL(conv_cl_f64_14x16_avx512, double);
+AEK_DECLARE_CL(conv_cl_f32_6x16_avx2, float);
+AEK_DECLARE_CL(conv_cl_f64_6x8_avx2, double);
 AEK_DECLARE_DOT(conv_dot_f32_3x3_avx2, float);
 AEK_DECLARE_DOT(conv_dot_f64_3x3_avx2, double);
 AEK_DECLARE_DOT(conv_dot_f32_4x6_avx512, float);
