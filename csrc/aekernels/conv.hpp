@@ -322,9 +322,20 @@ ClSlab<T> build_cl_slab(const Src<T>& src, i64 cb, i64 a0, i64 rows, i64 GB, con
             zero_short(d, lo * cb);
             zero_short(d + hi * cb, (Wp - hi) * cb);
             if (src.cs == 1) {  // channel-last: each pixel's block is contiguous
-                for (i64 col = lo; col < hi; ++col) {
-                    copy_short(srow + (col - lo) * src.ws + k * cb, nc, d + col * cb);
-                    zero_short(d + col * cb + nc, cb - nc);
+                const T* sk = srow + k * cb;
+                T* dk = d + lo * cb;
+                if (nc * static_cast<i64>(sizeof(T)) == 64) {
+                    // one cache line per pixel: a fixed-size copy the compiler inlines
+                    for (i64 col = 0; col < hi - lo; ++col)
+                        std::memcpy(dk + col * cb, sk + col * src.ws, 64);
+                } else if (nc * static_cast<i64>(sizeof(T)) == 32) {
+                    for (i64 col = 0; col < hi - lo; ++col)
+                        std::memcpy(dk + col * cb, sk + col * src.ws, 32);
+                } else {
+                    for (i64 col = 0; col < hi - lo; ++col) {
+                        for (i64 c = 0; c < nc; ++c) dk[col * cb + c] = sk[col * src.ws + c];
+                        for (i64 c = nc; c < cb; ++c) dk[col * cb + c] = T(0);
+                    }
                 }
                 continue;
             }
@@ -781,6 +792,73 @@ void slab_filter_item(const ConvGeom& g, const T* x, const T* gy, i64 n0, i64 nb
         }
 }
 
+// Backward-filter of one image, group gi, output rows [a0, a1) on the
+// channel-vector path: cacc[m][v*cb + l] += sum over the rows of
+// dY(m, pixel) * x(channel block, lane l, pixel + tap) for vector column
+// v = (ti*ncb + cb)*ntj + tj (layout: cl_filter in simd_templates.hpp).
+template <class T>
+void cl_filter_item(const ConvGeom& g, const T* x, const T* gy, i64 n, i64 gi, i64 a0, i64 a1,
+                    const i64* oi, const i64* oj, T* cacc, i64 ldc, Workspace<T>& ws) {
+    const ClKernel<T>& ck = cl_kernel<T>();
+    const i64 Cg = g.Cg(), Kg = g.Kg(), rows = a1 - a0, GB = g.OW, MR = ck.fmr;
+    const ClSlab<T> sl = build_cl_slab(image_src(x, n, gi * Cg, Cg, g.C, g.H, g.W, g.nhwc), ck.cb,
+                                       a0, rows, GB, oi, g.kh, oj, g.kw, ws);
+    const i64 ncol = g.kh * sl.ncb * g.kw;
+    ws.toff.resize(static_cast<std::size_t>(ncol));
+    for (i64 ti = 0, v = 0; ti < g.kh; ++ti)
+        for (i64 k = 0; k < sl.ncb; ++k)
+            for (i64 tj = 0; tj < g.kw; ++tj, ++v)
+                ws.toff[v] = sl.ioff[ti] + k * sl.cbs + sl.joff[tj];
+    // dY blocked by MR channels: gb[mb][pixel][MR], channels past Kg zero
+    const i64 Mpad = ceil_div(Kg, MR) * MR, npix = rows * GB;
+    T* gb = ws.cbuf.get(static_cast<std::size_t>(Mpad * npix));
+    if (g.nhwc) {
+        // pixel by pixel: each block's MR channels are one contiguous run of dY
+        const T* src = gy + (n * g.OH + a0) * g.OW * g.K + gi * Kg;
+        for (i64 mb = 0; mb < Mpad / MR; ++mb) {
+            T* d = gb + mb * npix * MR;
+            const i64 nm = std::min(MR, Kg - mb * MR);
+            for (i64 p = 0; p < npix; ++p) {
+                const T* sp = src + p * g.K + mb * MR;
+                for (i64 r = 0; r < nm; ++r) d[p * MR + r] = sp[r];
+                for (i64 r = nm; r < MR; ++r) d[p * MR + r] = T(0);
+            }
+        }
+    } else {
+        for (i64 m = 0; m < Mpad; ++m) {
+            T* d = gb + (m / MR) * npix * MR + m % MR;
+            if (m >= Kg) {
+                for (i64 p = 0; p < npix; ++p) d[p * MR] = T(0);
+                continue;
+            }
+            const T* src = gy + ((n * g.K + gi * Kg + m) * g.OH + a0) * g.OW;
+            for (i64 p = 0; p < npix; ++p) d[p * MR] = src[p];
+        }
+    }
+    ck.ffn(Mpad, ncol, ws.toff.data(), rows, GB, sl.data, sl.rs, gb, cacc, ldc);
+}
+
+// cacc of one group (see cl_filter_item) -> gw rows of that group.
+template <class T>
+void cl_filter_store(const ConvGeom& g, const T* cacc, i64 ldc, T* gwg) {
+    const ClKernel<T>& ck = cl_kernel<T>();
+    const i64 Cg = g.Cg(), Kg = g.Kg(), ncb = ceil_div(Cg, ck.cb), taps = g.taps();
+    for (i64 m = 0; m < Kg; ++m)
+        for (i64 ti = 0; ti < g.kh; ++ti)
+            for (i64 k = 0; k < ncb; ++k)
+                for (i64 tj = 0; tj < g.kw; ++tj) {
+                    const T* s = cacc + m * ldc + ((ti * ncb + k) * g.kw + tj) * ck.cb;
+                    const i64 nc = std::min(ck.cb, Cg - k * ck.cb);
+                    for (i64 l = 0; l < nc; ++l) {
+                        const i64 c = k * ck.cb + l;
+                        if (!g.nhwc)
+                            gwg[m * taps + (c * g.kh + ti) * g.kw + tj] = s[l];
+                        else
+                            gwg[((ti * g.kw + tj) * Cg + c) * g.K + m] = s[l];
+                    }
+                }
+}
+
 // NCHW: x (N,C,H,W), gy (N,K,OH,OW) -> gw (K,C/g,kh,kw)
 // NHWC: x (N,H,W,C), gy (N,OH,OW,K) -> gw (kh,kw,C/g,K)
 // The batch x pixel reduction is cut into S = threads_for_work() contiguous slices;
@@ -814,9 +892,30 @@ void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
     const i64 S = std::max<i64>(1, std::min<i64>(nt, items));
     std::vector<T> partial(static_cast<std::size_t>((S - 1) * wsize));
 
+    const bool cl = slab && g.sh == 1 && g.sw == 1 && use_cl_path<T>(Cg, Kg);
+
     parallel_items(S, nt, kFlushDenormals<T>, [&](i64 s) {
         T* part = s == 0 ? gw : partial.data() + (s - 1) * wsize;
         Workspace<T>& ws = thread_workspace<T>();
+        if (cl) {
+            // per group: cl accumulators (Mpad x ncol vectors), stored at the end
+            const ClKernel<T>& ck = cl_kernel<T>();
+            const i64 ldc = g.kh * ceil_div(Cg, ck.cb) * g.kw * ck.cb;
+            const i64 gsz = ceil_div(Kg, ck.fmr) * ck.fmr * ldc;
+            std::vector<T> cacc(static_cast<std::size_t>(G * gsz), T(0));
+            for (i64 it = s * items / S; it < (s + 1) * items / S; ++it) {
+                const i64 n = it / cpi, p0 = (it % cpi) * clen;
+                const i64 np = std::min(clen, g.OH - p0);
+                if (np <= 0) continue;
+                for (i64 gi = 0; gi < G; ++gi)
+                    cl_filter_item(g, x, gy, n, gi, p0, p0 + np, oi.data(), oj.data(),
+                                   cacc.data() + gi * gsz, ldc, ws);
+            }
+            for (i64 gi = 0; gi < G; ++gi)
+                cl_filter_store(g, cacc.data() + gi * gsz, ldc,
+                                part + (g.nhwc ? gi * Kg : gi * Kg * taps));
+            return;
+        }
         bool first = true;
         const i64 it1 = (s + 1) * items / S;
         for (i64 it = s * items / S; it < it1; ++it) {

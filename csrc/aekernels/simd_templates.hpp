@@ -268,5 +268,68 @@ void cl_rows(std::int64_t M, std::int64_t rows, std::int64_t GB, std::int64_t nt
     }
 }
 
+// Backward-filter over a channel-blocked slab (cl_filter): vector column v
+// (a channel block of one tap) starts at slab offset coff[v]; the reduction
+// runs over the rows x GB grid pixels:
+//   c[m*ldc + v*W + l] += sum_{a, b} g[(m/MR)*gs + (a*GB + b)*MR + m%MR]
+//                                   * slab[a*rs + coff[v] + b*W + l]
+// g holds dY blocked by MR output channels (pixel-major inside a block), so a
+// pixel's MR values are one short contiguous run.
+template <class V, int MR, int NV>
+void cl_ftile(const std::int64_t* coff, std::int64_t rows, std::int64_t GB,
+              const typename V::T* slab, std::int64_t rs, const typename V::T* g,
+              typename V::T* c, std::int64_t ldc) {
+    using T = typename V::T;
+    using R = typename V::R;
+    constexpr int W = V::W;
+    R acc[MR][NV];
+    for (int r = 0; r < MR; ++r)
+        for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+    for (std::int64_t a = 0; a < rows; ++a) {
+        const T* xp[NV];
+        for (int v = 0; v < NV; ++v) xp[v] = slab + a * rs + coff[v];
+        const T* gp = g + a * GB * MR;
+        for (std::int64_t b = 0; b < GB; ++b) {
+            R gr[MR];
+            for (int r = 0; r < MR; ++r) gr[r] = V::bcast(gp + b * MR + r);
+            for (int v = 0; v < NV; ++v) {
+                const R xv = V::load(xp[v] + b * W);
+                for (int r = 0; r < MR; ++r) acc[r][v] = V::fma(gr[r], xv, acc[r][v]);
+            }
+        }
+    }
+    for (int r = 0; r < MR; ++r)
+        for (int v = 0; v < NV; ++v) {
+            T* d = c + r * ldc + v * W;
+            V::store(d, V::add(V::load(d), acc[r][v]));
+        }
+}
+
+// All Mpad (a multiple of MR) x ncol vector columns, NV columns at a time.
+template <class V, int MR, int NV>
+void cl_filter(std::int64_t Mpad, std::int64_t ncol, const std::int64_t* coff, std::int64_t rows,
+               std::int64_t GB, const typename V::T* slab, std::int64_t rs,
+               const typename V::T* g, typename V::T* c, std::int64_t ldc) {
+    constexpr int W = V::W;
+    const std::int64_t gs = rows * GB * MR;
+    for (std::int64_t v0 = 0; v0 < ncol; v0 += NV) {
+        const std::int64_t nv = ncol - v0 < NV ? ncol - v0 : NV;
+        for (std::int64_t m0 = 0; m0 < Mpad; m0 += MR) {
+            const typename V::T* gb = g + (m0 / MR) * gs;
+            typename V::T* cb = c + m0 * ldc + v0 * W;
+#define AEK_CLF_CASE(n)                                                                      \
+    case n:                                                                                  \
+        cl_ftile<V, MR, (n <= NV ? n : 1)>(coff + v0, rows, GB, slab, rs, gb, cb, ldc);      \
+        break;
+            switch (nv) {
+                AEK_CLF_CASE(1) AEK_CLF_CASE(2) AEK_CLF_CASE(3) AEK_CLF_CASE(4)
+                AEK_CLF_CASE(5) AEK_CLF_CASE(6) AEK_CLF_CASE(7) AEK_CLF_CASE(8)
+                default: break;
+            }
+#undef AEK_CLF_CASE
+        }
+    }
+}
+
 }  // namespace simd
 }  // namespace aek

@@ -51,7 +51,16 @@ using shift_f64_fn = void (*)(std::int64_t M, std::int64_t ntaps, const double* 
               std::int64_t ncb, std::int64_t cbs, const T* slab, std::int64_t rs, const T* wpk,  \
               T* out, std::int64_t as, std::int64_t ps, std::int64_t ms, const T* bias)
 
+// Backward-filter over the same slab (simd_templates.hpp, cl_filter).
+#define AEK_DECLARE_CLF(name, T)                                                                \
+    void name(std::int64_t Mpad, std::int64_t ncol, const std::int64_t* coff, std::int64_t rows, \
+              std::int64_t GB, const T* slab, std::int64_t rs, const T* g, T* c, std::int64_t ldc)
+
 #ifdef AEK_HAVE_X86_ISA
+AEK_DECLARE_CLF(conv_clf_f32_4x6_avx512, float);
+AEK_DECLARE_CLF(conv_clf_f64_4x6_avx512, double);
+AEK_DECLARE_CLF(conv_clf_f32_2x6_avx2, float);
+AEK_DECLARE_CLF(conv_clf_f64_2x6_avx2, double);
 AEK_DECLARE_CL(conv_cl_f32_14x32_avx512, float);
 AEK_DECLARE_CL(conv_cl_f64_14x16_avx512, double);
 AEK_DECLARE_CL(conv_cl_f32_6x16_avx2, float);
