@@ -112,6 +112,8 @@ struct F32x8 {
         const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane));
     }
+    static constexpr bool kTranspose = false;
+    static void transpose(R*) {}
     static R add(R a, R b) { return _mm256_add_ps(a, b); }
     static void store_part(T* p, R r, int n) {
         const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -136,6 +138,8 @@ struct F64x4 {
         const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);
         return _mm256_maskload_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), lane));
     }
+    static constexpr bool kTranspose = false;
+    static void transpose(R*) {}
     static R add(R a, R b) { return _mm256_add_pd(a, b); }
     static void store_part(T* p, R r, int n) {
         const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);

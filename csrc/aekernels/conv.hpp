@@ -292,6 +292,7 @@ struct ClSlab {
 template <class T>
 ClSlab<T> build_cl_slab(const Src<T>& src, i64 cb, i64 a0, i64 rows, i64 GB, const i64* oi,
                         i64 nti, const i64* oj, i64 ntj, Workspace<T>& ws) {
+    const auto tr = cl_kernel<T>().tr;
     if (nti > kMaxSlabTaps || ntj > kMaxSlabTaps)
         throw std::logic_error("build_cl_slab: kernel wider than kMaxSlabTaps");
     const i64 mini = *std::min_element(oi, oi + nti), maxi = *std::max_element(oi, oi + nti);
@@ -337,6 +338,10 @@ ClSlab<T> build_cl_slab(const Src<T>& src, i64 cb, i64 a0, i64 rows, i64 GB, con
                         for (i64 c = nc; c < cb; ++c) dk[col * cb + c] = T(0);
                     }
                 }
+                continue;
+            }
+            if (tr && src.ws == 1) {
+                tr(srow + k * cb * src.cs, src.cs, nc, hi - lo, d + lo * cb);
                 continue;
             }
             for (i64 c = 0; c < nc; ++c) {
@@ -889,10 +894,12 @@ void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
     // whole small images are reduced in batches of up to ~2048 grid positions
     const i64 batch = std::max<i64>(1, std::min<i64>(16, 2048 / std::max<i64>(1, g.OH * Wp_est)));
     const i64 items = g.N * cpi;
-    const i64 S = std::max<i64>(1, std::min<i64>(nt, items));
-    std::vector<T> partial(static_cast<std::size_t>((S - 1) * wsize));
-
     const bool cl = slab && g.sh == 1 && g.sw == 1 && use_cl_path<T>(Cg, Kg);
+    // The channel-vector path cuts the reduction into more slices than threads
+    // (run dynamically): a thread descheduled on a busy machine then delays
+    // one small slice instead of half the call.
+    const i64 S = std::max<i64>(1, std::min<i64>(cl && nt > 1 ? 4 * nt : nt, items));
+    std::vector<T> partial(static_cast<std::size_t>((S - 1) * wsize));
 
     parallel_items(S, nt, kFlushDenormals<T>, [&](i64 s) {
         T* part = s == 0 ? gw : partial.data() + (s - 1) * wsize;

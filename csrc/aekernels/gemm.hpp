@@ -51,6 +51,8 @@ struct ClKernel {
     i64 fmr;  // backward-filter: dY channels per tile (ffn)
     void (*ffn)(i64 Mpad, i64 ncol, const i64* coff, i64 rows, i64 GB, const T* slab, i64 rs,
                 const T* g, T* c, i64 ldc);
+    // optional: channel-major rows -> slab columns (cl_transpose_rows)
+    void (*tr)(const T* s, i64 cs, i64 nc, i64 n, T* d);
 };
 
 struct IsaTable {

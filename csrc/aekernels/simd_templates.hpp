@@ -197,7 +197,25 @@ void cl_tile(std::int64_t nti, const std::int64_t* ioff, std::int64_t ntj,
         }
         return;
     }
-    // channel-major output (NCHW): transpose through a small buffer
+    // channel-major output (NCHW) with unit pixel stride: transpose in
+    // registers and store each channel's MR pixels as one partial vector
+    if constexpr (V::kTranspose && MR < W) {
+        if (ps == 1) {
+            for (int v = 0; v < NV; ++v) {
+                R t[W];
+                for (int r = 0; r < W; ++r) t[r] = r < MR ? acc[r < MR ? r : 0][v] : V::zero();
+                V::transpose(t);
+                for (int l = 0; l < W; ++l) {
+                    const std::int64_t m = std::int64_t(v) * W + l;
+                    if (m >= mvalid) break;
+                    const R bm = bias ? V::bcast(bias + m) : V::zero();
+                    V::store_part(out + m * ms, V::add(t[l], bm), MR);
+                }
+            }
+            return;
+        }
+    }
+    // otherwise transpose through a small buffer
     alignas(64) T tile[MR][NV * W];
     for (int r = 0; r < MR; ++r)
         for (int v = 0; v < NV; ++v) V::store(&tile[r][v * W], acc[r][v]);
@@ -258,12 +276,16 @@ void cl_rows(std::int64_t M, std::int64_t rows, std::int64_t GB, std::int64_t nt
         // the packed block is as wide as the vectors it needs
         const int nv = static_cast<int>((mvalid + W - 1) / W);
         for (std::int64_t a = 0; a < rows; ++a) {
-            if (nv == NV)
-                cl_row<V, MRMAX, NV>(GB, nti, ioff, ntj, joff, ncb, cbs, slab + a * rs, w,
-                                     mvalid, o + a * as, ps, ms, bm);
-            else
-                cl_row<V, MRMAX, 1>(GB, nti, ioff, ntj, joff, ncb, cbs, slab + a * rs, w,
-                                    mvalid, o + a * as, ps, ms, bm);
+#define AEK_CL_NV(n)                                                                        \
+    case n:                                                                                 \
+        cl_row<V, MRMAX, (n <= NV ? n : 1)>(GB, nti, ioff, ntj, joff, ncb, cbs, slab + a * rs, \
+                                            w, mvalid, o + a * as, ps, ms, bm);             \
+        break;
+            switch (nv) {
+                AEK_CL_NV(1) AEK_CL_NV(2) AEK_CL_NV(3) AEK_CL_NV(4)
+                default: break;
+            }
+#undef AEK_CL_NV
         }
     }
 }
@@ -328,6 +350,25 @@ void cl_filter(std::int64_t Mpad, std::int64_t ncol, const std::int64_t* coff, s
             }
 #undef AEK_CLF_CASE
         }
+    }
+}
+
+// d[col*W + c] = s[c*cs + col] for c < nc, zero for nc <= c < W, col < n:
+// channel-major rows into channel-blocked slab columns, W x W blocks
+// transposed in registers (traits with kTranspose only).
+template <class V>
+void cl_transpose_rows(const typename V::T* s, std::int64_t cs, std::int64_t nc, std::int64_t n,
+                       typename V::T* d) {
+    using R = typename V::R;
+    constexpr int W = V::W;
+    for (std::int64_t c0 = 0; c0 < n; c0 += W) {
+        const int w = n - c0 < W ? static_cast<int>(n - c0) : W;
+        R t[W];
+        for (int c = 0; c < W; ++c)
+            t[c] = c >= nc ? V::zero()
+                           : (w == W ? V::load(s + c * cs + c0) : V::load_part(s + c * cs + c0, w));
+        V::transpose(t);
+        for (int j = 0; j < w; ++j) V::store(d + (c0 + j) * W, t[j]);
     }
 }
 

@@ -56,7 +56,12 @@ using shift_f64_fn = void (*)(std::int64_t M, std::int64_t ntaps, const double* 
     void name(std::int64_t Mpad, std::int64_t ncol, const std::int64_t* coff, std::int64_t rows, \
               std::int64_t GB, const T* slab, std::int64_t rs, const T* g, T* c, std::int64_t ldc)
 
+// Channel-major rows -> channel-blocked slab columns (cl_transpose_rows).
+#define AEK_DECLARE_CLT(name, T) \
+    void name(const T* s, std::int64_t cs, std::int64_t nc, std::int64_t n, T* d)
+
 #ifdef AEK_HAVE_X86_ISA
+AEK_DECLARE_CLT(conv_clt_f32_avx512, float);
 AEK_DECLARE_CLF(conv_clf_f32_4x6_avx512, float);
 AEK_DECLARE_CLF(conv_clf_f64_4x6_avx512, double);
 AEK_DECLARE_CLF(conv_clf_f32_2x6_avx2, float);
