@@ -7,7 +7,11 @@
 #include "aekernels/simd_templates.hpp"
 #include "aekernels/ukernels.hpp"
 
-namespace aek {
+// Everything compiled with this unit's ISA flags lives in aek::avx2 (the traits in an
+// anonymous namespace inside it): .ci/check_isa.py relies on that to tell dispatched
+// AVX2 code from baseline code, and no shared template instantiated here can
+// be merged with a generic copy of the same name.
+namespace aek::avx2 {
 
 // 6x16 fp32: 12 ymm accumulators + 2 B vectors + 1 broadcast = 15 of 16 ymm
 // (the BLIS Haswell shape: 2 loads and 12 FMAs per k keep both FMA pipes busy).
@@ -185,4 +189,4 @@ AEK_DECLARE_CLF(conv_clf_f64_2x6_avx2, double) {
     simd::cl_filter<F64x4, 2, 6>(Mpad, ncol, coff, rows, GB, slab, rs, g, c, ldc);
 }
 
-}  // namespace aek
+}  // namespace aek::avx2
