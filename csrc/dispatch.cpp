@@ -119,10 +119,12 @@ IsaTable make_table() {
         t.shift_f64 = {"conv_shift_f64_3x12_avx2", 4, 1 << 30, avx2::conv_shift_f64_3x12_avx2};
         t.dot_f32 = {"conv_dot_f32_3x3_avx2", 3, 3, 8, avx2::conv_dot_f32_3x3_avx2};
         t.dot_f64 = {"conv_dot_f64_3x3_avx2", 3, 3, 4, avx2::conv_dot_f64_3x3_avx2};
-        t.cl_f32 = {"conv_cl_f32_6x16_avx2", 8, 16, avx2::conv_cl_f32_6x16_avx2, 2,
-                    avx2::conv_clf_f32_2x6_avx2, nullptr};
-        t.cl_f64 = {"conv_cl_f64_6x8_avx2", 4, 8, avx2::conv_cl_f64_6x8_avx2, 2,
-                    avx2::conv_clf_f64_2x6_avx2, nullptr};
+        // no channel-vector backward-filter on AVX2: GCC keeps its accumulators
+        // in memory there, and the dot tiles are faster
+        t.cl_f32 = {"conv_cl_f32_6x16_avx2", 8, 16, avx2::conv_cl_f32_6x16_avx2, 1,
+                    nullptr, nullptr};
+        t.cl_f64 = {"conv_cl_f64_6x8_avx2", 4, 8, avx2::conv_cl_f64_6x8_avx2, 1,
+                    nullptr, nullptr};
     } else if (level == kAvx512) {
         t.isa = "avx512";
         t.f32 = {"gemm_ukernel_f32_14x32_avx512", 14, 32, 168, 256, 4096,

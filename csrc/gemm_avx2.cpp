@@ -180,13 +180,4 @@ AEK_DECLARE_CL(conv_cl_f64_6x8_avx2, double) {
                                as, ps, ms, bias);
 }
 
-// Channel-vector backward-filter: 2 dY channels x 6 vector columns = 12
-// accumulators + 2 broadcasts + 1 slab vector of 16 ymm.
-AEK_DECLARE_CLF(conv_clf_f32_2x6_avx2, float) {
-    simd::cl_filter<F32x8, 2, 6>(Mpad, ncol, coff, rows, GB, slab, rs, g, c, ldc);
-}
-AEK_DECLARE_CLF(conv_clf_f64_2x6_avx2, double) {
-    simd::cl_filter<F64x4, 2, 6>(Mpad, ncol, coff, rows, GB, slab, rs, g, c, ldc);
-}
-
 }  // namespace aek::avx2

@@ -894,7 +894,8 @@ void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
     // whole small images are reduced in batches of up to ~2048 grid positions
     const i64 batch = std::max<i64>(1, std::min<i64>(16, 2048 / std::max<i64>(1, g.OH * Wp_est)));
     const i64 items = g.N * cpi;
-    const bool cl = slab && g.sh == 1 && g.sw == 1 && use_cl_path<T>(Cg, Kg);
+    const bool cl =
+        slab && g.sh == 1 && g.sw == 1 && cl_kernel<T>().ffn && use_cl_path<T>(Cg, Kg);
     // The channel-vector path cuts the reduction into more slices than threads
     // (run dynamically): a thread descheduled on a busy machine then delays
     // one small slice instead of half the call.

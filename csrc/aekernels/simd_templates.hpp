@@ -315,9 +315,12 @@ void cl_ftile(const std::int64_t* coff, std::int64_t rows, std::int64_t GB,
         const T* gp = g + a * GB * MR;
         for (std::int64_t b = 0; b < GB; ++b) {
             R gr[MR];
+#pragma GCC unroll 8
             for (int r = 0; r < MR; ++r) gr[r] = V::bcast(gp + b * MR + r);
+#pragma GCC unroll 8
             for (int v = 0; v < NV; ++v) {
                 const R xv = V::load(xp[v] + b * W);
+#pragma GCC unroll 8
                 for (int r = 0; r < MR; ++r) acc[r][v] = V::fma(gr[r], xv, acc[r][v]);
             }
         }

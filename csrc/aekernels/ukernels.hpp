@@ -69,8 +69,6 @@ AEK_DECLARE_SHIFT(conv_shift_f32_3x24_avx2, float);
 AEK_DECLARE_SHIFT(conv_shift_f64_3x12_avx2, double);
 AEK_DECLARE_CL(conv_cl_f32_6x16_avx2, float);
 AEK_DECLARE_CL(conv_cl_f64_6x8_avx2, double);
-AEK_DECLARE_CLF(conv_clf_f32_2x6_avx2, float);
-AEK_DECLARE_CLF(conv_clf_f64_2x6_avx2, double);
 void gemm_ukernel_f32_6x16_avx2(std::int64_t kc, const float* a, const float* b,
                                 float* c, std::int64_t ldc, int accumulate);
 void gemm_ukernel_f64_6x8_avx2(std::int64_t kc, const double* a, const double* b,
