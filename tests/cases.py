@@ -63,6 +63,7 @@ CONV_CASES = [
     _conv("cl_asym_pad_rect", N=3, C=32, H=7, W=16, K=16, k=(2, 3),
           padding=((1, 0), (2, 1)), bias=False),
     _conv("cl_one_image_tall", N=1, C=16, H=45, W=5, K=80, k=3, padding=1),
+    _conv("cl_odd_outputs", N=2, C=16, H=6, W=9, K=30, k=3, padding=1),
     _conv("larger_stride2_k5", N=1, C=8, H=23, W=21, K=24, k=5, stride=2, padding=2),
     _conv("stem_k7_s2_p3", N=1, C=3, H=17, W=18, K=8, k=7, stride=2, padding=3),
     _conv("one_input_channel", N=2, C=1, H=16, W=15, K=8, k=3, padding=1),

@@ -814,8 +814,14 @@ void cl_filter_item(const ConvGeom& g, const T* x, const T* gy, i64 n, i64 gi, i
         for (i64 k = 0; k < sl.ncb; ++k)
             for (i64 tj = 0; tj < g.kw; ++tj, ++v)
                 ws.toff[v] = sl.ioff[ti] + k * sl.cbs + sl.joff[tj];
-    // dY blocked by MR channels: gb[mb][pixel][MR], channels past Kg zero
     const i64 Mpad = ceil_div(Kg, MR) * MR, npix = rows * GB;
+    if (g.nhwc && Kg % MR == 0) {
+        // channel-last dY already holds each pixel's MR channels contiguously
+        const T* src = gy + (n * g.OH + a0) * g.OW * g.K + gi * Kg;
+        ck.ffn(Mpad, ncol, ws.toff.data(), rows, GB, sl.data, sl.rs, src, g.K, MR, cacc, ldc);
+        return;
+    }
+    // dY blocked by MR channels: gb[mb][pixel][MR], channels past Kg zero
     T* gb = ws.cbuf.get(static_cast<std::size_t>(Mpad * npix));
     if (g.nhwc) {
         // pixel by pixel: each block's MR channels are one contiguous run of dY
@@ -840,7 +846,7 @@ void cl_filter_item(const ConvGeom& g, const T* x, const T* gy, i64 n, i64 gi, i
             for (i64 p = 0; p < npix; ++p) d[p * MR] = src[p];
         }
     }
-    ck.ffn(Mpad, ncol, ws.toff.data(), rows, GB, sl.data, sl.rs, gb, cacc, ldc);
+    ck.ffn(Mpad, ncol, ws.toff.data(), rows, GB, sl.data, sl.rs, gb, MR, npix * MR, cacc, ldc);
 }
 
 // cacc of one group (see cl_filter_item) -> gw rows of that group.

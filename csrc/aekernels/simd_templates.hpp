@@ -295,14 +295,14 @@ void cl_rows(std::int64_t M, std::int64_t rows, std::int64_t GB, std::int64_t nt
 // Backward-filter over a channel-blocked slab (cl_filter): vector column v
 // (a channel block of one tap) starts at slab offset coff[v]; the reduction
 // runs over the rows x GB grid pixels:
-//   c[m*ldc + v*W + l] += sum_{a, b} g[(m/MR)*gs + (a*GB + b)*MR + m%MR]
+//   c[m*ldc + v*W + l] += sum_{a, b} g[(m/MR)*gbs + (a*GB + b)*gps + m%MR]
 //                                   * slab[a*rs + coff[v] + b*W + l]
-// g holds dY blocked by MR output channels (pixel-major inside a block), so a
-// pixel's MR values are one short contiguous run.
+// A pixel's MR dY values are one short contiguous run of g: dY itself when it
+// is channel-last (gps = channels), else a copy blocked by MR channels.
 template <class V, int MR, int NV>
 void cl_ftile(const std::int64_t* coff, std::int64_t rows, std::int64_t GB,
               const typename V::T* slab, std::int64_t rs, const typename V::T* g,
-              typename V::T* c, std::int64_t ldc) {
+              std::int64_t gps, typename V::T* c, std::int64_t ldc) {
     using T = typename V::T;
     using R = typename V::R;
     constexpr int W = V::W;
@@ -312,11 +312,11 @@ void cl_ftile(const std::int64_t* coff, std::int64_t rows, std::int64_t GB,
     for (std::int64_t a = 0; a < rows; ++a) {
         const T* xp[NV];
         for (int v = 0; v < NV; ++v) xp[v] = slab + a * rs + coff[v];
-        const T* gp = g + a * GB * MR;
+        const T* gp = g + a * GB * gps;
         for (std::int64_t b = 0; b < GB; ++b) {
             R gr[MR];
 #pragma GCC unroll 8
-            for (int r = 0; r < MR; ++r) gr[r] = V::bcast(gp + b * MR + r);
+            for (int r = 0; r < MR; ++r) gr[r] = V::bcast(gp + b * gps + r);
 #pragma GCC unroll 8
             for (int v = 0; v < NV; ++v) {
                 const R xv = V::load(xp[v] + b * W);
@@ -336,17 +336,17 @@ void cl_ftile(const std::int64_t* coff, std::int64_t rows, std::int64_t GB,
 template <class V, int MR, int NV>
 void cl_filter(std::int64_t Mpad, std::int64_t ncol, const std::int64_t* coff, std::int64_t rows,
                std::int64_t GB, const typename V::T* slab, std::int64_t rs,
-               const typename V::T* g, typename V::T* c, std::int64_t ldc) {
+               const typename V::T* g, std::int64_t gps, std::int64_t gbs, typename V::T* c,
+               std::int64_t ldc) {
     constexpr int W = V::W;
-    const std::int64_t gs = rows * GB * MR;
     for (std::int64_t v0 = 0; v0 < ncol; v0 += NV) {
         const std::int64_t nv = ncol - v0 < NV ? ncol - v0 : NV;
         for (std::int64_t m0 = 0; m0 < Mpad; m0 += MR) {
-            const typename V::T* gb = g + (m0 / MR) * gs;
+            const typename V::T* gb = g + (m0 / MR) * gbs;
             typename V::T* cb = c + m0 * ldc + v0 * W;
 #define AEK_CLF_CASE(n)                                                                      \
     case n:                                                                                  \
-        cl_ftile<V, MR, (n <= NV ? n : 1)>(coff + v0, rows, GB, slab, rs, gb, cb, ldc);      \
+        cl_ftile<V, MR, (n <= NV ? n : 1)>(coff + v0, rows, GB, slab, rs, gb, gps, cb, ldc); \
         break;
             switch (nv) {
                 AEK_CLF_CASE(1) AEK_CLF_CASE(2) AEK_CLF_CASE(3) AEK_CLF_CASE(4)
