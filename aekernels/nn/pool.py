@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _api as K
+from .activations import ReLU
 from .conv import _check_layout
 from .module import Layer
 
@@ -20,12 +21,31 @@ class MaxPool2d(Layer):
         self.indices: np.ndarray | None = None
         self.input_shape: tuple[int, ...] | None = None
 
+        self._first_taps: dict = {}
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         y, self.indices = K.max_pool2d(x, self.kernel_size, self.stride, self.padding,
                                        self.dilation, self.ceil_mode, return_indices=True,
                                        layout=self.layout)
         self.input_shape = x.shape
         return y
+
+    def first_taps(self) -> np.ndarray:
+        """Per output position of the latest forward, the index (``h*W+w``) of its
+        window's first in-image position, shaped to broadcast against ``indices``."""
+        s = self.input_shape
+        nhwc = self.layout == "NHWC"
+        h, w = (s[1], s[2]) if nhwc else (s[2], s[3])
+        taps = self._first_taps.get((h, w))
+        if taps is None:
+            g = K._pool_geometry(h, w, self.kernel_size, self.stride, self.padding,
+                                 self.dilation, self.ceil_mode)
+            rows = _first_tap(g.oh, g.sh, g.dh, g.pt)
+            cols = _first_tap(g.ow, g.sw, g.dw, g.pl)
+            taps = rows[:, None] * w + cols[None, :]
+            taps = taps[:, :, None] if nhwc else taps
+            self._first_taps[(h, w)] = taps
+        return taps
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         if not self.need_input_grad:
@@ -34,6 +54,58 @@ class MaxPool2d(Layer):
 
     def __repr__(self) -> str:
         return f"MaxPool2d({self.kernel_size}, stride={self.stride}, layout={self.layout!r})"
+
+
+def _first_tap(n_out: int, stride: int, dilation: int, pad_lo: int) -> np.ndarray:
+    """Per output position along one axis, the first window position inside the image."""
+    start = np.arange(n_out, dtype=np.int64) * stride - pad_lo
+    return start + np.maximum(0, -(start // dilation)) * dilation
+
+
+class PoolThenReLU(Layer):
+    """``MaxPool2d(ReLU(x))`` computed as ``ReLU(MaxPool2d(x))``: the ReLU (forward and
+    backward) then runs on the pooled output, a kernel-area fraction of the input.
+
+    Same values, gradients and pool indices as the two layers in their own order:
+    ReLU is monotone, so max(relu(x)) == relu(max(x)), and where the window's max is
+    > 0 both orders record the same argmax (ties keep their order).  Where it is <= 0
+    the ReLU'd window is all zeros, whose first maximum is the window's first in-image
+    position: the indices are set to that, because a paired MaxUnpool2d may scatter
+    other values there.  (A pooled -0.0 may come out as +0.0 or back: equal values.)
+    Sequential builds these steps; the layers themselves stay as they are.
+    """
+
+    def __init__(self, relu: ReLU, pool: "MaxPool2d") -> None:
+        self.relu, self.pool = relu, pool
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        pool = self.pool
+        y = pool.forward(x)
+        np.copyto(pool.indices, pool.first_taps(), where=y <= 0)   # NaN stays: it wins in both
+        return self.relu.forward(y)
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        return self.pool.backward(self.relu.backward(grad))
+
+    def __repr__(self) -> str:
+        return f"PoolThenReLU({self.pool!r}, {self.relu!r})"
+
+
+def fuse_relu_max_pool(layers: list[Layer]) -> list[Layer]:
+    """``layers`` with every ReLU directly followed by a MaxPool2d replaced by one
+    :class:`PoolThenReLU` step (the training loop's execution plan)."""
+    steps: list[Layer] = []
+    i = 0
+    while i < len(layers):
+        layer = layers[i]
+        nxt = layers[i + 1] if i + 1 < len(layers) else None
+        if type(layer) is ReLU and type(nxt) is MaxPool2d:
+            steps.append(PoolThenReLU(layer, nxt))
+            i += 2
+        else:
+            steps.append(layer)
+            i += 1
+    return steps
 
 
 class MaxUnpool2d(Layer):
