@@ -40,10 +40,15 @@ def _separate(relu, pool, x, g):
     return y, idx, gx
 
 
+@pytest.mark.parametrize("numba_step", [True, False], ids=["numba-step", "numpy-step"])
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 @pytest.mark.parametrize("kw", POOLS, ids=str)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_pool_then_relu_matches_relu_then_pool(backend, layout, kw, dtype):
+def test_pool_then_relu_matches_relu_then_pool(backend, layout, kw, dtype, numba_step, monkeypatch):
+    from aekernels.nn import _fused
+    if numba_step and not _fused.AVAILABLE:
+        pytest.skip("numba element-wise kernels unavailable")
+    monkeypatch.setattr(_fused, "AVAILABLE", numba_step)
     rng = np.random.default_rng(0)
     x = _data((3, 2, 9, 10), rng, dtype)
     if layout == "NHWC":

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _api as K
+from . import _fused
 from .activations import ReLU
 from .conv import _check_layout
 from .module import Layer
@@ -20,8 +21,7 @@ class MaxPool2d(Layer):
         self.layout = _check_layout(layout)
         self.indices: np.ndarray | None = None
         self.input_shape: tuple[int, ...] | None = None
-
-        self._first_taps: dict = {}
+        self._first_taps: dict = {}       # (H, W) -> first_taps()
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         y, self.indices = K.max_pool2d(x, self.kernel_size, self.stride, self.padding,
@@ -31,8 +31,8 @@ class MaxPool2d(Layer):
         return y
 
     def first_taps(self) -> np.ndarray:
-        """Per output position of the latest forward, the index (``h*W+w``) of its
-        window's first in-image position, shaped to broadcast against ``indices``."""
+        """Per output position (oh, ow) of the latest forward, flattened, the index
+        (``h*W+w``) of its window's first in-image position."""
         s = self.input_shape
         nhwc = self.layout == "NHWC"
         h, w = (s[1], s[2]) if nhwc else (s[2], s[3])
@@ -42,9 +42,7 @@ class MaxPool2d(Layer):
                                  self.dilation, self.ceil_mode)
             rows = _first_tap(g.oh, g.sh, g.dh, g.pt)
             cols = _first_tap(g.ow, g.sw, g.dw, g.pl)
-            taps = rows[:, None] * w + cols[None, :]
-            taps = taps[:, :, None] if nhwc else taps
-            self._first_taps[(h, w)] = taps
+            taps = self._first_taps[(h, w)] = (rows[:, None] * w + cols[None, :]).reshape(-1)
         return taps
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
@@ -79,10 +77,21 @@ class PoolThenReLU(Layer):
         self.relu, self.pool = relu, pool
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        pool = self.pool
-        y = pool.forward(x)
-        np.copyto(pool.indices, pool.first_taps(), where=y <= 0)   # NaN stays: it wins in both
-        return self.relu.forward(y)
+        pool, relu = self.pool, self.relu
+        y = pool.forward(x)                      # fresh arrays: safe to overwrite
+        taps = pool.first_taps()
+        if _fused.AVAILABLE:
+            yf, idxf = y.reshape(-1), pool.indices.reshape(-1)
+            if pool.layout == "NHWC":
+                _fused.relu_pooled_nhwc(yf, idxf, taps, y.shape[3])
+            else:
+                _fused.relu_pooled_nchw(yf, idxf, taps)
+            relu._y = y                          # what ReLU.forward keeps for its backward
+            return y
+        hw = pool.indices.shape[1:3] if pool.layout == "NHWC" else pool.indices.shape[2:]
+        bcast = taps.reshape(hw + (1,) if pool.layout == "NHWC" else hw)
+        np.copyto(pool.indices, bcast, where=y <= 0)   # NaN stays: it wins in both orders
+        return relu.forward(y)
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         return self.pool.backward(self.relu.backward(grad))
