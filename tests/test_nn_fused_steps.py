@@ -1,5 +1,8 @@
 """Sequential's fused execution steps give what the layers give one by one.
 
+Conv2d -> ReLU -> MaxPool2d also becomes one step (nn.pool.ConvThenPoolReLU) that takes
+the conv's bias gradient from the pooled gradient: equal up to float addition order.
+
 Sequential runs a ReLU that directly precedes a MaxPool2d as pool-then-ReLU
 (nn.pool.PoolThenReLU): outputs, pool indices and input gradients must equal those of
 ReLU.forward then MaxPool2d.forward (and the backward in reverse), bitwise, including
@@ -71,7 +74,7 @@ def test_sequential_fuses_only_relu_directly_before_max_pool():
     relu_a, relu_b, relu_c = nn.ReLU(), nn.ReLU(), nn.ReLU()
     net = nn.Sequential(relu_a, p1, nn.Sigmoid(), p2, relu_b, nn.AvgPool2d(2), relu_c)
     steps = net._execution_steps()
-    assert isinstance(steps[0], PoolThenReLU) and steps[0].relu is relu_a and steps[0].pool is p1
+    assert type(steps[0]) is PoolThenReLU and steps[0].relu is relu_a and steps[0].pool is p1
     assert steps[1:] == net.children[2:]
     net.children.insert(3, relu_c)                   # children changed: plan rebuilt
     assert isinstance(net._execution_steps()[2], PoolThenReLU)
@@ -98,5 +101,37 @@ def test_conv_ae_unpool_sees_relu_first_indices():
     out = model.net.forward(x.copy())
     model.net.backward(g.copy())
     np.testing.assert_array_equal(out, ref_out)
+    bias_grads = {id(layer.gbias) for layer in layers if isinstance(layer, nn.Conv2d)}
+    assert len(bias_grads) == 2
     for a, b in zip(model.net.grads(), ref_grads):
-        np.testing.assert_array_equal(a, b)
+        if id(a) in bias_grads:    # summed over the pooled gradient: another addition order
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+        else:
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_conv_then_pool_relu_bias_grad_from_pooled_gradient(backend, layout):
+    from aekernels.nn.pool import ConvThenPoolReLU
+    rng = np.random.default_rng(3)
+    conv = nn.Conv2d(3, 5, 3, padding=1, layout=layout, rng=1, dtype=np.float64)
+    net = nn.Sequential(conv, nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1, layout=layout))
+    assert isinstance(net._execution_steps()[0], ConvThenPoolReLU)
+    x = rng.standard_normal((2, 7, 9, 3) if layout == "NHWC" else (2, 3, 7, 9))
+    y = net.forward(x.copy())
+    g = rng.standard_normal(y.shape)
+    gx = net.backward(g.copy())
+    grads = [a.copy() for a in net.grads()]
+    h = x.copy()
+    for layer in net.children:
+        h = layer.forward(h)
+    np.testing.assert_array_equal(h, y)
+    ref = g.copy()
+    for layer in reversed(net.children):
+        ref = layer.backward(ref)
+    np.testing.assert_array_equal(gx, ref)
+    np.testing.assert_array_equal(grads[0], conv.gweight)
+    np.testing.assert_allclose(grads[1], conv.gbias, rtol=1e-12, atol=1e-15)
+    conv.need_input_grad = False
+    net.forward(x.copy())
+    assert net.backward(g.copy()) is None

@@ -6,7 +6,7 @@ import numpy as np
 from .. import _api as K
 from . import _fused
 from .activations import ReLU
-from .conv import _check_layout
+from .conv import Conv2d, _check_layout
 from .module import Layer
 
 
@@ -100,16 +100,50 @@ class PoolThenReLU(Layer):
         return f"PoolThenReLU({self.pool!r}, {self.relu!r})"
 
 
+class ConvThenPoolReLU(Layer):
+    """``Conv2d`` followed by a :class:`PoolThenReLU`, with the conv's bias gradient
+    taken from the pooled gradient: max-pool backward moves every pooled gradient
+    entry to one position of the same (n, c) plane, so the channel sums (the bias
+    gradient) are those of the pooled gradient, a kernel-area fraction of the size.
+    Equal to the separate layers' result up to the order of the float additions."""
+
+    def __init__(self, conv: Conv2d, pool_relu: PoolThenReLU) -> None:
+        self.conv, self.pool_relu = conv, pool_relu
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.pool_relu.forward(self.conv.forward(x))
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        conv, pool, relu = self.conv, self.pool_relu.pool, self.pool_relu.relu
+        grad = relu.backward(grad)
+        bias_grad = None
+        if conv.bias is not None:
+            bias_grad = K.conv2d_backward_bias(grad, layout=pool.layout)
+        grad = pool.backward(grad)
+        if grad is None:                 # the pool needs no input gradient: nor the conv
+            return None  # type: ignore[return-value]
+        return conv.backward(grad, bias_grad=bias_grad)
+
+    def __repr__(self) -> str:
+        return f"ConvThenPoolReLU({self.conv!r}, {self.pool_relu!r})"
+
+
 def fuse_relu_max_pool(layers: list[Layer]) -> list[Layer]:
     """``layers`` with every ReLU directly followed by a MaxPool2d replaced by one
-    :class:`PoolThenReLU` step (the training loop's execution plan)."""
+    :class:`PoolThenReLU` step, joined with a directly preceding Conv2d of the same
+    layout into a :class:`ConvThenPoolReLU` (the execution plan of a Sequential)."""
     steps: list[Layer] = []
     i = 0
     while i < len(layers):
         layer = layers[i]
         nxt = layers[i + 1] if i + 1 < len(layers) else None
         if type(layer) is ReLU and type(nxt) is MaxPool2d:
-            steps.append(PoolThenReLU(layer, nxt))
+            step: Layer = PoolThenReLU(layer, nxt)
+            prev = steps[-1] if steps else None
+            if type(prev) is Conv2d and prev.layout == nxt.layout:
+                steps[-1] = ConvThenPoolReLU(prev, step)
+            else:
+                steps.append(step)
             i += 2
         else:
             steps.append(layer)
