@@ -763,17 +763,21 @@ def max_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, d
 
 
 def _check_indices(indices: np.ndarray, plane: int, name: str = "indices") -> None:
-    """Every index must address a position of its (n, c) plane (checked before writing)."""
+    """Every index must address a position of its (n, c) plane (checked before writing).
+
+    One pass over the indices (they are as large as the data, so a second pass costs
+    as much as a good part of the kernel): read as unsigned, a negative int64 is
+    >= 2**63, so the unsigned maximum is below ``plane`` exactly when every index lies
+    in [0, plane).  Only a refused call pays for min/max, to name the culprit.
+    """
     if indices.size == 0:
         return
-    # one pass instead of min() and max(): as uint64, negative int64 values are >= 2**63
     if int(indices.view(np.uint64).max()) < plane:
         return
     lo, hi = int(indices.min()), int(indices.max())
-    if lo < 0 or hi >= plane:
-        bad = lo if lo < 0 else hi
-        raise ValueError(f"{name} must lie in [0, {plane}) (positions in an H*W plane), "
-                         f"found {bad}")
+    bad = lo if lo < 0 else hi
+    raise ValueError(f"{name} must lie in [0, {plane}) (positions in an H*W plane), "
+                     f"found {bad}")
 
 
 def _input_shape(input_shape: Any, squeeze: bool) -> tuple[int, ...]:

@@ -168,6 +168,32 @@ def test_max_pool2d_backward_duplicate_indices_accumulate(backend, dtype, layout
     H.assert_bitwise(gx, R.from_nchw(R.max_pool2d_backward(gy, i_ref, x.shape), layout), dtype)
 
 
+@pytest.mark.parametrize("bad, lo_hi", [(-1, None), (-2**63, None), (16, None),
+                                         (2**63 - 1, None), (-5, 2**63 - 1)])
+def test_index_range_check_boundaries_and_message(backend, bad, lo_hi):
+    """The one-pass (unsigned maximum) index check: plane - 1 and 0 pass; anything
+    negative or >= plane is refused before the kernel runs (``out`` untouched), and the
+    message names the most negative index, else the largest."""
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    idx = np.array([[[[0, 15], [5, 10]]]], np.int64)
+    gy = np.ones((1, 1, 2, 2), np.float32)
+    aekernels.max_pool2d_backward(gy, idx, x.shape)            # 0 and plane - 1 pass
+    idx[0, 0, 1, 0] = bad
+    if lo_hi is not None:
+        idx[0, 0, 0, 1] = lo_hi
+    culprit = bad if bad < 0 else int(idx.max())
+    calls = [
+        lambda out: aekernels.max_pool2d_backward(gy, idx, x.shape, out=out),
+        lambda out: aekernels.max_unpool2d(gy, idx, 2, out=out),
+        lambda out: aekernels.max_unpool2d_backward(x, idx, out=out),
+    ]
+    for call, shape in zip(calls, [x.shape, x.shape, gy.shape]):
+        out = np.full(shape, 7.0, np.float32)
+        with pytest.raises(ValueError, match=rf"indices must lie in \[0, 16\).*found {culprit}$"):
+            call(out)
+        assert (out == 7.0).all()
+
+
 def test_max_pool2d_is_deterministic(backend):
     x = H.randn((2, 16, 20, 21), 9).astype(np.float32)
     a = aekernels.max_pool2d(x, 3, 2, 1, return_indices=True)
