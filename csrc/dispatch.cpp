@@ -129,6 +129,7 @@ IsaTable make_table() {
         t.dot_f64 = {"conv_dot_f64_4x6_avx512", 4, 6, 8, conv_dot_f64_4x6_avx512};
     }
 #endif
+    fill_direct_kernels(t);
     return t;
 }
 
