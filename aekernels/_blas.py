@@ -20,29 +20,39 @@ _saved = 1
 _api: tuple | None = None  # (set, get) of numpy's OpenBLAS, () if not found
 
 
-def _numpy_openblas() -> tuple:
-    """``(set_num_threads, get_num_threads)`` of the OpenBLAS bundled with NumPy, or ()."""
-    global _api
-    if _api is not None:
-        return _api
-    _api = ()
-    import numpy
+# How OpenBLAS builds export openblas_{set,get}_num_threads: the scipy-openblas wheels
+# (ILP64 with the 64_ suffix, as in NumPy; LP64 without, as in SciPy) and plain OpenBLAS.
+_THREAD_API_NAMES = (("scipy_openblas_", "64_"), ("scipy_openblas_", ""), ("openblas_", ""))
 
-    libdir = os.path.join(os.path.dirname(os.path.dirname(numpy.__file__)), "numpy.libs")
+
+def openblas_thread_api(package) -> tuple:
+    """``(set_num_threads, get_num_threads)`` of the OpenBLAS that the wheel of the
+    imported module ``package`` (numpy, scipy) bundles in ``<name>.libs`` beside it, or ().
+    The package must be loaded first: ctypes then hands back the very library it calls."""
+    libdir = os.path.join(os.path.dirname(os.path.dirname(package.__file__)),
+                          package.__name__ + ".libs")
     for path in sorted(glob.glob(os.path.join(libdir, "*openblas*.so*"))):
         try:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for prefix, suffix in (("scipy_openblas_", "64_"), ("scipy_openblas_", ""),
-                               ("openblas_", "")):
+        for prefix, suffix in _THREAD_API_NAMES:
             set_ = getattr(lib, f"{prefix}set_num_threads{suffix}", None)
             get = getattr(lib, f"{prefix}get_num_threads{suffix}", None)
             if set_ is not None and get is not None:
                 set_.argtypes, set_.restype = [ctypes.c_int], None
                 get.argtypes, get.restype = [], ctypes.c_int
-                _api = (set_, get)
-                return _api
+                return (set_, get)
+    return ()
+
+
+def _numpy_openblas() -> tuple:
+    """``(set_num_threads, get_num_threads)`` of the OpenBLAS bundled with NumPy, or ()."""
+    global _api
+    if _api is None:
+        import numpy
+
+        _api = openblas_thread_api(numpy)
     return _api
 
 

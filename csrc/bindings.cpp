@@ -50,6 +50,21 @@ View view_of(const py::array& a, const char* op, const char* name, int ndim, DTy
     return v;
 }
 
+// Calls run(T{}) with T = float or double as dt says: the one place that maps the
+// runtime dtype onto the kernels' template argument.
+template <class Run>
+void with_dtype(DType dt, Run&& run) {
+    if (dt == DType::f32)
+        run(float{});
+    else
+        run(double{});
+}
+
+template <class T>
+T* data(const View& v) {
+    return static_cast<T*>(v.ptr);
+}
+
 void check_no_overlap(const char* op, const View& out, std::initializer_list<const View*> ins) {
     const char* o0 = static_cast<const char*>(out.ptr);
     for (const View* in : ins) {
@@ -79,15 +94,11 @@ void conv2d_forward(const py::array& x, const py::array& w, const py::object& bi
     }
     check_no_overlap(op, vy, {&vx, &vw, &vb});
     py::gil_scoped_release release;
-    if (dt == DType::f32)
-        aek::conv2d_forward<float>(g, static_cast<const float*>(vx.ptr),
-                                   static_cast<const float*>(vw.ptr),
-                                   static_cast<const float*>(vb.ptr), static_cast<float*>(vy.ptr));
-    else
-        aek::conv2d_forward<double>(g, static_cast<const double*>(vx.ptr),
-                                    static_cast<const double*>(vw.ptr),
-                                    static_cast<const double*>(vb.ptr),
-                                    static_cast<double*>(vy.ptr));
+    with_dtype(dt, [&](auto zero) {
+        using T = decltype(zero);
+        aek::conv2d_forward<T>(g, data<const T>(vx), data<const T>(vw), data<const T>(vb),
+                               data<T>(vy));
+    });
 }
 
 void conv2d_backward_input(const py::array& gy, const py::array& w, const py::array& gx, i64 sh,
@@ -101,14 +112,10 @@ void conv2d_backward_input(const py::array& gy, const py::array& w, const py::ar
                                                 pl, dh, dw, groups, nhwc);
     check_no_overlap(op, vgx, {&vgy, &vw});
     py::gil_scoped_release release;
-    if (dt == DType::f32)
-        aek::conv2d_backward_input<float>(g, static_cast<const float*>(vgy.ptr),
-                                          static_cast<const float*>(vw.ptr),
-                                          static_cast<float*>(vgx.ptr));
-    else
-        aek::conv2d_backward_input<double>(g, static_cast<const double*>(vgy.ptr),
-                                           static_cast<const double*>(vw.ptr),
-                                           static_cast<double*>(vgx.ptr));
+    with_dtype(dt, [&](auto zero) {
+        using T = decltype(zero);
+        aek::conv2d_backward_input<T>(g, data<const T>(vgy), data<const T>(vw), data<T>(vgx));
+    });
 }
 
 void conv2d_backward_filter(const py::array& x, const py::array& gy, const py::array& gw, i64 sh,
@@ -122,14 +129,10 @@ void conv2d_backward_filter(const py::array& x, const py::array& gy, const py::a
                                                 pl, dh, dw, groups, nhwc);
     check_no_overlap(op, vgw, {&vx, &vgy});
     py::gil_scoped_release release;
-    if (dt == DType::f32)
-        aek::conv2d_backward_filter<float>(g, static_cast<const float*>(vx.ptr),
-                                           static_cast<const float*>(vgy.ptr),
-                                           static_cast<float*>(vgw.ptr));
-    else
-        aek::conv2d_backward_filter<double>(g, static_cast<const double*>(vx.ptr),
-                                            static_cast<const double*>(vgy.ptr),
-                                            static_cast<double*>(vgw.ptr));
+    with_dtype(dt, [&](auto zero) {
+        using T = decltype(zero);
+        aek::conv2d_backward_filter<T>(g, data<const T>(vx), data<const T>(vgy), data<T>(vgw));
+    });
 }
 
 void conv2d_backward_bias(const py::array& gy, const py::array& gb, bool nhwc) {
@@ -145,12 +148,10 @@ void conv2d_backward_bias(const py::array& gy, const py::array& gb, bool nhwc) {
                                     " entries, gy has " + std::to_string(K) + " channels");
     check_no_overlap(op, vgb, {&vgy});
     py::gil_scoped_release release;
-    if (dt == DType::f32)
-        aek::conv2d_backward_bias<float>(static_cast<const float*>(vgy.ptr), N, K, P, nhwc,
-                                         static_cast<float*>(vgb.ptr));
-    else
-        aek::conv2d_backward_bias<double>(static_cast<const double*>(vgy.ptr), N, K, P, nhwc,
-                                          static_cast<double*>(vgb.ptr));
+    with_dtype(dt, [&](auto zero) {
+        using T = decltype(zero);
+        aek::conv2d_backward_bias<T>(data<const T>(vgy), N, K, P, nhwc, data<T>(vgb));
+    });
 }
 
 }  // namespace

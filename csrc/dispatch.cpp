@@ -111,22 +111,22 @@ IsaTable make_table() {
 #ifdef AEK_HAVE_X86_ISA
     if (level == kAvx2) {
         t.isa = "avx2";
-        t.f32 = {"gemm_ukernel_f32_6x16_avx2", 6, 16, 144, 256, 4096, gemm_ukernel_f32_6x16_avx2};
-        t.f64 = {"gemm_ukernel_f64_6x8_avx2", 6, 8, 96, 256, 4096, gemm_ukernel_f64_6x8_avx2};
-        t.shift_f32 = {"conv_shift_f32_3x24_avx2", 8, 1 << 30, conv_shift_f32_3x24_avx2};
-        t.shift_f64 = {"conv_shift_f64_3x12_avx2", 4, 1 << 30, conv_shift_f64_3x12_avx2};
-        t.dot_f32 = {"conv_dot_f32_3x3_avx2", 3, 3, 8, conv_dot_f32_3x3_avx2};
-        t.dot_f64 = {"conv_dot_f64_3x3_avx2", 3, 3, 4, conv_dot_f64_3x3_avx2};
+        t.f32 = {"gemm_ukernel_f32_6x16_avx2", 6, 16, 144, 256, 4096, avx2::gemm_ukernel_f32_6x16_avx2};
+        t.f64 = {"gemm_ukernel_f64_6x8_avx2", 6, 8, 96, 256, 4096, avx2::gemm_ukernel_f64_6x8_avx2};
+        t.shift_f32 = {"conv_shift_f32_3x24_avx2", 8, 1 << 30, avx2::conv_shift_f32_3x24_avx2};
+        t.shift_f64 = {"conv_shift_f64_3x12_avx2", 4, 1 << 30, avx2::conv_shift_f64_3x12_avx2};
+        t.dot_f32 = {"conv_dot_f32_3x3_avx2", 3, 3, 8, avx2::conv_dot_f32_3x3_avx2};
+        t.dot_f64 = {"conv_dot_f64_3x3_avx2", 3, 3, 4, avx2::conv_dot_f64_3x3_avx2};
     } else if (level == kAvx512) {
         t.isa = "avx512";
         t.f32 = {"gemm_ukernel_f32_14x32_avx512", 14, 32, 168, 256, 4096,
-                 gemm_ukernel_f32_14x32_avx512};
+                 avx512::gemm_ukernel_f32_14x32_avx512};
         t.f64 = {"gemm_ukernel_f64_14x16_avx512", 14, 16, 112, 256, 4096,
-                 gemm_ukernel_f64_14x16_avx512};
-        t.shift_f32 = {"conv_shift_f32_6x64_avx512", 16, 1 << 30, conv_shift_f32_6x64_avx512};
-        t.shift_f64 = {"conv_shift_f64_6x32_avx512", 8, 1 << 30, conv_shift_f64_6x32_avx512};
-        t.dot_f32 = {"conv_dot_f32_4x6_avx512", 4, 6, 16, conv_dot_f32_4x6_avx512};
-        t.dot_f64 = {"conv_dot_f64_4x6_avx512", 4, 6, 8, conv_dot_f64_4x6_avx512};
+                 avx512::gemm_ukernel_f64_14x16_avx512};
+        t.shift_f32 = {"conv_shift_f32_6x64_avx512", 16, 1 << 30, avx512::conv_shift_f32_6x64_avx512};
+        t.shift_f64 = {"conv_shift_f64_6x32_avx512", 8, 1 << 30, avx512::conv_shift_f64_6x32_avx512};
+        t.dot_f32 = {"conv_dot_f32_4x6_avx512", 4, 6, 16, avx512::conv_dot_f32_4x6_avx512};
+        t.dot_f64 = {"conv_dot_f64_4x6_avx512", 4, 6, 8, avx512::conv_dot_f64_4x6_avx512};
     }
 #endif
     fill_direct_kernels(t);

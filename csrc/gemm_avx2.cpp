@@ -7,7 +7,11 @@
 #include "aekernels/simd_templates.hpp"
 #include "aekernels/ukernels.hpp"
 
-namespace aek {
+// Everything compiled with this unit's ISA flags lives in aek::avx2 (the traits in an
+// anonymous namespace inside it): .ci/check_isa.py relies on that to tell dispatched
+// AVX2 code from baseline code, and no shared template instantiated here can
+// be merged with a generic copy of the same name.
+namespace aek::avx2 {
 
 // 6x16 fp32: 12 ymm accumulators + 2 B vectors + 1 broadcast = 15 of 16 ymm
 // (the BLIS Haswell shape: 2 loads and 12 FMAs per k keep both FMA pipes busy).
@@ -151,4 +155,4 @@ AEK_DECLARE_DOT(conv_dot_f64_3x3_avx2, double) {
     simd::dot_tiles<F64x4, 3, 3>(M, N, rows, ow, arow, apitch, b, boff, bpitch, c, ldc, accumulate);
 }
 
-}  // namespace aek
+}  // namespace aek::avx2

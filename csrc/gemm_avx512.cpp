@@ -7,7 +7,11 @@
 #include "aekernels/simd_templates.hpp"
 #include "aekernels/ukernels.hpp"
 
-namespace aek {
+// Everything compiled with this unit's ISA flags lives in aek::avx512 (the traits in an
+// anonymous namespace inside it): .ci/check_isa.py relies on that to tell dispatched
+// AVX512 code from baseline code, and no shared template instantiated here can
+// be merged with a generic copy of the same name.
+namespace aek::avx512 {
 
 // 14x32 fp32: 28 zmm accumulators + 2 B vectors + 1 broadcast = 31 of 32 zmm.
 // 14 rows amortise the two B loads over 28 FMAs per k (loads are not the limit
@@ -129,4 +133,4 @@ AEK_DECLARE_DOT(conv_dot_f64_4x6_avx512, double) {
     simd::dot_tiles<F64x8, 4, 6>(M, N, rows, ow, arow, apitch, b, boff, bpitch, c, ldc, accumulate);
 }
 
-}  // namespace aek
+}  // namespace aek::avx512

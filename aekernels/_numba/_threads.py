@@ -17,12 +17,11 @@ serialise kernel calls with a lock.
 """
 from __future__ import annotations
 
-import ctypes
-import glob
-import os
 import threading
 
 import numba
+
+from .._blas import openblas_thread_api
 
 _requested: int | None = None
 _blas_setter = None
@@ -49,22 +48,12 @@ def _find_blas_setter():
         import scipy.linalg.cython_blas  # noqa: F401  (loads the library numba calls)
         import scipy
 
-        libdir = os.path.join(os.path.dirname(os.path.dirname(scipy.__file__)), "scipy.libs")
-        for path in sorted(glob.glob(os.path.join(libdir, "*openblas*.so*"))):
-            lib = ctypes.CDLL(path)
-            for prefix in ("scipy_", ""):
-                fn = getattr(lib, prefix + "openblas_set_num_threads", None)
-                get = getattr(lib, prefix + "openblas_get_num_threads", None)
-                if fn is not None and get is not None:
-                    fn.argtypes = [ctypes.c_int]
-                    fn.restype = None
-                    get.argtypes = []
-                    get.restype = ctypes.c_int
-                    _blas_setter, _blas_getter = fn, get
-                    return fn
+        api = openblas_thread_api(scipy)
     except Exception:  # no SciPy OpenBLAS found: leave the BLAS at its own default
-        pass
-    return None
+        api = ()
+    if api:
+        _blas_setter, _blas_getter = api
+    return _blas_setter
 
 
 def set_num_threads(n: int) -> None:

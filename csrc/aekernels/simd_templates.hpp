@@ -1,8 +1,10 @@
 // Kernels written once against a small vector-traits interface and compiled
 // in every ISA translation unit (generic, AVX2, AVX-512) with that unit's
 // flags.  Each unit instantiates them with traits types from its own anonymous
-// namespace, so every instantiation has internal linkage and can never be
-// merged with another ISA's copy.  Nothing but <cstdint> may be included here.
+// namespace (inside aek::avx2 / aek::avx512 for the ISA units), so every
+// instantiation has internal linkage and can never be merged with another ISA's
+// copy; .ci/check_isa.py checks the built library for exactly that.  Nothing
+// but <cstdint> may be included here.
 //
 // Traits V: V::T scalar, V::R register, V::W lanes; zero(), load(p) (unaligned),
 // bcast(p), fma(a, b, c) = a*b + c, store(p, r) (unaligned), hsum(r) -> T,

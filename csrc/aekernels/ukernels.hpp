@@ -42,22 +42,27 @@ using shift_f64_fn = void (*)(std::int64_t M, std::int64_t ntaps, const double* 
               std::int64_t bpitch, T* c, std::int64_t ldc, int accumulate)
 
 #ifdef AEK_HAVE_X86_ISA
+// Defined in gemm_avx2.cpp / gemm_avx512.cpp, one namespace per ISA unit (see there).
+namespace avx2 {
 AEK_DECLARE_DOT(conv_dot_f32_3x3_avx2, float);
 AEK_DECLARE_DOT(conv_dot_f64_3x3_avx2, double);
-AEK_DECLARE_DOT(conv_dot_f32_4x6_avx512, float);
-AEK_DECLARE_DOT(conv_dot_f64_4x6_avx512, double);
 AEK_DECLARE_SHIFT(conv_shift_f32_3x24_avx2, float);
 AEK_DECLARE_SHIFT(conv_shift_f64_3x12_avx2, double);
-AEK_DECLARE_SHIFT(conv_shift_f32_6x64_avx512, float);
-AEK_DECLARE_SHIFT(conv_shift_f64_6x32_avx512, double);
 void gemm_ukernel_f32_6x16_avx2(std::int64_t kc, const float* a, const float* b,
                                 float* c, std::int64_t ldc, int accumulate);
 void gemm_ukernel_f64_6x8_avx2(std::int64_t kc, const double* a, const double* b,
                                double* c, std::int64_t ldc, int accumulate);
+}  // namespace avx2
+namespace avx512 {
+AEK_DECLARE_DOT(conv_dot_f32_4x6_avx512, float);
+AEK_DECLARE_DOT(conv_dot_f64_4x6_avx512, double);
+AEK_DECLARE_SHIFT(conv_shift_f32_6x64_avx512, float);
+AEK_DECLARE_SHIFT(conv_shift_f64_6x32_avx512, double);
 void gemm_ukernel_f32_14x32_avx512(std::int64_t kc, const float* a, const float* b,
                                    float* c, std::int64_t ldc, int accumulate);
 void gemm_ukernel_f64_14x16_avx512(std::int64_t kc, const double* a, const double* b,
                                    double* c, std::int64_t ldc, int accumulate);
+}  // namespace avx512
 #endif
 
 }  // namespace aek
