@@ -72,9 +72,9 @@ const DirectKernels<float> kGenericF32 = generic_set<float>("direct_f32_generic"
 const DirectKernels<double> kGenericF64 = generic_set<double>("direct_f64_generic");
 #ifdef AEK_HAVE_X86_ISA
 #define AEK_DIRECT_SET(isa, tname, lanes)                                                   \
-    {"direct_" #tname "_" #isa, lanes, direct_##tname##_##isa##_fwd_nchw,                   \
-     direct_##tname##_##isa##_fwd_nhwc, direct_##tname##_##isa##_bwf_nchw,                  \
-     direct_##tname##_##isa##_bwf_nhwc}
+    {"direct_" #tname "_" #isa, lanes, isa::direct_##tname##_##isa##_fwd_nchw,              \
+     isa::direct_##tname##_##isa##_fwd_nhwc, isa::direct_##tname##_##isa##_bwf_nchw,        \
+     isa::direct_##tname##_##isa##_bwf_nhwc}
 const DirectKernels<float> kAvx2F32 = AEK_DIRECT_SET(avx2, f32, 8);
 const DirectKernels<double> kAvx2F64 = AEK_DIRECT_SET(avx2, f64, 4);
 const DirectKernels<float> kAvx512F32 = AEK_DIRECT_SET(avx512, f32, 16);

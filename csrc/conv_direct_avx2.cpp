@@ -8,7 +8,10 @@
 #include "aekernels/direct_templates.hpp"
 #include "aekernels/direct_ukernels.hpp"
 
-namespace aek {
+// Everything compiled with this unit's ISA flags lives in aek::avx2 (traits in
+// an anonymous namespace inside it), as in gemm_avx2.cpp: .ci/check_isa.py tells
+// dispatched code from baseline code by that namespace.
+namespace aek::avx2 {
 namespace {
 
 // Same traits as gemm_avx2.cpp plus add / store_part (kept per unit: an
@@ -70,4 +73,4 @@ struct F64x4 {
 AEK_DIRECT_AVX2(f32, F32x8)
 AEK_DIRECT_AVX2(f64, F64x4)
 
-}  // namespace aek
+}  // namespace aek::avx2

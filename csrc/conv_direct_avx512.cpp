@@ -8,7 +8,10 @@
 #include "aekernels/direct_templates.hpp"
 #include "aekernels/direct_ukernels.hpp"
 
-namespace aek {
+// Everything compiled with this unit's ISA flags lives in aek::avx512 (traits in
+// an anonymous namespace inside it), as in gemm_avx512.cpp: .ci/check_isa.py tells
+// dispatched code from baseline code by that namespace.
+namespace aek::avx512 {
 namespace {
 
 // Same traits as gemm_avx512.cpp plus add / store_part (kept per unit: an
@@ -66,4 +69,4 @@ struct F64x8 {
 AEK_DIRECT_AVX512(f32, F32x16)
 AEK_DIRECT_AVX512(f64, F64x8)
 
-}  // namespace aek
+}  // namespace aek::avx512

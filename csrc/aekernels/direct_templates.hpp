@@ -38,8 +38,6 @@ inline void with_int(i64 n, F&& f) {
     f(Int<MAX>{});
 }
 
-inline i64 min_i64(i64 a, i64 b) { return a < b ? a : b; }
-
 // Write-intent prefetch: the output of these kernels goes to memory, and
 // fetching the next tile's lines while this tile computes lets the two overlap.
 #if defined(__GNUC__) || defined(__clang__)
@@ -47,6 +45,16 @@ inline i64 min_i64(i64 a, i64 b) { return a < b ? a : b; }
 #else
 #define AEK_PREFETCH_W(p) ((void)0)
 #endif
+
+// Valid lanes of the last of nv vectors covering n remaining elements (1..W).
+// Every function here is a template over the traits V (or over a lambda of
+// one): an inline function shared by the ISA units and the generic one could
+// be linked as a single (AVX) copy for all of them.
+template <class V>
+inline int lanes_in_last(i64 n, i64 nv) {
+    const i64 rest = n - (nv - 1) * V::W;
+    return static_cast<int>(rest < V::W ? rest : V::W);
+}
 
 // Blocks of at most MAX items covering n, sized evenly (9 = 5 + 4, not 6 + 3),
 // so the last block is not a mostly idle tile: f(first, count).
@@ -119,11 +127,13 @@ void fwd_nchw(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
                             (ldyr * static_cast<i64>(sizeof(T))) % kLine == 0;
     const i64 mis = static_cast<i64>(reinterpret_cast<std::uintptr_t>(y) % kLine);
     const i64 head = same_align && mis % static_cast<i64>(sizeof(T)) == 0 && mis != 0
-                         ? min_i64(ow, (kLine - mis) / static_cast<i64>(sizeof(T)))
+                         ? (ow < (kLine - mis) / static_cast<i64>(sizeof(T))
+                                ? ow
+                                : (kLine - mis) / static_cast<i64>(sizeof(T)))
                          : 0;
     const i64 nvec = (ow - head + W - 1) / W;
     for (i64 m0 = 0; m0 < K; m0 += MRMAX) {
-        with_int<MRMAX>(min_i64(MRMAX, K - m0), [&](auto mr) {
+        with_int<MRMAX>(K - m0 < MRMAX ? K - m0 : MRMAX, [&](auto mr) {
             constexpr int MR = decltype(mr)::value;
             const T* bm = bias ? bias + m0 : nullptr;
             for (i64 r = 0; r < rows; ++r) {
@@ -133,7 +143,7 @@ void fwd_nchw(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
                                             ldyk, static_cast<int>(head));
                 even_blocks(nvec, NVMAX, [&](i64 v0, i64 nv) {
                     const i64 q0 = head + v0 * W;
-                    const int last = static_cast<int>(min_i64(W, ow - q0 - (nv - 1) * W));
+                    const int last = lanes_in_last<V>(ow - q0, nv);
                     with_int<NVMAX>(nv, [&](auto nvc) {
                         fwd_nchw_tile<V, MR, decltype(nvc)::value>(
                             ntaps, tap, r * xrow + q0, w + m0 * ldw, ldw, bm, yr + q0, ldyk,
@@ -192,10 +202,10 @@ void fwd_nhwc(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
     const i64 nvec = (K + W - 1) / W;
     for (i64 r = 0; r < rows; ++r)
         for (i64 p0 = 0; p0 < ow; p0 += MPMAX) {
-            with_int<MPMAX>(min_i64(MPMAX, ow - p0), [&](auto mp) {
+            with_int<MPMAX>(ow - p0 < MPMAX ? ow - p0 : MPMAX, [&](auto mp) {
                 constexpr int MP = decltype(mp)::value;
                 even_blocks(nvec, NVMAX, [&](i64 v0, i64 nv) {
-                    const int last = static_cast<int>(min_i64(W, K - (v0 + nv - 1) * W));
+                    const int last = lanes_in_last<V>(K - v0 * W, nv);
                     with_int<NVMAX>(nv, [&](auto nvc) {
                         fwd_nhwc_tile<V, MP, decltype(nvc)::value>(
                             ntaps, tap, r * xrow + p0, w + v0 * W, ldw,
@@ -258,7 +268,7 @@ void bwf_nchw(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
               const typename V::T* gy, i64 ldgr, i64 ldg2, typename V::T* acc, i64 ldacc) {
     constexpr int W = V::W;
     for (i64 m0 = 0; m0 < K; m0 += MRMAX) {
-        with_int<MRMAX>(min_i64(MRMAX, K - m0), [&](auto mr) {
+        with_int<MRMAX>(K - m0 < MRMAX ? K - m0 : MRMAX, [&](auto mr) {
             constexpr int MR = decltype(mr)::value;
             even_blocks(ntaps, NTMAX, [&](i64 t0, i64 nt) {
                 with_int<NTMAX>(nt, [&](auto ntc) {
@@ -329,7 +339,7 @@ void bwf_nhwc(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
     constexpr int W = V::W;
     const i64 nvec = (K + W - 1) / W;
     even_blocks(nvec, NVMAX, [&](i64 v0, i64 nv) {
-        const int last = static_cast<int>(min_i64(W, K - (v0 + nv - 1) * W));
+        const int last = lanes_in_last<V>(K - v0 * W, nv);
         with_int<NVMAX>(nv, [&](auto nvc) {
             constexpr int NV = decltype(nvc)::value;
             constexpr int NTMAX = ACC / NV;

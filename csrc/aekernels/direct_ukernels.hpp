@@ -51,10 +51,15 @@ struct DirectKernels {
     AEK_DECLARE_DIRECT_BWF(direct_##tname##_##isa##_bwf_nhwc, T)
 
 #ifdef AEK_HAVE_X86_ISA
+// Defined in conv_direct_avx2.cpp / conv_direct_avx512.cpp, one namespace per ISA unit.
+namespace avx2 {
 AEK_DECLARE_DIRECT_SET(avx2, f32, float);
 AEK_DECLARE_DIRECT_SET(avx2, f64, double);
+}  // namespace avx2
+namespace avx512 {
 AEK_DECLARE_DIRECT_SET(avx512, f32, float);
 AEK_DECLARE_DIRECT_SET(avx512, f64, double);
+}  // namespace avx512
 #endif
 
 }  // namespace aek
