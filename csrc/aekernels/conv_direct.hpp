@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstring>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -103,6 +104,8 @@ void build_direct_rows(const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0, i6
                 const i64 step = sw * ws;
                 if (step == 1)
                     copy_short(s, hi - lo, d + lo);
+                else if (step == 2)  // stride-2 NCHW: a constant stride the compiler vectorises
+                    for (i64 v = lo; v < hi; ++v) d[v] = s[2 * (v - lo)];
                 else
                     for (i64 v = lo; v < hi; ++v) d[v] = s[(v - lo) * step];
             }
@@ -232,44 +235,56 @@ void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T*
     });
 }
 
+// Work items of backward-filter: whole images, or row tiles of them when the
+// batch alone cannot feed kDirectFilterChunks chunks or an image's rows buffer
+// would not fit the budget.
+constexpr i64 kDirectFilterChunks = 16;
+
 // NCHW: x (N,C,H,W), gy (N,K,OH,OW) -> gw (K,C/g,kh,kw)
 // NHWC: x (N,H,W,C), gy (N,OH,OW,K) -> gw (kh,kw,C/g,K)
-// The (image, row tile) items are cut into S = threads_for_work() contiguous
-// slices, each accumulating its own partial gw; the partials (and, NCHW, the
-// vector lanes) are summed in a fixed order at the end, so the result depends
-// on the thread count only, never on scheduling.
+// The (image, row tile) items are cut into a fixed number of contiguous
+// chunks (not tied to the thread count, so an idle thread can take the next
+// one when a busy machine deschedules another); each chunk yields its own
+// partial gw and the partials are added in chunk order.  Within a chunk the
+// order is fixed too, so the result does not depend on threads or scheduling.
 template <class T>
 void direct_conv_backward_filter(const DirectKernels<T>& dk, const ConvGeom& g, const T* x,
                                  const T* gy, T* gw) {
     const i64 Cg = g.Cg(), Kg = g.Kg(), G = g.groups, taps = g.taps(), P = g.OH * g.OW;
     const int nt = threads_for_work(double(g.N) * P * g.K * taps);
-    // Whole images per item unless the batch is smaller than the team or an
-    // image's rows buffer would not fit the budget.
-    const i64 cpi0 = std::max(ceil_div(nt, g.N), ceil_div(g.OH, direct_rows_cap<T>(g)));
+    const i64 cpi0 = std::max(ceil_div(kDirectFilterChunks, g.N),
+                              ceil_div(g.OH, direct_rows_cap<T>(g)));
     const i64 rows = ceil_div(g.OH, std::min(g.OH, cpi0));
     const i64 cpi = ceil_div(g.OH, rows);
     const i64 items = g.N * cpi;
-    const i64 S = std::max<i64>(1, std::min<i64>(nt, items));
+    // (fewer chunks only when their partials would exceed ~16 MB: huge K x taps)
+    const i64 chunk_bytes = g.K * taps * (g.nhwc ? 1 : dk.lanes) * static_cast<i64>(sizeof(T));
+    const i64 nchunks = std::min(items, std::min(kDirectFilterChunks,
+                                                 std::max<i64>(nt, (i64(16) << 20) / chunk_bytes)));
     const i64 xrow = g.sh * g.sw * direct_row_pitch(g);
-    // Accumulators of one slice and group: NCHW [Kg][taps][lanes] vectors
-    // (lane sums deferred to the end), NHWC [taps][Kg padded].
+    // A chunk's accumulators, per group: NCHW [Kg][taps][lanes] vectors (the
+    // kernel's dot products; lanes are summed once, at the end), NHWC
+    // [taps][Kg padded].
     const i64 L = dk.lanes, Kp = ceil_div(Kg, 16) * 16;
     const i64 per_group = g.nhwc ? taps * Kp : Kg * taps * L;
-    const i64 per_slice = G * per_group;
-    std::vector<T> acc(static_cast<std::size_t>(S * per_slice), T(0));
-    // dY rows per kernel call: the call's slice of dY (all Kg channels) stays
-    // in L1/L2 while the kernel sweeps it once per tile of taps.
-    const i64 chunk = std::max<i64>(1, (i64(32) << 10) / static_cast<i64>(sizeof(T) * Kg * g.OW));
+    const i64 per_chunk = G * per_group;
+    // (uninitialised: each chunk zeroes its own, in parallel)
+    std::unique_ptr<T[]> part(new T[static_cast<std::size_t>(nchunks * per_chunk)]);
+    // dY rows per NHWC kernel call: the call's slice of dY stays in L1/L2
+    // while the kernel sweeps it once per tile of taps.
+    const i64 nhwc_rows =
+        std::max<i64>(1, (i64(32) << 10) / static_cast<i64>(sizeof(T) * Kg * g.OW));
 
-    parallel_items(S, nt, std::is_same<T, float>::value, [&](i64 s) {
-        T* a = acc.data() + s * per_slice;
+    parallel_items(nchunks, nt, std::is_same<T, float>::value, [&](i64 ch) {
         DirectScratch<T>& sc = direct_scratch<T>();
-        const i64 it1 = (s + 1) * items / S;
-        for (i64 it = s * items / S; it < it1; ++it) {
+        T* acc = part.get() + ch * per_chunk;
+        std::fill(acc, acc + per_chunk, T(0));
+        const i64 it1 = (ch + 1) * items / nchunks;
+        for (i64 it = ch * items / nchunks; it < it1; ++it) {
             const i64 n = it / cpi, oh0 = (it % cpi) * rows, nr = std::min(rows, g.OH - oh0);
             const i64 RB = direct_input_rows(g, nr);
             T* buf = sc.rows.get(static_cast<std::size_t>(direct_rows_elems(g, nr)));
-            const i64 crows = g.nhwc ? chunk : direct_plane_rows<T>(g, nr);
+            const i64 crows = g.nhwc ? nhwc_rows : direct_plane_rows<T>(g, nr);
             T* planes = g.nhwc ? nullptr
                                : sc.planes.get(static_cast<std::size_t>(
                                      taps * direct_plane_pitch(crows, g.OW)));
@@ -277,7 +292,7 @@ void direct_conv_backward_filter(const DirectKernels<T>& dk, const ConvGeom& g, 
             for (i64 gi = 0; gi < G; ++gi) {
                 build_direct_rows(g, x, n, gi, oh0 * g.sh - g.pt, RB, buf);
                 direct_taps(g, static_cast<const T*>(buf), RB, sc.tap);
-                T* ag = a + gi * per_group;
+                T* ag = acc + gi * per_group;
                 for (i64 r0 = 0; r0 < nr; r0 += crows) {
                     const i64 cr = std::min(crows, nr - r0);
                     if (!g.nhwc) {
@@ -297,28 +312,26 @@ void direct_conv_backward_filter(const DirectKernels<T>& dk, const ConvGeom& g, 
         }
     });
 
+    // chunks in order (element-wise), then (NCHW) the lanes
+    T* sum = part.get();
+    for (i64 ch = 1; ch < nchunks; ++ch) {
+        const T* pc = part.get() + ch * per_chunk;
+        for (i64 e = 0; e < per_chunk; ++e) sum[e] += pc[e];
+    }
     for (i64 gi = 0; gi < G; ++gi)
         for (i64 k = 0; k < Kg; ++k)
             for (i64 c = 0; c < Cg; ++c)
                 for (i64 ij = 0; ij < g.kh * g.kw; ++ij) {
                     const i64 t = c * g.kh * g.kw + ij;
-                    T sum = T(0);
-                    for (i64 s = 0; s < S; ++s) {
-                        const T* e = acc.data() + s * per_slice + gi * per_group;
-                        T part;
-                        if (!g.nhwc) {
-                            e += (k * taps + t) * L;
-                            part = e[0];
-                            for (i64 l = 1; l < L; ++l) part += e[l];
-                        } else {
-                            part = e[t * Kp + k];
-                        }
-                        sum = s == 0 ? part : sum + part;
+                    const T* e = sum + gi * per_group;
+                    if (!g.nhwc) {
+                        e += (k * taps + t) * L;
+                        T v = e[0];
+                        for (i64 l = 1; l < L; ++l) v += e[l];
+                        gw[(gi * Kg + k) * taps + t] = v;
+                    } else {
+                        gw[(ij * Cg + c) * g.K + gi * Kg + k] = e[t * Kp + k];
                     }
-                    if (!g.nhwc)
-                        gw[(gi * Kg + k) * taps + t] = sum;
-                    else
-                        gw[(ij * Cg + c) * g.K + gi * Kg + k] = sum;
                 }
 }
 
