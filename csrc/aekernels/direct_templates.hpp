@@ -119,10 +119,11 @@ void fwd_nchw(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
               i64 ldyr, i64 ldyk) {
     using T = typename V::T;
     constexpr int W = V::W;
-    constexpr i64 kLine = 64;
     // Split stores cost two lines each: when every channel's row shares one
-    // alignment, a partial vector up to the next 64-byte boundary comes first.
-    // (Each output's sum is the same whatever the vector split.)
+    // alignment, a partial vector up to the next vector-size boundary comes
+    // first (a whole line for 64-byte vectors).  Each output's sum is the same
+    // whatever the vector split.
+    constexpr i64 kLine = W * static_cast<i64>(sizeof(T));
     const bool same_align = (ldyk * static_cast<i64>(sizeof(T))) % kLine == 0 &&
                             (ldyr * static_cast<i64>(sizeof(T))) % kLine == 0;
     const i64 mis = static_cast<i64>(reinterpret_cast<std::uintptr_t>(y) % kLine);
@@ -132,8 +133,8 @@ void fwd_nchw(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
                                 : (kLine - mis) / static_cast<i64>(sizeof(T)))
                          : 0;
     const i64 nvec = (ow - head + W - 1) / W;
-    for (i64 m0 = 0; m0 < K; m0 += MRMAX) {
-        with_int<MRMAX>(K - m0 < MRMAX ? K - m0 : MRMAX, [&](auto mr) {
+    even_blocks(K, MRMAX, [&](i64 m0, i64 mcount) {
+        with_int<MRMAX>(mcount, [&](auto mr) {
             constexpr int MR = decltype(mr)::value;
             const T* bm = bias ? bias + m0 : nullptr;
             for (i64 r = 0; r < rows; ++r) {
@@ -152,7 +153,7 @@ void fwd_nchw(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
                 });
             }
         });
-    }
+    });
 }
 
 // ---------------------------------------------------------------- forward, NHWC
@@ -267,8 +268,8 @@ template <class V, int MRMAX, int NTMAX>
 void bwf_nchw(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* tap, i64 xrow,
               const typename V::T* gy, i64 ldgr, i64 ldg2, typename V::T* acc, i64 ldacc) {
     constexpr int W = V::W;
-    for (i64 m0 = 0; m0 < K; m0 += MRMAX) {
-        with_int<MRMAX>(K - m0 < MRMAX ? K - m0 : MRMAX, [&](auto mr) {
+    even_blocks(K, MRMAX, [&](i64 m0, i64 mcount) {
+        with_int<MRMAX>(mcount, [&](auto mr) {
             constexpr int MR = decltype(mr)::value;
             even_blocks(ntaps, NTMAX, [&](i64 t0, i64 nt) {
                 with_int<NTMAX>(nt, [&](auto ntc) {
@@ -278,7 +279,7 @@ void bwf_nchw(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
                 });
             });
         });
-    }
+    });
 }
 
 // ------------------------------------------------------- backward-filter, NHWC
