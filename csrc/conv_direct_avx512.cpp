@@ -51,6 +51,7 @@ struct F64x8 {
 //   fwd_nchw 6 channels x 4 vectors: 24 accumulators + 4 input vectors + 1 broadcast
 //   fwd_nhwc 12 pixels x 2 vectors:  24 accumulators + 2 weight vectors + 1 broadcast
 //   bwf_nchw 4 channels x 6 taps:    24 accumulators + 4 dY vectors + 1 input vector
+//            (6 x 4 when K <= 6)
 //   bwf_nhwc 24 accumulators (12 taps x 2 vectors) + 2 x 2 dY vectors + 2 broadcasts
 #define AEK_DIRECT_AVX512(tname, V)                                                         \
     AEK_DECLARE_DIRECT_FWD(direct_##tname##_avx512_fwd_nchw, V::T) {                        \
@@ -60,7 +61,10 @@ struct F64x8 {
         direct::fwd_nhwc<V, 12, 2>(K, rows, ow, ntaps, tap, xrow, w, ldw, bias, y, ldyr, ldy2); \
     }                                                                                       \
     AEK_DECLARE_DIRECT_BWF(direct_##tname##_avx512_bwf_nchw, V::T) {                        \
-        direct::bwf_nchw<V, 4, 6>(K, rows, ow, ntaps, tap, xrow, gy, ldgr, ldg2, acc, ldacc); \
+        if (K <= 6) /* one block holds every channel: 6 x 4 reads dY once */               \
+            direct::bwf_nchw<V, 6, 4>(K, rows, ow, ntaps, tap, xrow, gy, ldgr, ldg2, acc, ldacc); \
+        else                                                                                \
+            direct::bwf_nchw<V, 4, 6>(K, rows, ow, ntaps, tap, xrow, gy, ldgr, ldg2, acc, ldacc); \
     }                                                                                       \
     AEK_DECLARE_DIRECT_BWF(direct_##tname##_avx512_bwf_nhwc, V::T) {                        \
         direct::bwf_nhwc<V, 24, 2>(K, rows, ow, ntaps, tap, xrow, gy, ldgr, ldg2, acc, ldacc); \
