@@ -164,11 +164,13 @@ DirectScratch<T>& direct_scratch() {
     return s;
 }
 
-// Output rows per NCHW kernel call: their tap planes stay within ~32 KB (L1).
+// Output rows per NCHW kernel call: their tap planes stay within `bytes`
+// (forward: 32 KB, L1, swept once per block of output channels; backward-
+// filter: 64 KB, fewer calls and accumulator flushes).
 template <class T>
-i64 direct_plane_rows(const ConvGeom& g, i64 rows) {
+i64 direct_plane_rows(const ConvGeom& g, i64 rows, i64 bytes) {
     const i64 per_row = g.taps() * g.OW * static_cast<i64>(sizeof(T));
-    return std::max<i64>(1, std::min(rows, (i64(32) << 10) / std::max<i64>(1, per_row)));
+    return std::max<i64>(1, std::min(rows, bytes / std::max<i64>(1, per_row)));
 }
 
 // NCHW: x (N,C,H,W), w (K,C/g,kh,kw), bias (K) -> y (N,K,OH,OW)
@@ -218,7 +220,7 @@ void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T*
                         y + (n * g.OH + oh0) * g.OW * g.K + gi * Kg, g.OW * g.K, g.K);
             return;
         }
-        const i64 crows = direct_plane_rows<T>(g, nr);
+        const i64 crows = direct_plane_rows<T>(g, nr, i64(32) << 10);
         T* planes = sc.planes.get(static_cast<std::size_t>(taps * direct_plane_pitch(crows, g.OW)));
         sc.plane_ptr.resize(static_cast<std::size_t>(taps));
         for (i64 r0 = 0; r0 < nr; r0 += crows) {
@@ -284,7 +286,7 @@ void direct_conv_backward_filter(const DirectKernels<T>& dk, const ConvGeom& g, 
             const i64 n = it / cpi, oh0 = (it % cpi) * rows, nr = std::min(rows, g.OH - oh0);
             const i64 RB = direct_input_rows(g, nr);
             T* buf = sc.rows.get(static_cast<std::size_t>(direct_rows_elems(g, nr)));
-            const i64 crows = g.nhwc ? nhwc_rows : direct_plane_rows<T>(g, nr);
+            const i64 crows = g.nhwc ? nhwc_rows : direct_plane_rows<T>(g, nr, i64(64) << 10);
             T* planes = g.nhwc ? nullptr
                                : sc.planes.get(static_cast<std::size_t>(
                                      taps * direct_plane_pitch(crows, g.OW)));
