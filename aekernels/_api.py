@@ -766,6 +766,9 @@ def _check_indices(indices: np.ndarray, plane: int, name: str = "indices") -> No
     """Every index must address a position of its (n, c) plane (checked before writing)."""
     if indices.size == 0:
         return
+    # one pass instead of min() and max(): as uint64, negative int64 values are >= 2**63
+    if int(indices.view(np.uint64).max()) < plane:
+        return
     lo, hi = int(indices.min()), int(indices.max())
     if lo < 0 or hi >= plane:
         bad = lo if lo < 0 else hi

@@ -104,7 +104,7 @@ def torch_epoch_fn(name, x, y, batch):
             loss = loss_fn(out, xb if kind == "ae" else ys[i:i + batch])
             loss.backward()
             opt.step()
-        return float(loss)
+        return float(loss.detach())
     return epoch
 
 
@@ -232,7 +232,8 @@ def main(argv=None) -> int:
         blas = "?"
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
                platform.processor())
-    print(f"cpu: {cpu}; aekernels {ak.__version__} backend {ak.backend()} ({ak._dispatch.isa()}), "
+    print(f"cpu: {cpu}; aekernels {ak.__version__} from {os.path.dirname(ak.__file__)} "
+          f"backend {ak.backend()} ({ak._dispatch.isa()}), "
           f"{ak.get_num_threads()} threads; torch {torch.__version__} {torch.get_num_threads()} threads; "
           f"numpy BLAS: {blas}; load average {os.getloadavg()[0]:.2f}")
     results = []

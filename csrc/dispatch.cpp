@@ -108,6 +108,8 @@ IsaTable make_table() {
     t.shift_f64 = {"conv_shift_f64_3x8_generic", 4, 6, conv_shift_f64_3x8_generic};
     t.dot_f32 = {"conv_dot_f32_2x3_generic", 2, 3, 4, conv_dot_f32_2x3_generic};
     t.dot_f64 = {"conv_dot_f64_2x3_generic", 2, 3, 4, conv_dot_f64_2x3_generic};
+    t.cl_f32 = {"none", 4, 4, nullptr, 1, nullptr, nullptr};
+    t.cl_f64 = {"none", 4, 4, nullptr, 1, nullptr, nullptr};
 #ifdef AEK_HAVE_X86_ISA
     if (level == kAvx2) {
         t.isa = "avx2";
@@ -117,6 +119,12 @@ IsaTable make_table() {
         t.shift_f64 = {"conv_shift_f64_3x12_avx2", 4, 1 << 30, avx2::conv_shift_f64_3x12_avx2};
         t.dot_f32 = {"conv_dot_f32_3x3_avx2", 3, 3, 8, avx2::conv_dot_f32_3x3_avx2};
         t.dot_f64 = {"conv_dot_f64_3x3_avx2", 3, 3, 4, avx2::conv_dot_f64_3x3_avx2};
+        // no channel-vector backward-filter on AVX2: GCC keeps its accumulators
+        // in memory there, and the dot tiles are faster
+        t.cl_f32 = {"conv_cl_f32_6x16_avx2", 8, 16, avx2::conv_cl_f32_6x16_avx2, 1,
+                    nullptr, nullptr};
+        t.cl_f64 = {"conv_cl_f64_6x8_avx2", 4, 8, avx2::conv_cl_f64_6x8_avx2, 1,
+                    nullptr, nullptr};
     } else if (level == kAvx512) {
         t.isa = "avx512";
         t.f32 = {"gemm_ukernel_f32_14x32_avx512", 14, 32, 168, 256, 4096,
@@ -127,6 +135,10 @@ IsaTable make_table() {
         t.shift_f64 = {"conv_shift_f64_6x32_avx512", 8, 1 << 30, avx512::conv_shift_f64_6x32_avx512};
         t.dot_f32 = {"conv_dot_f32_4x6_avx512", 4, 6, 16, avx512::conv_dot_f32_4x6_avx512};
         t.dot_f64 = {"conv_dot_f64_4x6_avx512", 4, 6, 8, avx512::conv_dot_f64_4x6_avx512};
+        t.cl_f32 = {"conv_cl_f32_14x32_avx512", 16, 32, avx512::conv_cl_f32_14x32_avx512, 4,
+                    avx512::conv_clf_f32_4x6_avx512, avx512::conv_clt_f32_avx512};
+        t.cl_f64 = {"conv_cl_f64_14x16_avx512", 8, 16, avx512::conv_cl_f64_14x16_avx512, 4,
+                    avx512::conv_clf_f64_4x6_avx512, nullptr};
     }
 #endif
     fill_direct_kernels(t);

@@ -116,6 +116,13 @@ struct F32x8 {
         const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         return _mm256_maskload_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane));
     }
+    static constexpr bool kTranspose = false;
+    static void transpose(R*) {}
+    static R add(R a, R b) { return _mm256_add_ps(a, b); }
+    static void store_part(T* p, R r, int n) {
+        const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane), r);
+    }
 };
 struct F64x4 {
     using T = double;
@@ -135,6 +142,13 @@ struct F64x4 {
         const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);
         return _mm256_maskload_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), lane));
     }
+    static constexpr bool kTranspose = false;
+    static void transpose(R*) {}
+    static R add(R a, R b) { return _mm256_add_pd(a, b); }
+    static void store_part(T* p, R r, int n) {
+        const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);
+        _mm256_maskstore_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), lane), r);
+    }
 };
 
 }  // namespace
@@ -153,6 +167,17 @@ AEK_DECLARE_DOT(conv_dot_f32_3x3_avx2, float) {
 }
 AEK_DECLARE_DOT(conv_dot_f64_3x3_avx2, double) {
     simd::dot_tiles<F64x4, 3, 3>(M, N, rows, ow, arow, apitch, b, boff, bpitch, c, ldc, accumulate);
+}
+
+// Channel-vector conv: 6 pixels x 2 vectors = 12 accumulators + 2 weight
+// vectors + 1 broadcast of 16 ymm (the 6x16 GEMM plan without packing A).
+AEK_DECLARE_CL(conv_cl_f32_6x16_avx2, float) {
+    simd::cl_rows<F32x8, 6, 2>(M, rows, GB, nti, ioff, ntj, joff, ncb, cbs, slab, rs, wpk, out,
+                               as, ps, ms, bias);
+}
+AEK_DECLARE_CL(conv_cl_f64_6x8_avx2, double) {
+    simd::cl_rows<F64x4, 6, 2>(M, rows, GB, nti, ioff, ntj, joff, ncb, cbs, slab, rs, wpk, out,
+                               as, ps, ms, bias);
 }
 
 }  // namespace aek::avx2

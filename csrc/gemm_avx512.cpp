@@ -99,6 +99,40 @@ struct F32x16 {
     static R load_part(const T* p, int n) {
         return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1u), p);
     }
+    static R add(R a, R b) { return _mm512_add_ps(a, b); }
+    static void store_part(T* p, R r, int n) {
+        _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), r);
+    }
+    // In-register 16 x 16 transpose (r[i] lane j <-> r[j] lane i): 32-bit and
+    // 64-bit interleaves, then two rounds of 128-bit lane shuffles.
+    static constexpr bool kTranspose = true;
+    static void transpose(R* r) {
+        __m512 t[16], u[16], v[16];
+        for (int i = 0; i < 8; ++i) {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
+        for (int i = 0; i < 4; ++i) {
+            const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+            const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+            u[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+            u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+            u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+            u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+        }
+        for (int k = 0; k < 4; ++k) {
+            v[k + 0] = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x88);
+            v[k + 4] = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xDD);
+            v[k + 8] = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x88);
+            v[k + 12] = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xDD);
+        }
+        for (int k = 0; k < 4; ++k) {
+            r[k + 0] = _mm512_shuffle_f32x4(v[k], v[k + 8], 0x88);
+            r[k + 8] = _mm512_shuffle_f32x4(v[k], v[k + 8], 0xDD);
+            r[k + 4] = _mm512_shuffle_f32x4(v[k + 4], v[k + 12], 0x88);
+            r[k + 12] = _mm512_shuffle_f32x4(v[k + 4], v[k + 12], 0xDD);
+        }
+    }
 };
 struct F64x8 {
     using T = double;
@@ -112,6 +146,12 @@ struct F64x8 {
     static T hsum(R r) { return _mm512_reduce_add_pd(r); }
     static R load_part(const T* p, int n) {
         return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1u), p);
+    }
+    static constexpr bool kTranspose = false;
+    static void transpose(R*) {}
+    static R add(R a, R b) { return _mm512_add_pd(a, b); }
+    static void store_part(T* p, R r, int n) {
+        _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1u), r);
     }
 };
 
@@ -131,6 +171,31 @@ AEK_DECLARE_DOT(conv_dot_f32_4x6_avx512, float) {
 }
 AEK_DECLARE_DOT(conv_dot_f64_4x6_avx512, double) {
     simd::dot_tiles<F64x8, 4, 6>(M, N, rows, ow, arow, apitch, b, boff, bpitch, c, ldc, accumulate);
+}
+
+// Channel-vector conv: 14 pixels x 2 vectors = 28 accumulators + 2 weight
+// vectors + 1 broadcast of 32 zmm (the 14x32 GEMM plan without packing A).
+AEK_DECLARE_CL(conv_cl_f32_14x32_avx512, float) {
+    simd::cl_rows<F32x16, 14, 2>(M, rows, GB, nti, ioff, ntj, joff, ncb, cbs, slab, rs, wpk, out,
+                                 as, ps, ms, bias);
+}
+// Channel-blocked slab rows from channel-major (NCHW) rows: 16 x 16 blocks
+// transposed in registers.
+AEK_DECLARE_CLT(conv_clt_f32_avx512, float) {
+    simd::cl_transpose_rows<F32x16>(s, cs, nc, n, d);
+}
+AEK_DECLARE_CL(conv_cl_f64_14x16_avx512, double) {
+    simd::cl_rows<F64x8, 14, 2>(M, rows, GB, nti, ioff, ntj, joff, ncb, cbs, slab, rs, wpk, out,
+                                as, ps, ms, bias);
+}
+
+// Channel-vector backward-filter: 4 dY channels x 6 vector columns = 24
+// accumulators + 4 broadcasts + 1 slab vector of 32 zmm.
+AEK_DECLARE_CLF(conv_clf_f32_4x6_avx512, float) {
+    simd::cl_filter<F32x16, 4, 6>(Mpad, ncol, coff, rows, GB, slab, rs, g, gps, gbs, c, ldc);
+}
+AEK_DECLARE_CLF(conv_clf_f64_4x6_avx512, double) {
+    simd::cl_filter<F64x8, 4, 6>(Mpad, ncol, coff, rows, GB, slab, rs, g, gps, gbs, c, ldc);
 }
 
 }  // namespace aek::avx512

@@ -54,6 +54,16 @@ CONV_CASES = [
     _conv("bottom_padding_only_windows", H=2, W=3, k=1, padding=((1, 2), (0, 3))),
     # bigger shapes: GEMM blocking, slab/phase-plane paths, vector tails
     _conv("larger_stride1", N=2, C=16, H=20, W=19, K=32, k=3, padding=1),
+    # channel-vector path (stride 1, channels that fill vectors): partial channel
+    # and output blocks, rows wider / narrower than the register tile, groups,
+    # dilation, asymmetric padding, a single image split into row ranges
+    _conv("cl_partial_blocks", N=2, C=40, H=9, W=31, K=40, k=3, padding=1),
+    _conv("cl_groups2_dilated", N=1, C=64, H=11, W=10, K=64, k=3, padding=2, dilation=2,
+          groups=2),
+    _conv("cl_asym_pad_rect", N=3, C=32, H=7, W=16, K=16, k=(2, 3),
+          padding=((1, 0), (2, 1)), bias=False),
+    _conv("cl_one_image_tall", N=1, C=16, H=45, W=5, K=80, k=3, padding=1),
+    _conv("cl_odd_outputs", N=2, C=16, H=6, W=9, K=30, k=3, padding=1),
     _conv("larger_stride2_k5", N=1, C=8, H=23, W=21, K=24, k=5, stride=2, padding=2),
     _conv("stem_k7_s2_p3", N=1, C=3, H=17, W=18, K=8, k=7, stride=2, padding=3),
     _conv("one_input_channel", N=2, C=1, H=16, W=15, K=8, k=3, padding=1),
@@ -108,6 +118,8 @@ CONV_TRANSPOSE_CASES = [
     _ct("taps_only_in_padding", N=1, Cin=1, Cout=1, H=1, W=2, k=(2, 1), stride=(1, 2),
         padding=1, dilation=(2, 1)),
     _ct("larger_s2_k4", N=2, Cin=16, Cout=8, H=7, W=6, k=4, stride=2, padding=1),
+    _ct("cl_s1_channels", N=2, Cin=32, Cout=48, H=9, W=15, k=3, stride=1, padding=1),
+    _ct("cl_s2_phases", N=1, Cin=64, Cout=32, H=6, W=7, k=3, stride=2, padding=1),
 ]
 
 

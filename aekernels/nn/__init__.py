@@ -5,6 +5,8 @@ Every layer has ``forward(x)``, ``backward(grad) -> grad_input``, ``params()`` a
 parameters in place), and ``train()``/``eval()``.  Convolution and pooling run on the
 public kernels (``aekernels.conv2d``, ``max_pool2d``, ...) of whichever backend is
 active.  float32 by default; pass ``dtype=np.float64`` for gradient checks.
+``Sequential`` runs ReLU -> MaxPool2d pool-first (and takes a preceding Conv2d's bias
+gradient from the pooled gradient): same results, a quarter of the element-wise work.
 """
 from .activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .conv import Conv2d, ConvTranspose2d

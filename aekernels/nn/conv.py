@@ -121,11 +121,15 @@ class Conv2d(Layer):
         self._x = x
         return K.conv2d(x, self.weight, self.bias, **self._geo())
 
-    def backward(self, grad: np.ndarray) -> np.ndarray:
+    def backward(self, grad: np.ndarray, *, bias_grad: np.ndarray | None = None) -> np.ndarray:
+        """``bias_grad``: the bias gradient when the caller has it already (the channel
+        sums of ``grad``, e.g. from the smaller tensor a max pooling scattered into it)."""
         x, geo = self._x, self._geo()
         K.conv2d_backward_filter(x, grad, self.weight.shape, out=self.gweight, **geo)
         if self.bias is not None:
-            self.gbias[...] = K.conv2d_backward_bias(grad, layout=self.layout)
+            if bias_grad is None:
+                bias_grad = K.conv2d_backward_bias(grad, layout=self.layout)
+            self.gbias[...] = bias_grad
         if not self.need_input_grad:
             return None  # type: ignore[return-value]
         flip = None

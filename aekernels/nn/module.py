@@ -76,17 +76,28 @@ class Sequential(Layer):
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
         self.children: list[Layer] = list(layers)
+        self._steps: list[Layer] = []           # what the latest forward ran, in order
+        self._steps_of: list[Layer] = []        # the children it was built from
+
+    def _execution_steps(self) -> list[Layer]:
+        """The children, with each ReLU that directly precedes a MaxPool2d fused into
+        one step that pools first (see ``pool.PoolThenReLU``); rebuilt when the children change."""
+        if self._steps_of != self.children:
+            from .pool import fuse_relu_max_pool   # pool imports this module
+            self._steps_of = list(self.children)
+            self._steps = fuse_relu_max_pool(self._steps_of)
+        return self._steps
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        for layer in self.children:
-            x = layer.forward(x)
+        for step in self._execution_steps():
+            x = step.forward(x)
         return x
 
     __call__ = forward
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
-        for layer in reversed(self.children):
-            grad = layer.backward(grad)
+        for step in reversed(self._execution_steps()):
+            grad = step.backward(grad)
             if grad is None:        # the layers below need no gradient (need_input_grad)
                 return None
         return grad

@@ -236,6 +236,139 @@ void write_block(const T* cb, i64 ldq, i64 Wp, i64 a0, i64 rows, i64 M, i64 GB, 
         }
 }
 
+// ---------------------------------------------------------------------------
+// Channel-vector path (cl_rows): vectors along the output channels, so no
+// junk columns are computed and channel-last outputs are stored as whole
+// vectors.  Used for stride-1 correlations whose channel counts fill vectors.
+
+// Whether the channel-vector kernel suits C source and M output channels:
+// both are rounded up to the vector width, so require little padding.
+template <class T>
+bool use_cl_path(i64 C, i64 M) {
+    const ClKernel<T>& ck = cl_kernel<T>();
+    if (!ck.fn) return false;
+    auto waste_ok = [&](i64 n) { return n >= ck.cb && 4 * ceil_div(n, ck.cb) * ck.cb <= 5 * n; };
+    return waste_ok(C) && waste_ok(M);
+}
+
+// Weights of a stride-1 correlation given as (M, taps) rows with taps
+// (c, ti, tj), packed for cl_rows: output-channel blocks of nvw (the last one
+// as wide as its vectors), reduction order (ti, channel block, tj, lane),
+// channels past C and outputs past M zero.
+template <class T>
+std::vector<T> pack_cl_weights(const ClKernel<T>& ck, const T* wrow, i64 ldw, i64 M, i64 C,
+                               i64 nti, i64 ntj) {
+    const i64 cb = ck.cb, ncb = ceil_div(C, cb), Kt = nti * ncb * ntj * cb;
+    const i64 Mpad = ceil_div(M, cb) * cb;
+    std::vector<T> out(static_cast<std::size_t>(Mpad * Kt), T(0));
+    for (i64 m0 = 0; m0 < Mpad; m0 += ck.nvw) {
+        const i64 bw = std::min(ck.nvw, Mpad - m0);
+        T* blk = out.data() + m0 * Kt;
+        for (i64 ti = 0; ti < nti; ++ti)
+            for (i64 cbk = 0; cbk < ncb; ++cbk)
+                for (i64 tj = 0; tj < ntj; ++tj)
+                    for (i64 l = 0; l < cb; ++l) {
+                        const i64 c = cbk * cb + l;
+                        if (c >= C) continue;
+                        T* d = blk + (((ti * ncb + cbk) * ntj + tj) * cb + l) * bw;
+                        const i64 mend = std::min(bw, M - m0);
+                        for (i64 mm = 0; mm < mend; ++mm)
+                            d[mm] = wrow[(m0 + mm) * ldw + (c * nti + ti) * ntj + tj];
+                    }
+    }
+    return out;
+}
+
+// Channel-blocked slab of grid rows [a0, a0 + rows) of a stride-1
+// correlation (layout: see cl_rows in simd_templates.hpp): row r holds source
+// row a0 + min(oi) + r, column col source column min(oj) + col, zero outside
+// the image and in the channels past C.
+template <class T>
+struct ClSlab {
+    const T* data;
+    i64 rs, cbs, ncb;
+    i64 ioff[kMaxSlabTaps], joff[kMaxSlabTaps];
+};
+
+template <class T>
+ClSlab<T> build_cl_slab(const Src<T>& src, i64 cb, i64 a0, i64 rows, i64 GB, const i64* oi,
+                        i64 nti, const i64* oj, i64 ntj, Workspace<T>& ws) {
+    const auto tr = cl_kernel<T>().tr;
+    if (nti > kMaxSlabTaps || ntj > kMaxSlabTaps)
+        throw std::logic_error("build_cl_slab: kernel wider than kMaxSlabTaps");
+    const i64 mini = *std::min_element(oi, oi + nti), maxi = *std::max_element(oi, oi + nti);
+    const i64 minj = *std::min_element(oj, oj + ntj), maxj = *std::max_element(oj, oj + ntj);
+    const i64 Wp = GB + maxj - minj, SR = rows + maxi - mini, C = src.C;
+    ClSlab<T> sl;
+    sl.ncb = ceil_div(C, cb);
+    sl.cbs = Wp * cb;
+    sl.rs = sl.ncb * sl.cbs;
+    for (i64 t = 0; t < nti; ++t) sl.ioff[t] = (oi[t] - mini) * sl.rs;
+    for (i64 t = 0; t < ntj; ++t) sl.joff[t] = (oj[t] - minj) * cb;
+    T* slab = ws.slab.get(static_cast<std::size_t>(std::max<i64>(1, SR * sl.rs)));
+    sl.data = slab;
+    // valid columns: 0 <= minj + col < W
+    const i64 lo = std::min(Wp, std::max<i64>(0, -minj));
+    const i64 hi = std::max(lo, std::min(Wp, src.W - minj));
+    for (i64 r = 0; r < SR; ++r) {
+        const i64 ih = a0 + mini + r;
+        T* drow = slab + r * sl.rs;
+        if (!in_range(ih, src.H)) {
+            zero_short(drow, sl.rs);
+            continue;
+        }
+        const T* srow = src.p + ih * src.hs + (minj + lo) * src.ws;
+        for (i64 k = 0; k < sl.ncb; ++k) {
+            T* d = drow + k * sl.cbs;
+            const i64 nc = std::min(cb, C - k * cb);
+            zero_short(d, lo * cb);
+            zero_short(d + hi * cb, (Wp - hi) * cb);
+            if (src.cs == 1) {  // channel-last: each pixel's block is contiguous
+                const T* sk = srow + k * cb;
+                T* dk = d + lo * cb;
+                if (nc * static_cast<i64>(sizeof(T)) == 64) {
+                    // one cache line per pixel: a fixed-size copy the compiler inlines
+                    for (i64 col = 0; col < hi - lo; ++col)
+                        std::memcpy(dk + col * cb, sk + col * src.ws, 64);
+                } else if (nc * static_cast<i64>(sizeof(T)) == 32) {
+                    for (i64 col = 0; col < hi - lo; ++col)
+                        std::memcpy(dk + col * cb, sk + col * src.ws, 32);
+                } else {
+                    for (i64 col = 0; col < hi - lo; ++col) {
+                        for (i64 c = 0; c < nc; ++c) dk[col * cb + c] = sk[col * src.ws + c];
+                        for (i64 c = nc; c < cb; ++c) dk[col * cb + c] = T(0);
+                    }
+                }
+                continue;
+            }
+            if (tr && src.ws == 1) {
+                tr(srow + k * cb * src.cs, src.cs, nc, hi - lo, d + lo * cb);
+                continue;
+            }
+            for (i64 c = 0; c < nc; ++c) {
+                const T* sc = srow + (k * cb + c) * src.cs;
+                T* dc = d + lo * cb + c;
+                for (i64 col = 0; col < hi - lo; ++col) dc[col * cb] = sc[col * src.ws];
+            }
+            for (i64 c = nc; c < cb; ++c)
+                for (i64 col = lo; col < hi; ++col) d[col * cb + c] = T(0);
+        }
+    }
+    return sl;
+}
+
+// out(m, a, b) = bias[m] + sum_{c, ti, tj} w(m, (c, ti, tj)) * src(c, a + oi[ti], b + oj[tj])
+// for grid rows a in [a0, a1), b < GB, m < M, written to out0 + (a - a0)*as + b*ps + m*ms.
+template <class T>
+void cl_conv(const std::vector<T>& wpk, i64 M, const Src<T>& src, i64 a0, i64 a1, i64 GB,
+             const i64* oi, i64 nti, const i64* oj, i64 ntj, Workspace<T>& ws, T* out0, i64 as,
+             i64 ps, i64 ms, const T* bias) {
+    const ClKernel<T>& ck = cl_kernel<T>();
+    const ClSlab<T> sl = build_cl_slab(src, ck.cb, a0, a1 - a0, GB, oi, nti, oj, ntj, ws);
+    ck.fn(M, a1 - a0, GB, nti, sl.ioff, ntj, sl.joff, sl.ncb, sl.cbs, sl.data, sl.rs, wpk.data(),
+          out0, as, ps, ms, bias);
+}
+
 // NCHW: x (N,C,H,W), w (K,C/g,kh,kw), bias (K) -> y (N,K,OH,OW)
 // NHWC: x (N,H,W,C), w (kh,kw,C/g,K), bias (K) -> y (N,OH,OW,K)
 template <class T>
@@ -280,9 +413,26 @@ void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T*
             wp.emplace_back(DensePack<T>{w + gi * Kg, 1, g.K}, Kg, red, uk.nr, gemm_kc(uk, red));
     }
 
+    // Stride-1 convs with enough channels: the channel-vector kernel.
+    const bool cl = slab && g.sh == 1 && g.sw == 1 && use_cl_path<T>(Cg, Kg);
+    std::vector<std::vector<T>> wcl;
+    if (cl)
+        for (i64 gi = 0; gi < G; ++gi)
+            wcl.push_back(pack_cl_weights(cl_kernel<T>(), wo + gi * Kg * taps, taps, Kg, Cg, g.kh,
+                                          g.kw));
+
     parallel_items(g.N * G * ntile, nt, kFlushDenormals<T>, [&](i64 it) {
         const i64 tix = it % ntile, gi = (it / ntile) % G, n = it / (ntile * G);
         Workspace<T>& ws = thread_workspace<T>();
+        if (cl) {
+            const i64 a0 = tix * tile, a1 = std::min(g.OH, a0 + tile);
+            const i64 ms = g.nhwc ? 1 : P, as = g.nhwc ? g.OW * g.K : g.OW, ps = g.nhwc ? g.K : 1;
+            T* yb = g.nhwc ? y + n * P * g.K + gi * Kg : y + (n * g.K + gi * Kg) * P;
+            cl_conv(wcl[gi], Kg, image_src(x, n, gi * Cg, Cg, g.C, g.H, g.W, g.nhwc), a0, a1,
+                    g.OW, oi.data(), g.kh, oj.data(), g.kw, ws, yb + a0 * as, as, ps, ms,
+                    bias ? bias + gi * Kg : nullptr);
+            return;
+        }
         if (slab) {
             const i64 a0 = tix * tile, a1 = std::min(g.OH, a0 + tile);
             // element (m, a, b) of this item's output block
@@ -349,6 +499,7 @@ struct BwdPhase {
     std::vector<i64> oi, oj;     // source (dY) row offset per tap: oh = a + oi[t]
     std::vector<T> wt;           // per group: the sub-kernel as a GEMM operand
     std::vector<PrePacked<T>> wp;  // ... packed for the driver
+    std::vector<std::vector<T>> wcl;  // ... packed for cl_rows (if that path runs)
     i64 ntaps = 0;
 };
 
@@ -366,6 +517,7 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
     // with taps (k, ti, tj); the NHWC GEMM fallback takes (taps, C) with (ti, tj, k).
     const bool slab = !pw && g.kh <= kMaxSlabTaps && g.kw <= kMaxSlabTaps;
     const bool rows_c = !g.nhwc || slab;
+    const bool cl = slab && use_cl_path<T>(Kg, Cg);
     std::vector<BwdPhase<T>> phases;
     for (i64 rh = 0; rh < g.sh; ++rh)
         for (i64 rw = 0; rw < g.sw; ++rw) {
@@ -415,6 +567,9 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
                     else
                         ph.wp.emplace_back(DensePack<T>{wt, 1, Cg}, Cg, red, uk.nr,
                                            gemm_kc(uk, red));
+                    if (cl)
+                        ph.wcl.push_back(pack_cl_weights(cl_kernel<T>(), wt, ph.ntaps, Cg, Kg,
+                                                         nti, ntj));
                 }
             phases.push_back(std::move(ph));
         }
@@ -459,12 +614,20 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
                 const i64 h = g.sh * (ph.qa0 + a) + ph.rh - g.pt;
                 return gxb + c * cst + h * hst + w0 * (g.nhwc ? g.C : 1);
             };
+            const bool ph_cl = cl && !ph.wcl.empty();
             if (ph.ntaps == 0) {
                 for (i64 c = 0; c < Cg; ++c)
                     for (i64 a = a0; a < a1; ++a) {
                         T* d = dst(c, a);
                         for (i64 b = 0; b < ph.GB; ++b) d[b * bst] = T(0);
                     }
+                return;
+            }
+            if (ph_cl) {
+                cl_conv(ph.wcl[gi], Cg, image_src(gy, n, gi * Kg, Kg, g.K, g.OH, g.OW, g.nhwc),
+                        a0, a1, ph.GB, ph.oi.data(), nti, ph.oj.data(), ntj, ws,
+                        dst(0, 0) + a0 * g.sh * hst, g.sh * hst, bst, cst,
+                        static_cast<const T*>(nullptr));
                 return;
             }
             slab_conv(uk, ph.wp[gi], wt, ph.ntaps, Cg,
@@ -637,6 +800,79 @@ void slab_filter_item(const ConvGeom& g, const T* x, const T* gy, i64 n0, i64 nb
         }
 }
 
+// Backward-filter of one image, group gi, output rows [a0, a1) on the
+// channel-vector path: cacc[m][v*cb + l] += sum over the rows of
+// dY(m, pixel) * x(channel block, lane l, pixel + tap) for vector column
+// v = (ti*ncb + cb)*ntj + tj (layout: cl_filter in simd_templates.hpp).
+template <class T>
+void cl_filter_item(const ConvGeom& g, const T* x, const T* gy, i64 n, i64 gi, i64 a0, i64 a1,
+                    const i64* oi, const i64* oj, T* cacc, i64 ldc, Workspace<T>& ws) {
+    const ClKernel<T>& ck = cl_kernel<T>();
+    const i64 Cg = g.Cg(), Kg = g.Kg(), rows = a1 - a0, GB = g.OW, MR = ck.fmr;
+    const ClSlab<T> sl = build_cl_slab(image_src(x, n, gi * Cg, Cg, g.C, g.H, g.W, g.nhwc), ck.cb,
+                                       a0, rows, GB, oi, g.kh, oj, g.kw, ws);
+    const i64 ncol = g.kh * sl.ncb * g.kw;
+    ws.toff.resize(static_cast<std::size_t>(ncol));
+    for (i64 ti = 0, v = 0; ti < g.kh; ++ti)
+        for (i64 k = 0; k < sl.ncb; ++k)
+            for (i64 tj = 0; tj < g.kw; ++tj, ++v)
+                ws.toff[v] = sl.ioff[ti] + k * sl.cbs + sl.joff[tj];
+    const i64 Mpad = ceil_div(Kg, MR) * MR, npix = rows * GB;
+    if (g.nhwc && Kg % MR == 0) {
+        // channel-last dY already holds each pixel's MR channels contiguously
+        const T* src = gy + (n * g.OH + a0) * g.OW * g.K + gi * Kg;
+        ck.ffn(Mpad, ncol, ws.toff.data(), rows, GB, sl.data, sl.rs, src, g.K, MR, cacc, ldc);
+        return;
+    }
+    // dY blocked by MR channels: gb[mb][pixel][MR], channels past Kg zero
+    T* gb = ws.cbuf.get(static_cast<std::size_t>(Mpad * npix));
+    if (g.nhwc) {
+        // pixel by pixel: each block's MR channels are one contiguous run of dY
+        const T* src = gy + (n * g.OH + a0) * g.OW * g.K + gi * Kg;
+        for (i64 mb = 0; mb < Mpad / MR; ++mb) {
+            T* d = gb + mb * npix * MR;
+            const i64 nm = std::min(MR, Kg - mb * MR);
+            for (i64 p = 0; p < npix; ++p) {
+                const T* sp = src + p * g.K + mb * MR;
+                for (i64 r = 0; r < nm; ++r) d[p * MR + r] = sp[r];
+                for (i64 r = nm; r < MR; ++r) d[p * MR + r] = T(0);
+            }
+        }
+    } else {
+        for (i64 m = 0; m < Mpad; ++m) {
+            T* d = gb + (m / MR) * npix * MR + m % MR;
+            if (m >= Kg) {
+                for (i64 p = 0; p < npix; ++p) d[p * MR] = T(0);
+                continue;
+            }
+            const T* src = gy + ((n * g.K + gi * Kg + m) * g.OH + a0) * g.OW;
+            for (i64 p = 0; p < npix; ++p) d[p * MR] = src[p];
+        }
+    }
+    ck.ffn(Mpad, ncol, ws.toff.data(), rows, GB, sl.data, sl.rs, gb, MR, npix * MR, cacc, ldc);
+}
+
+// cacc of one group (see cl_filter_item) -> gw rows of that group.
+template <class T>
+void cl_filter_store(const ConvGeom& g, const T* cacc, i64 ldc, T* gwg) {
+    const ClKernel<T>& ck = cl_kernel<T>();
+    const i64 Cg = g.Cg(), Kg = g.Kg(), ncb = ceil_div(Cg, ck.cb), taps = g.taps();
+    for (i64 m = 0; m < Kg; ++m)
+        for (i64 ti = 0; ti < g.kh; ++ti)
+            for (i64 k = 0; k < ncb; ++k)
+                for (i64 tj = 0; tj < g.kw; ++tj) {
+                    const T* s = cacc + m * ldc + ((ti * ncb + k) * g.kw + tj) * ck.cb;
+                    const i64 nc = std::min(ck.cb, Cg - k * ck.cb);
+                    for (i64 l = 0; l < nc; ++l) {
+                        const i64 c = k * ck.cb + l;
+                        if (!g.nhwc)
+                            gwg[m * taps + (c * g.kh + ti) * g.kw + tj] = s[l];
+                        else
+                            gwg[((ti * g.kw + tj) * Cg + c) * g.K + m] = s[l];
+                    }
+                }
+}
+
 // NCHW: x (N,C,H,W), gy (N,K,OH,OW) -> gw (K,C/g,kh,kw)
 // NHWC: x (N,H,W,C), gy (N,OH,OW,K) -> gw (kh,kw,C/g,K)
 // The batch x pixel reduction is cut into S = threads_for_work() contiguous slices;
@@ -669,12 +905,36 @@ void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
     // whole small images are reduced in batches of up to ~2048 grid positions
     const i64 batch = std::max<i64>(1, std::min<i64>(16, 2048 / std::max<i64>(1, g.OH * Wp_est)));
     const i64 items = g.N * cpi;
-    const i64 S = std::max<i64>(1, std::min<i64>(nt, items));
+    const bool cl =
+        slab && g.sh == 1 && g.sw == 1 && cl_kernel<T>().ffn && use_cl_path<T>(Cg, Kg);
+    // The channel-vector path cuts the reduction into more slices than threads
+    // (run dynamically): a thread descheduled on a busy machine then delays
+    // one small slice instead of half the call.
+    const i64 S = std::max<i64>(1, std::min<i64>(cl && nt > 1 ? 4 * nt : nt, items));
     std::vector<T> partial(static_cast<std::size_t>((S - 1) * wsize));
 
     parallel_items(S, nt, kFlushDenormals<T>, [&](i64 s) {
         T* part = s == 0 ? gw : partial.data() + (s - 1) * wsize;
         Workspace<T>& ws = thread_workspace<T>();
+        if (cl) {
+            // per group: cl accumulators (Mpad x ncol vectors), stored at the end
+            const ClKernel<T>& ck = cl_kernel<T>();
+            const i64 ldc = g.kh * ceil_div(Cg, ck.cb) * g.kw * ck.cb;
+            const i64 gsz = ceil_div(Kg, ck.fmr) * ck.fmr * ldc;
+            std::vector<T> cacc(static_cast<std::size_t>(G * gsz), T(0));
+            for (i64 it = s * items / S; it < (s + 1) * items / S; ++it) {
+                const i64 n = it / cpi, p0 = (it % cpi) * clen;
+                const i64 np = std::min(clen, g.OH - p0);
+                if (np <= 0) continue;
+                for (i64 gi = 0; gi < G; ++gi)
+                    cl_filter_item(g, x, gy, n, gi, p0, p0 + np, oi.data(), oj.data(),
+                                   cacc.data() + gi * gsz, ldc, ws);
+            }
+            for (i64 gi = 0; gi < G; ++gi)
+                cl_filter_store(g, cacc.data() + gi * gsz, ldc,
+                                part + (g.nhwc ? gi * Kg : gi * Kg * taps));
+            return;
+        }
         bool first = true;
         const i64 it1 = (s + 1) * items / S;
         for (i64 it = s * items / S; it < it1; ++it) {

@@ -1,5 +1,6 @@
 // Direct forward and backward-filter for convs with few taps (C/groups * kh *
-// kw <= kDirectMaxTaps: first layers with 1-3 input channels, depthwise).
+// kw <= kDirectMaxTaps, C/groups <= kDirectMaxChannels: first layers with a
+// few input channels, depthwise).
 // Their reduction is too short for an implicit GEMM to pay off: the time goes
 // into moving y (forward) or dY (backward-filter), so these paths read the
 // input through a small zero-padded copy of its rows and then touch y / dY
@@ -28,6 +29,9 @@
 namespace aek {
 
 constexpr i64 kDirectMaxTaps = 64;
+// ... and few input channels per group: channel-rich convs (even 1x1 / 2x2
+// ones) fill the vectors of the GEMM and channel-vector paths instead.
+constexpr i64 kDirectMaxChannels = 7;
 // Phase planes per row: beyond this stride almost every input column is skipped
 // and the padded copy would mostly hold unused phases.
 constexpr i64 kDirectMaxStride = 16;
@@ -72,7 +76,8 @@ i64 direct_rows_cap(const ConvGeom& g) {
 // for one output row (huge dilation), or no kernels in the ISA table.
 template <class T>
 const DirectKernels<T>* direct_kernels_for(const ConvGeom& g) {
-    if (g.taps() > kDirectMaxTaps || g.sw > kDirectMaxStride) return nullptr;
+    if (g.taps() > kDirectMaxTaps || g.Cg() > kDirectMaxChannels || g.sw > kDirectMaxStride)
+        return nullptr;
     if (static_cast<double>(g.Cg()) * double(direct_input_rows(g, 1)) * double(g.sw) *
             double(direct_row_pitch(g)) > double(i64(1) << 24))
         return nullptr;

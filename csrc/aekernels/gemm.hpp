@@ -42,6 +42,22 @@ struct DotKernel {
                const i64* boff, i64 bpitch, T* c, i64 ldc, int accumulate);
 };
 
+// Channel-vector direct conv (cl_rows); fn == nullptr: not available (generic).
+template <class T>
+struct ClKernel {
+    const char* name;
+    i64 cb;   // channel block of the slab = vector lanes
+    i64 nvw;  // output channels per packed weight block
+    void (*fn)(i64 M, i64 rows, i64 GB, i64 nti, const i64* ioff, i64 ntj, const i64* joff,
+               i64 ncb, i64 cbs, const T* slab, i64 rs, const T* wpk, T* out, i64 as, i64 ps,
+               i64 ms, const T* bias);
+    i64 fmr;  // backward-filter: dY channels per tile (ffn; nullptr: use the dot tiles)
+    void (*ffn)(i64 Mpad, i64 ncol, const i64* coff, i64 rows, i64 GB, const T* slab, i64 rs,
+                const T* g, i64 gps, i64 gbs, T* c, i64 ldc);
+    // optional: channel-major rows -> slab columns (cl_transpose_rows)
+    void (*tr)(const T* s, i64 cs, i64 nc, i64 n, T* d);
+};
+
 struct IsaTable {
     const char* isa;  // "avx512" | "avx2" | "generic"
     UKernel<float> f32;
@@ -50,6 +66,8 @@ struct IsaTable {
     ShiftKernel<double> shift_f64;
     DotKernel<float> dot_f32;
     DotKernel<double> dot_f64;
+    ClKernel<float> cl_f32;
+    ClKernel<double> cl_f64;
     // Direct small-tap conv kernels (conv_direct.hpp); null: not provided
     // (e.g. a consumer's own table), the slab/GEMM path runs instead.
     const DirectKernels<float>* direct_f32 = nullptr;
@@ -65,6 +83,9 @@ template <> inline const UKernel<double>& ukernel<double>() { return isa_table()
 template <class T> const DotKernel<T>& dot_kernel();
 template <> inline const DotKernel<float>& dot_kernel<float>() { return isa_table().dot_f32; }
 template <> inline const DotKernel<double>& dot_kernel<double>() { return isa_table().dot_f64; }
+template <class T> const ClKernel<T>& cl_kernel();
+template <> inline const ClKernel<float>& cl_kernel<float>() { return isa_table().cl_f32; }
+template <> inline const ClKernel<double>& cl_kernel<double>() { return isa_table().cl_f64; }
 template <class T> const ShiftKernel<T>& shift_kernel();
 template <> inline const ShiftKernel<float>& shift_kernel<float>() { return isa_table().shift_f32; }
 template <> inline const ShiftKernel<double>& shift_kernel<double>() { return isa_table().shift_f64; }

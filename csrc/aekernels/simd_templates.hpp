@@ -8,7 +8,8 @@
 //
 // Traits V: V::T scalar, V::R register, V::W lanes; zero(), load(p) (unaligned),
 // bcast(p), fma(a, b, c) = a*b + c, store(p, r) (unaligned), hsum(r) -> T,
-// load_part(p, n): lanes [0, n) from p, the rest zero, n in [1, W).
+// load_part(p, n): lanes [0, n) from p, the rest zero, n in [1, W);
+// add(a, b); store_part(p, r, n): lanes [0, n) only (the channel-vector kernel).
 #pragma once
 
 #include <cstdint>
@@ -134,6 +135,246 @@ void dot_tiles(std::int64_t M, std::int64_t N, std::int64_t rows, std::int64_t o
         for (std::int64_t m = 0; m < M; m += MR)
             dot_block<V, MR, NR>(rows, ow, arow + m, apitch, b, boff + n, bpitch,
                                  c + m * ldc + n, ldc, accumulate);
+}
+
+// ---------------------------------------------------------------------------
+// Channel-vector direct conv (cl_rows): vectors run along the output channels,
+// broadcasts along the output pixels of one grid row.  The source is a
+// "channel-blocked slab" (see build_cl_slab in conv.hpp): rows of Wp columns,
+// each column holding one block of W channels contiguously, blocks of a row
+// stored one after another:
+//   src(row r, channel block cb, column b, lane l) = slab[r*rs + cb*cbs + b*W + l]
+// so the MR pixels of a tile are MR*W consecutive elements and every
+// broadcast has a compile-time displacement.  Taps are (ti, tj) offsets
+// ioff[ti] (elements, whole rows) and joff[tj] (elements, whole columns).
+// Packed weights of the output-channel block [m0, m0 + nvw): one row of nvw
+// per reduction index k = ((ti*ncb + cb)*ntj + tj)*W + lane, starting at
+// w + m0*Kt.  Output element (pixel b, channel m) of the row goes to
+// out[b*ps + m*ms] (+ bias[m]); ms == 1 stores whole vectors.
+template <class V, int MR, int NV>
+void cl_tile(std::int64_t nti, const std::int64_t* ioff, std::int64_t ntj,
+             const std::int64_t* joff, std::int64_t ncb, std::int64_t cbs,
+             const typename V::T* src, const typename V::T* w, std::int64_t mvalid,
+             typename V::T* out, std::int64_t ps, std::int64_t ms, const typename V::T* bias) {
+    using T = typename V::T;
+    using R = typename V::R;
+    constexpr int W = V::W;
+    R acc[MR][NV];
+    for (int r = 0; r < MR; ++r)
+        for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+    const T* wk = w;
+    for (std::int64_t ti = 0; ti < nti; ++ti) {
+        const T* srow = src + ioff[ti];
+        for (std::int64_t cb = 0; cb < ncb; ++cb) {
+            const T* sc = srow + cb * cbs;
+            for (std::int64_t tj = 0; tj < ntj; ++tj) {
+                const T* s = sc + joff[tj];
+#pragma GCC unroll 16
+                for (int l = 0; l < W; ++l) {
+                    R b[NV];
+                    for (int v = 0; v < NV; ++v) b[v] = V::load(wk + v * W);
+                    for (int r = 0; r < MR; ++r) {
+                        const R a = V::bcast(s + r * W + l);
+                        for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(a, b[v], acc[r][v]);
+                    }
+                    wk += NV * W;
+                }
+            }
+        }
+    }
+    if (ms == 1) {
+        for (int v = 0; v < NV; ++v) {
+            const std::int64_t m0 = std::int64_t(v) * W;
+            if (m0 >= mvalid) break;
+            const int n = mvalid - m0 >= W ? W : static_cast<int>(mvalid - m0);
+            const R bv = bias ? (n == W ? V::load(bias + m0) : V::load_part(bias + m0, n))
+                              : V::zero();
+            for (int r = 0; r < MR; ++r) {
+                T* d = out + r * ps + m0;
+                if (n == W)
+                    V::store(d, V::add(acc[r][v], bv));
+                else
+                    V::store_part(d, V::add(acc[r][v], bv), n);
+            }
+        }
+        return;
+    }
+    // channel-major output (NCHW) with unit pixel stride: transpose in
+    // registers and store each channel's MR pixels as one partial vector
+    if constexpr (V::kTranspose && MR < W) {
+        if (ps == 1) {
+            for (int v = 0; v < NV; ++v) {
+                R t[W];
+                for (int r = 0; r < W; ++r) t[r] = r < MR ? acc[r < MR ? r : 0][v] : V::zero();
+                V::transpose(t);
+                for (int l = 0; l < W; ++l) {
+                    const std::int64_t m = std::int64_t(v) * W + l;
+                    if (m >= mvalid) break;
+                    const R bm = bias ? V::bcast(bias + m) : V::zero();
+                    V::store_part(out + m * ms, V::add(t[l], bm), MR);
+                }
+            }
+            return;
+        }
+    }
+    // otherwise transpose through a small buffer
+    alignas(64) T tile[MR][NV * W];
+    for (int r = 0; r < MR; ++r)
+        for (int v = 0; v < NV; ++v) V::store(&tile[r][v * W], acc[r][v]);
+    for (std::int64_t m = 0; m < mvalid; ++m) {
+        T* d = out + m * ms;
+        const T bm = bias ? bias[m] : T(0);
+        for (int r = 0; r < MR; ++r) d[r * ps] = tile[r][m] + bm;
+    }
+}
+
+// One grid row of GB pixels for one output-channel block: tiles of at most
+// MRMAX pixels, balanced so that no tile is much narrower than the others.
+template <class V, int MRMAX, int NV>
+void cl_row(std::int64_t GB, std::int64_t nti, const std::int64_t* ioff, std::int64_t ntj,
+            const std::int64_t* joff, std::int64_t ncb, std::int64_t cbs,
+            const typename V::T* src, const typename V::T* w, std::int64_t mvalid,
+            typename V::T* out, std::int64_t ps, std::int64_t ms, const typename V::T* bias) {
+    constexpr int W = V::W;
+    const std::int64_t ntile = (GB + MRMAX - 1) / MRMAX;
+    const std::int64_t base = GB / ntile, extra = GB % ntile;
+    std::int64_t b = 0;
+    for (std::int64_t t = 0; t < ntile; ++t) {
+        const std::int64_t width = base + (t < extra ? 1 : 0);
+        const typename V::T* s = src + b * W;
+        typename V::T* o = out + b * ps;
+#define AEK_CL_CASE(n)                                                                      \
+    case n:                                                                                 \
+        cl_tile<V, (n <= MRMAX ? n : 1), NV>(nti, ioff, ntj, joff, ncb, cbs, s, w, mvalid, o, \
+                                             ps, ms, bias);                                 \
+        break;
+        switch (width) {
+            AEK_CL_CASE(1) AEK_CL_CASE(2) AEK_CL_CASE(3) AEK_CL_CASE(4) AEK_CL_CASE(5)
+            AEK_CL_CASE(6) AEK_CL_CASE(7) AEK_CL_CASE(8) AEK_CL_CASE(9) AEK_CL_CASE(10)
+            AEK_CL_CASE(11) AEK_CL_CASE(12) AEK_CL_CASE(13) AEK_CL_CASE(14)
+            default: break;
+        }
+#undef AEK_CL_CASE
+        b += width;
+    }
+}
+
+// All output channels (blocks of NV*W, a last block of fewer vectors) for
+// `rows` grid rows; slab rows are rs elements apart, output rows `as`.
+template <class V, int MRMAX, int NV>
+void cl_rows(std::int64_t M, std::int64_t rows, std::int64_t GB, std::int64_t nti,
+             const std::int64_t* ioff, std::int64_t ntj, const std::int64_t* joff,
+             std::int64_t ncb, std::int64_t cbs, const typename V::T* slab, std::int64_t rs,
+             const typename V::T* wpk, typename V::T* out, std::int64_t as, std::int64_t ps,
+             std::int64_t ms, const typename V::T* bias) {
+    static_assert(MRMAX <= 14, "cl_row dispatches widths up to 14");
+    constexpr int W = V::W;
+    const std::int64_t Kt = nti * ncb * ntj * W;
+    for (std::int64_t m0 = 0; m0 < M; m0 += NV * W) {
+        const std::int64_t mvalid = M - m0 < NV * W ? M - m0 : NV * W;
+        const typename V::T* w = wpk + m0 * Kt;
+        const typename V::T* bm = bias ? bias + m0 : nullptr;
+        typename V::T* o = out + m0 * ms;
+        // the packed block is as wide as the vectors it needs
+        const int nv = static_cast<int>((mvalid + W - 1) / W);
+        for (std::int64_t a = 0; a < rows; ++a) {
+#define AEK_CL_NV(n)                                                                        \
+    case n:                                                                                 \
+        cl_row<V, MRMAX, (n <= NV ? n : 1)>(GB, nti, ioff, ntj, joff, ncb, cbs, slab + a * rs, \
+                                            w, mvalid, o + a * as, ps, ms, bm);             \
+        break;
+            switch (nv) {
+                AEK_CL_NV(1) AEK_CL_NV(2) AEK_CL_NV(3) AEK_CL_NV(4)
+                default: break;
+            }
+#undef AEK_CL_NV
+        }
+    }
+}
+
+// Backward-filter over a channel-blocked slab (cl_filter): vector column v
+// (a channel block of one tap) starts at slab offset coff[v]; the reduction
+// runs over the rows x GB grid pixels:
+//   c[m*ldc + v*W + l] += sum_{a, b} g[(m/MR)*gbs + (a*GB + b)*gps + m%MR]
+//                                   * slab[a*rs + coff[v] + b*W + l]
+// A pixel's MR dY values are one short contiguous run of g: dY itself when it
+// is channel-last (gps = channels), else a copy blocked by MR channels.
+template <class V, int MR, int NV>
+void cl_ftile(const std::int64_t* coff, std::int64_t rows, std::int64_t GB,
+              const typename V::T* slab, std::int64_t rs, const typename V::T* g,
+              std::int64_t gps, typename V::T* c, std::int64_t ldc) {
+    using T = typename V::T;
+    using R = typename V::R;
+    constexpr int W = V::W;
+    R acc[MR][NV];
+    for (int r = 0; r < MR; ++r)
+        for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+    for (std::int64_t a = 0; a < rows; ++a) {
+        const T* xp[NV];
+        for (int v = 0; v < NV; ++v) xp[v] = slab + a * rs + coff[v];
+        const T* gp = g + a * GB * gps;
+        for (std::int64_t b = 0; b < GB; ++b) {
+            R gr[MR];
+#pragma GCC unroll 8
+            for (int r = 0; r < MR; ++r) gr[r] = V::bcast(gp + b * gps + r);
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) {
+                const R xv = V::load(xp[v] + b * W);
+#pragma GCC unroll 8
+                for (int r = 0; r < MR; ++r) acc[r][v] = V::fma(gr[r], xv, acc[r][v]);
+            }
+        }
+    }
+    for (int r = 0; r < MR; ++r)
+        for (int v = 0; v < NV; ++v) {
+            T* d = c + r * ldc + v * W;
+            V::store(d, V::add(V::load(d), acc[r][v]));
+        }
+}
+
+// All Mpad (a multiple of MR) x ncol vector columns, NV columns at a time.
+template <class V, int MR, int NV>
+void cl_filter(std::int64_t Mpad, std::int64_t ncol, const std::int64_t* coff, std::int64_t rows,
+               std::int64_t GB, const typename V::T* slab, std::int64_t rs,
+               const typename V::T* g, std::int64_t gps, std::int64_t gbs, typename V::T* c,
+               std::int64_t ldc) {
+    constexpr int W = V::W;
+    for (std::int64_t v0 = 0; v0 < ncol; v0 += NV) {
+        const std::int64_t nv = ncol - v0 < NV ? ncol - v0 : NV;
+        for (std::int64_t m0 = 0; m0 < Mpad; m0 += MR) {
+            const typename V::T* gb = g + (m0 / MR) * gbs;
+            typename V::T* cb = c + m0 * ldc + v0 * W;
+#define AEK_CLF_CASE(n)                                                                      \
+    case n:                                                                                  \
+        cl_ftile<V, MR, (n <= NV ? n : 1)>(coff + v0, rows, GB, slab, rs, gb, gps, cb, ldc); \
+        break;
+            switch (nv) {
+                AEK_CLF_CASE(1) AEK_CLF_CASE(2) AEK_CLF_CASE(3) AEK_CLF_CASE(4)
+                AEK_CLF_CASE(5) AEK_CLF_CASE(6) AEK_CLF_CASE(7) AEK_CLF_CASE(8)
+                default: break;
+            }
+#undef AEK_CLF_CASE
+        }
+    }
+}
+
+// d[col*W + c] = s[c*cs + col] for c < nc, zero for nc <= c < W, col < n:
+// channel-major rows into channel-blocked slab columns, W x W blocks
+// transposed in registers (traits with kTranspose only).
+template <class V>
+void cl_transpose_rows(const typename V::T* s, std::int64_t cs, std::int64_t nc, std::int64_t n,
+                       typename V::T* d) {
+    using R = typename V::R;
+    constexpr int W = V::W;
+    for (std::int64_t c0 = 0; c0 < n; c0 += W) {
+        const int w = n - c0 < W ? static_cast<int>(n - c0) : W;
+        R t[W];
+        for (int c = 0; c < W; ++c)
+            t[c] = c >= nc ? V::zero()
+                           : (w == W ? V::load(s + c * cs + c0) : V::load_part(s + c * cs + c0, w));
+        V::transpose(t);
+        for (int j = 0; j < w; ++j) V::store(d + (c0 + j) * W, t[j]);
+    }
 }
 
 }  // namespace simd
