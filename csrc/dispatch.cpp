@@ -141,6 +141,7 @@ IsaTable make_table() {
                     avx512::conv_clf_f64_4x6_avx512, nullptr};
     }
 #endif
+    fill_direct_kernels(t);
     return t;
 }
 

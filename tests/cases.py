@@ -72,6 +72,14 @@ CONV_CASES = [
     _conv("k1_s2_downsample", N=2, C=8, H=9, W=10, K=16, k=1, stride=2),
     _conv("stride3_dilation2_larger", N=1, C=6, H=19, W=17, K=10, k=3, stride=3, dilation=2,
           padding="same"),
+    # few taps (C/groups*kh*kw <= 64: the direct kernels of conv_direct.hpp): rows wider
+    # than a register tile, channel counts that leave remainders in every tile shape
+    _conv("few_taps_wide_rows", N=2, C=1, H=6, W=75, K=35, k=3, padding=1),
+    _conv("few_taps_s2_wide", N=1, C=3, H=9, W=70, K=19, k=3, stride=2, padding=1),
+    _conv("few_taps_dilated_asym", N=2, C=2, H=10, W=40, K=9, k=(3, 2), dilation=(2, 3),
+          padding=((1, 0), (2, 1))),
+    _conv("few_taps_limit_64", N=1, C=4, H=9, W=21, K=33, k=4, stride=(1, 3), padding=2),
+    _conv("few_taps_valid_k4", N=3, C=1, H=20, W=37, K=32, k=4),
 ]
 
 

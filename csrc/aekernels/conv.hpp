@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "aekernels/common.hpp"
+#include "aekernels/conv_direct.hpp"
 #include "aekernels/gemm.hpp"
 #include "aekernels/geometry.hpp"
 #include "aekernels/pack.hpp"
@@ -376,6 +377,8 @@ void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T*
     const i64 P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), Kg = g.Kg(), G = g.groups;
     const i64 taps = g.taps();
     if (g.N == 0 || P == 0) return;
+    if (const DirectKernels<T>* dk = direct_kernels_for<T>(g))  // few taps: conv_direct.hpp
+        return direct_conv_forward(*dk, g, x, w, bias, y);
     std::vector<i64> oi(g.kh), oj(g.kw);
     for (i64 i = 0; i < g.kh; ++i) oi[i] = i * g.dh - g.pt;
     for (i64 j = 0; j < g.kw; ++j) oj[j] = j * g.dw - g.pl;
@@ -884,6 +887,8 @@ void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
         std::fill(gw, gw + wsize, T(0));
         return;
     }
+    if (const DirectKernels<T>* dk = direct_kernels_for<T>(g))  // few taps: conv_direct.hpp
+        return direct_conv_backward_filter(*dk, g, x, gy, gw);
     std::vector<i64> oi(g.kh), oj(g.kw);
     for (i64 i = 0; i < g.kh; ++i) oi[i] = i * g.dh - g.pt;
     for (i64 j = 0; j < g.kw; ++j) oj[j] = j * g.dw - g.pl;

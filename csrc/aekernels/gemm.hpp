@@ -13,6 +13,9 @@
 namespace aek {
 
 template <class T>
+struct DirectKernels;  // direct_ukernels.hpp
+
+template <class T>
 struct UKernel {
     const char* name;
     int mr, nr;     // register tile
@@ -65,9 +68,14 @@ struct IsaTable {
     DotKernel<double> dot_f64;
     ClKernel<float> cl_f32;
     ClKernel<double> cl_f64;
+    // Direct small-tap conv kernels (conv_direct.hpp); null: not provided
+    // (e.g. a consumer's own table), the slab/GEMM path runs instead.
+    const DirectKernels<float>* direct_f32 = nullptr;
+    const DirectKernels<double>* direct_f64 = nullptr;
 };
 
 const IsaTable& isa_table();  // dispatch.cpp: chosen once from CPUID + AEKERNELS_ISA
+void fill_direct_kernels(IsaTable& t);  // conv_direct.cpp: the set matching t.isa
 
 template <class T> const UKernel<T>& ukernel();
 template <> inline const UKernel<float>& ukernel<float>() { return isa_table().f32; }

@@ -1,0 +1,345 @@
+// Direct forward and backward-filter for convs with few taps (C/groups * kh *
+// kw <= kDirectMaxTaps, C/groups <= kDirectMaxChannels: first layers with a
+// few input channels, depthwise).
+// Their reduction is too short for an implicit GEMM to pay off: the time goes
+// into moving y (forward) or dY (backward-filter), so these paths read the
+// input through a small zero-padded copy of its rows and then touch y / dY
+// exactly once, in place (kernels: direct_templates.hpp).
+//
+// Input rows of one work item ("rows buffer"): for channel c, input row
+// ih0 + r and column phase p < sw, the plane row
+//   buf[((c*RB + r)*sw + p)*Vs + v] = x[c, ih0 + r, v*sw + p - pl]   (0 outside x)
+// so tap (c, i, j) of output (a, b) sits at
+//   buf[((c*RB + a*sh + i*dh)*sw + (j*dw) % sw)*Vs + (j*dw)/sw + b]:
+// a fixed pointer per tap plus b (contiguous in b, whatever the stride) plus
+// a*xrow with xrow = sh*sw*Vs.  Padding, stride and dilation are all folded
+// into those pointers.
+#pragma once
+
+#include <cstring>
+#include <memory>
+#include <type_traits>
+#include <vector>
+
+#include "aekernels/common.hpp"
+#include "aekernels/direct_ukernels.hpp"
+#include "aekernels/gemm.hpp"
+#include "aekernels/geometry.hpp"
+
+namespace aek {
+
+constexpr i64 kDirectMaxTaps = 64;
+// ... and few input channels per group: channel-rich convs (even 1x1 / 2x2
+// ones) fill the vectors of the GEMM and channel-vector paths instead.
+constexpr i64 kDirectMaxChannels = 7;
+// Phase planes per row: beyond this stride almost every input column is skipped
+// and the padded copy would mostly hold unused phases.
+constexpr i64 kDirectMaxStride = 16;
+// Rows buffer of one item: kept within L2 next to the item's slice of y / dY.
+constexpr i64 kDirectRowsBytes = i64(256) << 10;
+
+template <class T>
+const DirectKernels<T>* direct_kernels();
+template <>
+inline const DirectKernels<float>* direct_kernels<float>() { return isa_table().direct_f32; }
+template <>
+inline const DirectKernels<double>* direct_kernels<double>() { return isa_table().direct_f64; }
+
+// Row pitch of the rows buffer: the output columns rounded up to whole
+// vectors (forward kernels load full vectors past the row's end) plus the
+// widest tap offset.
+inline i64 direct_row_pitch(const ConvGeom& g) {
+    const i64 reach = (g.kw - 1) * g.dw / g.sw;
+    return ceil_div(ceil_div(g.OW, 16) * 16 + reach, 16) * 16;
+}
+
+// Input rows read by `rows` consecutive output rows.
+inline i64 direct_input_rows(const ConvGeom& g, i64 rows) {
+    return (rows - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+}
+
+inline i64 direct_rows_elems(const ConvGeom& g, i64 rows) {
+    return g.Cg() * direct_input_rows(g, rows) * g.sw * direct_row_pitch(g);
+}
+
+// Most output rows per item whose rows buffer stays within kDirectRowsBytes (>= 1).
+template <class T>
+i64 direct_rows_cap(const ConvGeom& g) {
+    const i64 budget = kDirectRowsBytes / static_cast<i64>(sizeof(T));
+    const i64 base = direct_rows_elems(g, 1);
+    const i64 per_row = g.Cg() * g.sh * g.sw * direct_row_pitch(g);
+    return base >= budget ? 1 : 1 + (budget - base) / per_row;
+}
+
+// The direct kernels for this conv, or null when it belongs to the slab/GEMM
+// path: too many taps, a huge stride, a rows buffer that would not fit even
+// for one output row (huge dilation), or no kernels in the ISA table.
+template <class T>
+const DirectKernels<T>* direct_kernels_for(const ConvGeom& g) {
+    if (g.taps() > kDirectMaxTaps || g.Cg() > kDirectMaxChannels || g.sw > kDirectMaxStride)
+        return nullptr;
+    if (static_cast<double>(g.Cg()) * double(direct_input_rows(g, 1)) * double(g.sw) *
+            double(direct_row_pitch(g)) > double(i64(1) << 24))
+        return nullptr;
+    return direct_kernels<T>();
+}
+
+// Fill the rows buffer of image n, group gi, input rows [ih0, ih0 + RB).
+template <class T>
+void build_direct_rows(const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0, i64 RB, T* buf) {
+    const i64 Cg = g.Cg(), sw = g.sw, Vs = direct_row_pitch(g);
+    // element strides of x: channel, row, column
+    const i64 cs = g.nhwc ? 1 : g.H * g.W, hs = g.nhwc ? g.W * g.C : g.W, ws = g.nhwc ? g.C : 1;
+    const T* img = g.nhwc ? x + n * g.H * g.W * g.C + gi * Cg : x + (n * g.C + gi * Cg) * g.H * g.W;
+    for (i64 c = 0; c < Cg; ++c)
+        for (i64 r = 0; r < RB; ++r) {
+            const i64 ih = ih0 + r;
+            for (i64 p = 0; p < sw; ++p) {
+                T* d = buf + ((c * RB + r) * sw + p) * Vs;
+                if (!in_range(ih, g.H)) {
+                    zero_short(d, Vs);
+                    continue;
+                }
+                // columns v with 0 <= v*sw + p - pl < W
+                const i64 lo = std::min(Vs, g.pl - p <= 0 ? i64(0) : ceil_div(g.pl - p, sw));
+                const i64 hi = std::max(lo, std::min(Vs, floor_div(g.W - 1 + g.pl - p, sw) + 1));
+                zero_short(d, lo);
+                zero_short(d + hi, Vs - hi);
+                const T* s = img + c * cs + ih * hs + (lo * sw + p - g.pl) * ws;
+                const i64 step = sw * ws;
+                if (step == 1)
+                    copy_short(s, hi - lo, d + lo);
+                else if (step == 2)  // stride-2 NCHW: a constant stride the compiler vectorises
+                    for (i64 v = lo; v < hi; ++v) d[v] = s[2 * (v - lo)];
+                else
+                    for (i64 v = lo; v < hi; ++v) d[v] = s[(v - lo) * step];
+            }
+        }
+}
+
+// Tap pointers (taps ordered (c, i, j) like an OIHW weight row) of output row 0.
+template <class T>
+void direct_taps(const ConvGeom& g, const T* buf, i64 RB, std::vector<const T*>& tap) {
+    const i64 Vs = direct_row_pitch(g);
+    tap.resize(static_cast<std::size_t>(g.taps()));
+    i64 t = 0;
+    for (i64 c = 0; c < g.Cg(); ++c)
+        for (i64 i = 0; i < g.kh; ++i)
+            for (i64 j = 0; j < g.kw; ++j, ++t)
+                tap[t] = buf + ((c * RB + i * g.dh) * g.sw + (j * g.dw) % g.sw) * Vs +
+                         (j * g.dw) / g.sw;
+}
+
+// NCHW runs along the output plane itself: the taps of `rows` output rows
+// are laid out as planes with the output's pitch (plane t, q = a*OW + b holds
+// the input under tap t of output (a, b)), so the kernels sweep rows*OW
+// contiguous outputs with full vectors instead of one short row at a time.
+// Rows are copied in whole 64-byte chunks, each row's overshoot being
+// overwritten by the next row; the last one runs into the plane's padding.
+// (+16: the last row's overshoot, +16: room for the alignment shift)
+inline i64 direct_plane_pitch(i64 rows, i64 ow) { return ceil_div(rows * ow + 32, 16) * 16; }
+
+// `shift` (< 16) offsets every plane so that its element q shares the 64-byte
+// alignment of the output element q (the forward kernel aligns its stores).
+template <class T>
+AEK_INLINE_LOOPS void direct_tap_planes(const T* const* tap, i64 ntaps, i64 xrow, i64 rows,
+                                        i64 ow, i64 shift, T* planes, const T** plane_ptr) {
+    constexpr i64 L = 64 / sizeof(T);
+    const i64 Qs = direct_plane_pitch(rows, ow);
+    for (i64 t = 0; t < ntaps; ++t) {
+        T* d = planes + t * Qs + shift;
+        plane_ptr[t] = d;
+        for (i64 a = 0; a < rows; ++a) {
+            const T* s = tap[t] + a * xrow;
+            for (i64 b = 0; b < ow; b += L) std::memcpy(d + a * ow + b, s + b, 64);
+        }
+    }
+}
+
+// Per-thread scratch of the direct paths (grow-only, reused across calls).
+template <class T>
+struct DirectScratch {
+    AlignedBuffer<T> rows, planes;
+    std::vector<const T*> tap, plane_ptr;
+};
+
+template <class T>
+DirectScratch<T>& direct_scratch() {
+    static thread_local DirectScratch<T> s;
+    return s;
+}
+
+// Output rows per NCHW kernel call: their tap planes stay within `bytes`
+// (forward: 32 KB, L1, swept once per block of output channels; backward-
+// filter: 64 KB, fewer calls and accumulator flushes).
+template <class T>
+i64 direct_plane_rows(const ConvGeom& g, i64 rows, i64 bytes) {
+    const i64 per_row = g.taps() * g.OW * static_cast<i64>(sizeof(T));
+    return std::max<i64>(1, std::min(rows, bytes / std::max<i64>(1, per_row)));
+}
+
+// NCHW: x (N,C,H,W), w (K,C/g,kh,kw), bias (K) -> y (N,K,OH,OW)
+// NHWC: x (N,H,W,C), w (kh,kw,C/g,K), bias (K) -> y (N,OH,OW,K)
+// Every output element is written once by one item: scheduling never changes
+// the result.
+template <class T>
+void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T* x, const T* w,
+                         const T* bias, T* y) {
+    const i64 Cg = g.Cg(), Kg = g.Kg(), G = g.groups, taps = g.taps(), P = g.OH * g.OW;
+    const int nt = threads_for_work(double(g.N) * P * g.K * taps);
+    // Whole images per item when batch x groups already feed every thread.
+    const i64 outer = g.N * G, want = 4 * static_cast<i64>(nt);
+    const i64 tiles = outer >= want ? 1 : ceil_div(want, outer);
+    const i64 rows = std::max<i64>(1, std::min(ceil_div(g.OH, tiles), direct_rows_cap<T>(g)));
+    const i64 ntile = ceil_div(g.OH, rows);
+    const i64 xrow = g.sh * g.sw * direct_row_pitch(g);
+    // NHWC runs along the output channels: the weight as [group][tap][Kg
+    // padded to whole vectors] (taps (c, i, j)), the bias padded likewise.
+    const i64 Kp = ceil_div(Kg, 16) * 16;
+    std::vector<T> wr, br;
+    if (g.nhwc) {
+        wr.assign(static_cast<std::size_t>(G * taps * Kp), T(0));
+        for (i64 gi = 0; gi < G; ++gi)
+            for (i64 c = 0; c < Cg; ++c)
+                for (i64 ij = 0; ij < g.kh * g.kw; ++ij)
+                    for (i64 k = 0; k < Kg; ++k)
+                        wr[(gi * taps + c * g.kh * g.kw + ij) * Kp + k] =
+                            w[(ij * Cg + c) * g.K + gi * Kg + k];
+        if (bias) {
+            br.assign(static_cast<std::size_t>(G * Kp), T(0));
+            for (i64 gi = 0; gi < G; ++gi)
+                for (i64 k = 0; k < Kg; ++k) br[gi * Kp + k] = bias[gi * Kg + k];
+        }
+    }
+    parallel_items(g.N * G * ntile, nt, std::is_same<T, float>::value, [&](i64 it) {
+        const i64 tix = it % ntile, gi = (it / ntile) % G, n = it / (ntile * G);
+        const i64 oh0 = tix * rows, nr = std::min(rows, g.OH - oh0);
+        const i64 RB = direct_input_rows(g, nr);
+        DirectScratch<T>& sc = direct_scratch<T>();
+        T* buf = sc.rows.get(static_cast<std::size_t>(direct_rows_elems(g, nr)));
+        build_direct_rows(g, x, n, gi, oh0 * g.sh - g.pt, RB, buf);
+        direct_taps(g, static_cast<const T*>(buf), RB, sc.tap);
+        if (g.nhwc) {
+            dk.fwd_nhwc(Kg, nr, g.OW, taps, sc.tap.data(), xrow, wr.data() + gi * taps * Kp, Kp,
+                        bias ? br.data() + gi * Kp : nullptr,
+                        y + (n * g.OH + oh0) * g.OW * g.K + gi * Kg, g.OW * g.K, g.K);
+            return;
+        }
+        const i64 crows = direct_plane_rows<T>(g, nr, i64(32) << 10);
+        T* planes = sc.planes.get(static_cast<std::size_t>(taps * direct_plane_pitch(crows, g.OW)));
+        sc.plane_ptr.resize(static_cast<std::size_t>(taps));
+        for (i64 r0 = 0; r0 < nr; r0 += crows) {
+            const i64 cr = std::min(crows, nr - r0);
+            T* yc = y + ((n * g.K + gi * Kg) * g.OH + oh0 + r0) * g.OW;
+            const i64 shift = static_cast<i64>(reinterpret_cast<std::uintptr_t>(yc) % 64) /
+                              static_cast<i64>(sizeof(T));
+            direct_tap_planes(sc.tap.data(), taps, xrow, cr, g.OW, shift, planes,
+                              sc.plane_ptr.data());
+            for (i64 t = 0; t < taps; ++t) sc.tap[t] += cr * xrow;
+            dk.fwd_nchw(Kg, 1, cr * g.OW, taps, sc.plane_ptr.data(), 0, w + gi * Kg * taps, taps,
+                        bias ? bias + gi * Kg : nullptr, yc, 0, P);
+        }
+    });
+}
+
+// Work items of backward-filter: whole images, or row tiles of them when the
+// batch alone cannot feed kDirectFilterChunks chunks or an image's rows buffer
+// would not fit the budget.
+constexpr i64 kDirectFilterChunks = 16;
+
+// NCHW: x (N,C,H,W), gy (N,K,OH,OW) -> gw (K,C/g,kh,kw)
+// NHWC: x (N,H,W,C), gy (N,OH,OW,K) -> gw (kh,kw,C/g,K)
+// The (image, row tile) items are cut into a fixed number of contiguous
+// chunks (not tied to the thread count, so an idle thread can take the next
+// one when a busy machine deschedules another); each chunk yields its own
+// partial gw and the partials are added in chunk order.  Within a chunk the
+// order is fixed too, so the result does not depend on threads or scheduling.
+template <class T>
+void direct_conv_backward_filter(const DirectKernels<T>& dk, const ConvGeom& g, const T* x,
+                                 const T* gy, T* gw) {
+    const i64 Cg = g.Cg(), Kg = g.Kg(), G = g.groups, taps = g.taps(), P = g.OH * g.OW;
+    const int nt = threads_for_work(double(g.N) * P * g.K * taps);
+    const i64 cpi0 = std::max(ceil_div(kDirectFilterChunks, g.N),
+                              ceil_div(g.OH, direct_rows_cap<T>(g)));
+    const i64 rows = ceil_div(g.OH, std::min(g.OH, cpi0));
+    const i64 cpi = ceil_div(g.OH, rows);
+    const i64 items = g.N * cpi;
+    // (fewer chunks only when their partials would exceed ~16 MB: huge K x taps)
+    const i64 chunk_bytes = g.K * taps * (g.nhwc ? 1 : dk.lanes) * static_cast<i64>(sizeof(T));
+    const i64 nchunks = std::min(items, std::min(kDirectFilterChunks,
+                                                 std::max<i64>(nt, (i64(16) << 20) / chunk_bytes)));
+    const i64 xrow = g.sh * g.sw * direct_row_pitch(g);
+    // A chunk's accumulators, per group: NCHW [Kg][taps][lanes] vectors (the
+    // kernel's dot products; lanes are summed once, at the end), NHWC
+    // [taps][Kg padded].
+    const i64 L = dk.lanes, Kp = ceil_div(Kg, 16) * 16;
+    const i64 per_group = g.nhwc ? taps * Kp : Kg * taps * L;
+    const i64 per_chunk = G * per_group;
+    // (uninitialised: each chunk zeroes its own, in parallel)
+    std::unique_ptr<T[]> part(new T[static_cast<std::size_t>(nchunks * per_chunk)]);
+    // dY rows per NHWC kernel call: the call's slice of dY stays in L1/L2
+    // while the kernel sweeps it once per tile of taps.
+    const i64 nhwc_rows =
+        std::max<i64>(1, (i64(32) << 10) / static_cast<i64>(sizeof(T) * Kg * g.OW));
+
+    parallel_items(nchunks, nt, std::is_same<T, float>::value, [&](i64 ch) {
+        DirectScratch<T>& sc = direct_scratch<T>();
+        T* acc = part.get() + ch * per_chunk;
+        std::fill(acc, acc + per_chunk, T(0));
+        const i64 it1 = (ch + 1) * items / nchunks;
+        for (i64 it = ch * items / nchunks; it < it1; ++it) {
+            const i64 n = it / cpi, oh0 = (it % cpi) * rows, nr = std::min(rows, g.OH - oh0);
+            const i64 RB = direct_input_rows(g, nr);
+            T* buf = sc.rows.get(static_cast<std::size_t>(direct_rows_elems(g, nr)));
+            const i64 crows = g.nhwc ? nhwc_rows : direct_plane_rows<T>(g, nr, i64(64) << 10);
+            T* planes = g.nhwc ? nullptr
+                               : sc.planes.get(static_cast<std::size_t>(
+                                     taps * direct_plane_pitch(crows, g.OW)));
+            sc.plane_ptr.resize(static_cast<std::size_t>(taps));
+            for (i64 gi = 0; gi < G; ++gi) {
+                build_direct_rows(g, x, n, gi, oh0 * g.sh - g.pt, RB, buf);
+                direct_taps(g, static_cast<const T*>(buf), RB, sc.tap);
+                T* ag = acc + gi * per_group;
+                for (i64 r0 = 0; r0 < nr; r0 += crows) {
+                    const i64 cr = std::min(crows, nr - r0);
+                    if (!g.nhwc) {
+                        direct_tap_planes(sc.tap.data(), taps, xrow, cr, g.OW, i64(0), planes,
+                                          sc.plane_ptr.data());
+                        dk.bwf_nchw(Kg, 1, cr * g.OW, taps, sc.plane_ptr.data(), 0,
+                                    gy + ((n * g.K + gi * Kg) * g.OH + oh0 + r0) * g.OW, 0, P,
+                                    ag, taps * L);
+                    } else {
+                        dk.bwf_nhwc(Kg, cr, g.OW, taps, sc.tap.data(), xrow,
+                                    gy + (n * g.OH + oh0 + r0) * g.OW * g.K + gi * Kg,
+                                    g.OW * g.K, g.K, ag, Kp);
+                    }
+                    for (i64 t = 0; t < taps; ++t) sc.tap[t] += cr * xrow;
+                }
+            }
+        }
+    });
+
+    // chunks in order (element-wise), then (NCHW) the lanes
+    T* sum = part.get();
+    for (i64 ch = 1; ch < nchunks; ++ch) {
+        const T* pc = part.get() + ch * per_chunk;
+        for (i64 e = 0; e < per_chunk; ++e) sum[e] += pc[e];
+    }
+    for (i64 gi = 0; gi < G; ++gi)
+        for (i64 k = 0; k < Kg; ++k)
+            for (i64 c = 0; c < Cg; ++c)
+                for (i64 ij = 0; ij < g.kh * g.kw; ++ij) {
+                    const i64 t = c * g.kh * g.kw + ij;
+                    const T* e = sum + gi * per_group;
+                    if (!g.nhwc) {
+                        e += (k * taps + t) * L;
+                        T v = e[0];
+                        for (i64 l = 1; l < L; ++l) v += e[l];
+                        gw[(gi * Kg + k) * taps + t] = v;
+                    } else {
+                        gw[(ij * Cg + c) * g.K + gi * Kg + k] = e[t * Kp + k];
+                    }
+                }
+}
+
+}  // namespace aek

@@ -1,0 +1,359 @@
+// Direct conv kernels for a small reduction (C/groups * kh * kw taps), written
+// once against the vector-traits interface of simd_templates.hpp and compiled
+// in every ISA translation unit (conv_direct*.cpp) with that unit's traits, so
+// each instantiation has internal linkage.  Nothing but <cstdint> here.
+//
+// With few taps a conv is bound by the traffic of its big side (y, or dY for
+// backward-filter), so these kernels read every tap straight from padded input
+// rows (see conv_direct.hpp: tap[t] points at the input element of output
+// column 0 of row 0, row r is tap[t] + r * xrow) and touch y / dY exactly once,
+// in place: no slab, no packed panels, no staging buffer.
+//
+// Traits V as in simd_templates.hpp plus: add(a, b), store_part(p, r, n)
+// (lanes [0, n) of r to p, n in [1, W]), load_part with n in [1, W].
+#pragma once
+
+#include <cstdint>
+
+namespace aek {
+namespace direct {
+
+using i64 = std::int64_t;
+
+template <int K>
+struct Int {
+    static constexpr int value = K;
+};
+
+// f(Int<n>{}) for a run-time n in [1, MAX]: register tiles are compile-time
+// sized so their accumulators stay in registers; this picks the instantiation.
+template <int MAX, class F>
+inline void with_int(i64 n, F&& f) {
+    if constexpr (MAX > 1) {
+        if (n < MAX) {
+            with_int<MAX - 1>(n, f);
+            return;
+        }
+    }
+    f(Int<MAX>{});
+}
+
+// Write-intent prefetch: the output of these kernels goes to memory, and
+// fetching the next tile's lines while this tile computes lets the two overlap.
+#if defined(__GNUC__) || defined(__clang__)
+#define AEK_PREFETCH_W(p) __builtin_prefetch((p), 1, 3)
+#else
+#define AEK_PREFETCH_W(p) ((void)0)
+#endif
+
+// Valid lanes of the last of nv vectors covering n remaining elements (1..W).
+// Every function here is a template over the traits V (or over a lambda of
+// one): an inline function shared by the ISA units and the generic one could
+// be linked as a single (AVX) copy for all of them.
+template <class V>
+inline int lanes_in_last(i64 n, i64 nv) {
+    const i64 rest = n - (nv - 1) * V::W;
+    return static_cast<int>(rest < V::W ? rest : V::W);
+}
+
+// Blocks of at most MAX items covering n, sized evenly (9 = 5 + 4, not 6 + 3),
+// so the last block is not a mostly idle tile: f(first, count).
+template <class F>
+inline void even_blocks(i64 n, i64 max, F&& f) {
+    const i64 nblk = (n + max - 1) / max;
+    i64 first = 0;
+    for (i64 b = 0; b < nblk; ++b) {
+        const i64 cnt = (n - first + (nblk - b) - 1) / (nblk - b);
+        f(first, cnt);
+        first += cnt;
+    }
+}
+
+// ---------------------------------------------------------------- forward, NCHW
+// y[m*ldyk + q] = bias[m] + sum_t w[m*ldw + t] * tap[t][xo + q]
+// for m < MR, q < (NV-1)*W + last: MR output channels x NV vectors of one
+// output row.  Loads of the last vector may read past the row's end (callers
+// pad the rows); only `last` lanes are stored.
+template <class V, int MR, int NV>
+inline void fwd_nchw_tile(i64 ntaps, const typename V::T* const* tap, i64 xo,
+                          const typename V::T* w, i64 ldw, const typename V::T* bias,
+                          typename V::T* y, i64 ldyk, int last) {
+    using T = typename V::T;
+    using R = typename V::R;
+    constexpr int W = V::W;
+    R acc[MR][NV];
+    for (int m = 0; m < MR; ++m)
+        for (int v = 0; v < NV; ++v) {
+            acc[m][v] = V::zero();
+            AEK_PREFETCH_W(y + m * ldyk + (NV + v) * W);
+        }
+    for (i64 t = 0; t < ntaps; ++t) {
+        const T* s = tap[t] + xo;
+        R b[NV];
+        for (int v = 0; v < NV; ++v) b[v] = V::load(s + v * W);
+        for (int m = 0; m < MR; ++m) {
+            const R a = V::bcast(w + m * ldw + t);
+            for (int v = 0; v < NV; ++v) acc[m][v] = V::fma(a, b[v], acc[m][v]);
+        }
+    }
+    for (int m = 0; m < MR; ++m) {
+        T* d = y + m * ldyk;
+        if (bias) {
+            const R bm = V::bcast(bias + m);
+            for (int v = 0; v < NV; ++v) acc[m][v] = V::add(acc[m][v], bm);
+        }
+        for (int v = 0; v + 1 < NV; ++v) V::store(d + v * W, acc[m][v]);
+        if (last == W)
+            V::store(d + (NV - 1) * W, acc[m][NV - 1]);
+        else
+            V::store_part(d + (NV - 1) * W, acc[m][NV - 1], last);
+    }
+}
+
+// All K output channels of `rows` output rows (row r at y + r*ldyr, channel
+// k at + k*ldyk).  Channel blocks outer: each block writes its MR planes
+// front to back while the (small) input rows stay in L1.
+template <class V, int MRMAX, int NVMAX>
+void fwd_nchw(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* tap, i64 xrow,
+              const typename V::T* w, i64 ldw, const typename V::T* bias, typename V::T* y,
+              i64 ldyr, i64 ldyk) {
+    using T = typename V::T;
+    constexpr int W = V::W;
+    // Split stores cost two lines each: when every channel's row shares one
+    // alignment, a partial vector up to the next vector-size boundary comes
+    // first (a whole line for 64-byte vectors).  Each output's sum is the same
+    // whatever the vector split.
+    constexpr i64 kLine = W * static_cast<i64>(sizeof(T));
+    const bool same_align = (ldyk * static_cast<i64>(sizeof(T))) % kLine == 0 &&
+                            (ldyr * static_cast<i64>(sizeof(T))) % kLine == 0;
+    const i64 mis = static_cast<i64>(reinterpret_cast<std::uintptr_t>(y) % kLine);
+    const i64 head = same_align && mis % static_cast<i64>(sizeof(T)) == 0 && mis != 0
+                         ? (ow < (kLine - mis) / static_cast<i64>(sizeof(T))
+                                ? ow
+                                : (kLine - mis) / static_cast<i64>(sizeof(T)))
+                         : 0;
+    const i64 nvec = (ow - head + W - 1) / W;
+    even_blocks(K, MRMAX, [&](i64 m0, i64 mcount) {
+        with_int<MRMAX>(mcount, [&](auto mr) {
+            constexpr int MR = decltype(mr)::value;
+            const T* bm = bias ? bias + m0 : nullptr;
+            for (i64 r = 0; r < rows; ++r) {
+                T* yr = y + m0 * ldyk + r * ldyr;
+                if (head > 0)
+                    fwd_nchw_tile<V, MR, 1>(ntaps, tap, r * xrow, w + m0 * ldw, ldw, bm, yr,
+                                            ldyk, static_cast<int>(head));
+                even_blocks(nvec, NVMAX, [&](i64 v0, i64 nv) {
+                    const i64 q0 = head + v0 * W;
+                    const int last = lanes_in_last<V>(ow - q0, nv);
+                    with_int<NVMAX>(nv, [&](auto nvc) {
+                        fwd_nchw_tile<V, MR, decltype(nvc)::value>(
+                            ntaps, tap, r * xrow + q0, w + m0 * ldw, ldw, bm, yr + q0, ldyk,
+                            last);
+                    });
+                });
+            }
+        });
+    });
+}
+
+// ---------------------------------------------------------------- forward, NHWC
+// y[p*ldyp + k] = bias[k] + sum_t tap[t][xo + p] * w[t*ldw + k]
+// for p < MP pixels, k < (NV-1)*W + last: vectorised along the (contiguous)
+// output channels.  w rows and bias are zero padded to whole vectors.
+template <class V, int MP, int NV>
+inline void fwd_nhwc_tile(i64 ntaps, const typename V::T* const* tap, i64 xo,
+                          const typename V::T* w, i64 ldw, const typename V::T* bias,
+                          typename V::T* y, i64 ldyp, int last) {
+    using T = typename V::T;
+    using R = typename V::R;
+    constexpr int W = V::W;
+    R acc[MP][NV];
+    for (int p = 0; p < MP; ++p)
+        for (int v = 0; v < NV; ++v) acc[p][v] = V::zero();
+    for (i64 t = 0; t < ntaps; ++t) {
+        const T* s = tap[t] + xo;
+        const T* wt = w + t * ldw;
+        R b[NV];
+        for (int v = 0; v < NV; ++v) b[v] = V::load(wt + v * W);
+        for (int p = 0; p < MP; ++p) {
+            const R a = V::bcast(s + p);
+            for (int v = 0; v < NV; ++v) acc[p][v] = V::fma(a, b[v], acc[p][v]);
+        }
+    }
+    R bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = bias ? V::load(bias + v * W) : V::zero();
+    for (int p = 0; p < MP; ++p) {
+        T* d = y + p * ldyp;
+        if (bias)
+            for (int v = 0; v < NV; ++v) acc[p][v] = V::add(acc[p][v], bv[v]);
+        for (int v = 0; v + 1 < NV; ++v) V::store(d + v * W, acc[p][v]);
+        if (last == W)
+            V::store(d + (NV - 1) * W, acc[p][NV - 1]);
+        else
+            V::store_part(d + (NV - 1) * W, acc[p][NV - 1], last);
+    }
+}
+
+// All K channels of `rows` output rows (pixel (r, b) at y + r*ldyr + b*ldyp).
+template <class V, int MPMAX, int NVMAX>
+void fwd_nhwc(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* tap, i64 xrow,
+              const typename V::T* w, i64 ldw, const typename V::T* bias, typename V::T* y,
+              i64 ldyr, i64 ldyp) {
+    constexpr int W = V::W;
+    const i64 nvec = (K + W - 1) / W;
+    for (i64 r = 0; r < rows; ++r)
+        for (i64 p0 = 0; p0 < ow; p0 += MPMAX) {
+            with_int<MPMAX>(ow - p0 < MPMAX ? ow - p0 : MPMAX, [&](auto mp) {
+                constexpr int MP = decltype(mp)::value;
+                even_blocks(nvec, NVMAX, [&](i64 v0, i64 nv) {
+                    const int last = lanes_in_last<V>(K - v0 * W, nv);
+                    with_int<NVMAX>(nv, [&](auto nvc) {
+                        fwd_nhwc_tile<V, MP, decltype(nvc)::value>(
+                            ntaps, tap, r * xrow + p0, w + v0 * W, ldw,
+                            bias ? bias + v0 * W : nullptr, y + r * ldyr + p0 * ldyp + v0 * W,
+                            ldyp, last);
+                    });
+                });
+            });
+        }
+}
+
+// ------------------------------------------------------- backward-filter, NCHW
+// acc[m*ldacc + t*W + lane] += sum_{r < rows, q < ow, q % W == lane}
+//                                 gy[m*ldg2 + r*ldgr + q] * tap[t][r*xrow + q]
+// for m < MR channels, t < NT taps: dot products along the output row, kept
+// as vectors (the caller sums the lanes once, at the very end).  Row tails are
+// masked on both operands, so lanes past the row add exact zeros.
+template <class V, int MR, int NT>
+inline void bwf_nchw_tile(i64 rows, i64 ow, const typename V::T* const* tap, i64 xrow,
+                          const typename V::T* gy, i64 ldgr, i64 ldg2, typename V::T* acc,
+                          i64 ldacc) {
+    using T = typename V::T;
+    using R = typename V::R;
+    constexpr int W = V::W;
+    R s[MR][NT];
+    for (int m = 0; m < MR; ++m)
+        for (int t = 0; t < NT; ++t) s[m][t] = V::zero();
+    const i64 full = ow - ow % W;
+    const int rem = static_cast<int>(ow - full);
+    for (i64 r = 0; r < rows; ++r) {
+        const T* g = gy + r * ldgr;
+        const T* xp[NT];
+        for (int t = 0; t < NT; ++t) xp[t] = tap[t] + r * xrow;
+        for (i64 q = 0; q < full; q += W) {
+            R a[MR];
+            for (int m = 0; m < MR; ++m) a[m] = V::load(g + m * ldg2 + q);
+            for (int t = 0; t < NT; ++t) {
+                const R b = V::load(xp[t] + q);
+                for (int m = 0; m < MR; ++m) s[m][t] = V::fma(a[m], b, s[m][t]);
+            }
+        }
+        if (rem) {
+            R a[MR];
+            for (int m = 0; m < MR; ++m) a[m] = V::load_part(g + m * ldg2 + full, rem);
+            for (int t = 0; t < NT; ++t) {
+                const R b = V::load_part(xp[t] + full, rem);
+                for (int m = 0; m < MR; ++m) s[m][t] = V::fma(a[m], b, s[m][t]);
+            }
+        }
+    }
+    for (int m = 0; m < MR; ++m)
+        for (int t = 0; t < NT; ++t) {
+            T* d = acc + m * ldacc + t * W;
+            V::store(d, V::add(V::load(d), s[m][t]));
+        }
+}
+
+template <class V, int MRMAX, int NTMAX>
+void bwf_nchw(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* tap, i64 xrow,
+              const typename V::T* gy, i64 ldgr, i64 ldg2, typename V::T* acc, i64 ldacc) {
+    constexpr int W = V::W;
+    even_blocks(K, MRMAX, [&](i64 m0, i64 mcount) {
+        with_int<MRMAX>(mcount, [&](auto mr) {
+            constexpr int MR = decltype(mr)::value;
+            even_blocks(ntaps, NTMAX, [&](i64 t0, i64 nt) {
+                with_int<NTMAX>(nt, [&](auto ntc) {
+                    bwf_nchw_tile<V, MR, decltype(ntc)::value>(rows, ow, tap + t0, xrow,
+                                                               gy + m0 * ldg2, ldgr, ldg2,
+                                                               acc + m0 * ldacc + t0 * W, ldacc);
+                });
+            });
+        });
+    });
+}
+
+// ------------------------------------------------------- backward-filter, NHWC
+// acc[t*ldacc + k] += sum_{r < rows, p < ow} tap[t][r*xrow + p] * gy[r*ldgr + p*ldg2 + k]
+// for t < NT taps, k < NV vectors of channels (lanes past `last` in the last
+// vector load zeros): vectorised along the contiguous channels of dY, so every
+// accumulator stays a plain partial sum of one gw entry.  PB pixels per step
+// share each tap pointer.
+template <class V, int NT, int NV>
+inline void bwf_nhwc_tile(i64 rows, i64 ow, const typename V::T* const* tap, i64 xrow,
+                          const typename V::T* gy, i64 ldgr, i64 ldg2, int last,
+                          typename V::T* acc, i64 ldacc) {
+    using T = typename V::T;
+    using R = typename V::R;
+    constexpr int W = V::W;
+    R s[NT][NV];
+    for (int t = 0; t < NT; ++t)
+        for (int v = 0; v < NV; ++v) s[t][v] = V::zero();
+    auto load_gy = [&](const T* g, R* b) {
+        for (int v = 0; v + 1 < NV; ++v) b[v] = V::load(g + v * W);
+        b[NV - 1] = last == W ? V::load(g + (NV - 1) * W) : V::load_part(g + (NV - 1) * W, last);
+    };
+    for (i64 r = 0; r < rows; ++r) {
+        const T* g = gy + r * ldgr;
+        const i64 xo = r * xrow;
+        i64 p = 0;
+        for (; p + 2 <= ow; p += 2) {
+            R b0[NV], b1[NV];
+            load_gy(g + p * ldg2, b0);
+            load_gy(g + (p + 1) * ldg2, b1);
+            for (int t = 0; t < NT; ++t) {
+                const T* xp = tap[t] + xo + p;
+                const R a0 = V::bcast(xp), a1 = V::bcast(xp + 1);
+                for (int v = 0; v < NV; ++v) s[t][v] = V::fma(a0, b0[v], s[t][v]);
+                for (int v = 0; v < NV; ++v) s[t][v] = V::fma(a1, b1[v], s[t][v]);
+            }
+        }
+        if (p < ow) {
+            R b0[NV];
+            load_gy(g + p * ldg2, b0);
+            for (int t = 0; t < NT; ++t) {
+                const R a0 = V::bcast(tap[t] + xo + p);
+                for (int v = 0; v < NV; ++v) s[t][v] = V::fma(a0, b0[v], s[t][v]);
+            }
+        }
+    }
+    for (int t = 0; t < NT; ++t)
+        for (int v = 0; v < NV; ++v) {
+            T* d = acc + t * ldacc + v * W;
+            V::store(d, V::add(V::load(d), s[t][v]));
+        }
+}
+
+// ACC accumulators per tile: NT = ACC / NV taps per pass over dY.
+template <class V, int ACC, int NVMAX>
+void bwf_nhwc(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* tap, i64 xrow,
+              const typename V::T* gy, i64 ldgr, i64 ldg2, typename V::T* acc, i64 ldacc) {
+    constexpr int W = V::W;
+    const i64 nvec = (K + W - 1) / W;
+    even_blocks(nvec, NVMAX, [&](i64 v0, i64 nv) {
+        const int last = lanes_in_last<V>(K - v0 * W, nv);
+        with_int<NVMAX>(nv, [&](auto nvc) {
+            constexpr int NV = decltype(nvc)::value;
+            constexpr int NTMAX = ACC / NV;
+            even_blocks(ntaps, NTMAX, [&](i64 t0, i64 nt) {
+                with_int<NTMAX>(nt, [&](auto ntc) {
+                    bwf_nhwc_tile<V, decltype(ntc)::value, NV>(rows, ow, tap + t0, xrow,
+                                                               gy + v0 * W, ldgr, ldg2, last,
+                                                               acc + t0 * ldacc + v0 * W, ldacc);
+                });
+            });
+        });
+    });
+}
+
+}  // namespace direct
+}  // namespace aek

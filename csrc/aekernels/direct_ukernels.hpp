@@ -1,0 +1,65 @@
+// Interface of the direct small-tap conv kernels (direct_templates.hpp) shared
+// by conv_direct.hpp and the ISA translation units.  Like ukernels.hpp: only
+// <cstdint> and plain declarations, so no standard-library template compiled
+// with AVX flags can be ODR-merged into the generic path.
+//
+// All four take the input as tap pointers over padded rows (conv_direct.hpp):
+// tap[t][r*xrow + q] is the input under tap t of output row r, column q.
+//   fwd_nchw: y[k*ldy2 + r*ldyr + q] = bias[k] + sum_t w[k*ldw + t] * tap[t][r*xrow + q]
+//   fwd_nhwc: y[r*ldyr + q*ldy2 + k] = bias[k] + sum_t tap[t][r*xrow + q] * w[t*ldw + k]
+//             (w rows and bias zero padded to a multiple of 16 entries)
+//   bwf_nchw: acc[k*ldacc + t*lanes + l] += sum_{r, q % lanes == l} gy[k*ldg2 + r*ldgr + q] * tap[t][r*xrow + q]
+//   bwf_nhwc: acc[t*ldacc + k] += sum_{r, q} tap[t][r*xrow + q] * gy[r*ldgr + q*ldg2 + k]
+//             (acc rows padded to a multiple of 16 entries)
+// for k < K, r < rows, q < ow, t < ntaps.  bias may be null.
+#pragma once
+
+#include <cstdint>
+
+namespace aek {
+
+template <class T>
+struct DirectKernels {
+    using fwd_fn = void (*)(std::int64_t K, std::int64_t rows, std::int64_t ow,
+                            std::int64_t ntaps, const T* const* tap, std::int64_t xrow,
+                            const T* w, std::int64_t ldw, const T* bias, T* y, std::int64_t ldyr,
+                            std::int64_t ldy2);
+    using bwf_fn = void (*)(std::int64_t K, std::int64_t rows, std::int64_t ow,
+                            std::int64_t ntaps, const T* const* tap, std::int64_t xrow,
+                            const T* gy, std::int64_t ldgr, std::int64_t ldg2, T* acc,
+                            std::int64_t ldacc);
+    const char* name;
+    std::int64_t lanes;  // vector width of bwf_nchw's accumulators
+    fwd_fn fwd_nchw, fwd_nhwc;
+    bwf_fn bwf_nchw, bwf_nhwc;
+};
+
+#define AEK_DECLARE_DIRECT_FWD(name, T)                                                      \
+    void name(std::int64_t K, std::int64_t rows, std::int64_t ow, std::int64_t ntaps,        \
+              const T* const* tap, std::int64_t xrow, const T* w, std::int64_t ldw,          \
+              const T* bias, T* y, std::int64_t ldyr, std::int64_t ldy2)
+#define AEK_DECLARE_DIRECT_BWF(name, T)                                                      \
+    void name(std::int64_t K, std::int64_t rows, std::int64_t ow, std::int64_t ntaps,        \
+              const T* const* tap, std::int64_t xrow, const T* gy, std::int64_t ldgr,        \
+              std::int64_t ldg2, T* acc, std::int64_t ldacc)
+
+// The four kernels of one ISA and dtype, e.g. direct_f32_avx2_fwd_nchw.
+#define AEK_DECLARE_DIRECT_SET(isa, tname, T)            \
+    AEK_DECLARE_DIRECT_FWD(direct_##tname##_##isa##_fwd_nchw, T); \
+    AEK_DECLARE_DIRECT_FWD(direct_##tname##_##isa##_fwd_nhwc, T); \
+    AEK_DECLARE_DIRECT_BWF(direct_##tname##_##isa##_bwf_nchw, T); \
+    AEK_DECLARE_DIRECT_BWF(direct_##tname##_##isa##_bwf_nhwc, T)
+
+#ifdef AEK_HAVE_X86_ISA
+// Defined in conv_direct_avx2.cpp / conv_direct_avx512.cpp, one namespace per ISA unit.
+namespace avx2 {
+AEK_DECLARE_DIRECT_SET(avx2, f32, float);
+AEK_DECLARE_DIRECT_SET(avx2, f64, double);
+}  // namespace avx2
+namespace avx512 {
+AEK_DECLARE_DIRECT_SET(avx512, f32, float);
+AEK_DECLARE_DIRECT_SET(avx512, f64, double);
+}  // namespace avx512
+#endif
+
+}  // namespace aek

@@ -1,0 +1,103 @@
+// Generic (baseline-ISA) instantiations of the direct small-tap conv kernels
+// and the choice of the set that matches the ISA the micro-kernel table runs.
+#include <cstring>
+
+#include "aekernels/direct_templates.hpp"
+#include "aekernels/direct_ukernels.hpp"
+#include "aekernels/gemm.hpp"
+
+namespace aek {
+namespace {
+
+// Baseline "vectors" as in dispatch.cpp: 4 plain scalars that the compiler
+// maps onto SSE2/NEON registers; no AVX instruction can appear here.
+template <class TT>
+struct Lanes4 {
+    using T = TT;
+    struct R { TT v[4]; };
+    static constexpr int W = 4;
+    static R zero() { return R{{TT(0), TT(0), TT(0), TT(0)}}; }
+    static R load(const T* p) { return R{{p[0], p[1], p[2], p[3]}}; }
+    static R bcast(const T* p) { return R{{*p, *p, *p, *p}}; }
+    static R fma(R a, R b, R c) {
+        for (int i = 0; i < 4; ++i) c.v[i] += a.v[i] * b.v[i];
+        return c;
+    }
+    static R add(R a, R b) {
+        for (int i = 0; i < 4; ++i) a.v[i] += b.v[i];
+        return a;
+    }
+    static void store(T* p, R r) {
+        for (int i = 0; i < 4; ++i) p[i] = r.v[i];
+    }
+    static R load_part(const T* p, int n) {
+        R r = zero();
+        for (int i = 0; i < n; ++i) r.v[i] = p[i];
+        return r;
+    }
+    static void store_part(T* p, R r, int n) {
+        for (int i = 0; i < n; ++i) p[i] = r.v[i];
+    }
+};
+
+// Register plans for 16 SSE registers (one Lanes4<float> each).
+template <class T>
+void fwd_nchw_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* tap, i64 xrow,
+                      const T* w, i64 ldw, const T* bias, T* y, i64 ldyr, i64 ldy2) {
+    direct::fwd_nchw<Lanes4<T>, 3, 2>(K, rows, ow, ntaps, tap, xrow, w, ldw, bias, y, ldyr, ldy2);
+}
+template <class T>
+void fwd_nhwc_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* tap, i64 xrow,
+                      const T* w, i64 ldw, const T* bias, T* y, i64 ldyr, i64 ldy2) {
+    direct::fwd_nhwc<Lanes4<T>, 4, 2>(K, rows, ow, ntaps, tap, xrow, w, ldw, bias, y, ldyr, ldy2);
+}
+template <class T>
+void bwf_nchw_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* tap, i64 xrow,
+                      const T* gy, i64 ldgr, i64 ldg2, T* acc, i64 ldacc) {
+    direct::bwf_nchw<Lanes4<T>, 2, 3>(K, rows, ow, ntaps, tap, xrow, gy, ldgr, ldg2, acc, ldacc);
+}
+template <class T>
+void bwf_nhwc_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* tap, i64 xrow,
+                      const T* gy, i64 ldgr, i64 ldg2, T* acc, i64 ldacc) {
+    direct::bwf_nhwc<Lanes4<T>, 8, 2>(K, rows, ow, ntaps, tap, xrow, gy, ldgr, ldg2, acc, ldacc);
+}
+
+template <class T>
+DirectKernels<T> generic_set(const char* name) {
+    return {name, 4, fwd_nchw_generic<T>, fwd_nhwc_generic<T>, bwf_nchw_generic<T>,
+            bwf_nhwc_generic<T>};
+}
+
+const DirectKernels<float> kGenericF32 = generic_set<float>("direct_f32_generic");
+const DirectKernels<double> kGenericF64 = generic_set<double>("direct_f64_generic");
+#ifdef AEK_HAVE_X86_ISA
+#define AEK_DIRECT_SET(isa, tname, lanes)                                                   \
+    {"direct_" #tname "_" #isa, lanes, isa::direct_##tname##_##isa##_fwd_nchw,              \
+     isa::direct_##tname##_##isa##_fwd_nhwc, isa::direct_##tname##_##isa##_bwf_nchw,        \
+     isa::direct_##tname##_##isa##_bwf_nhwc}
+const DirectKernels<float> kAvx2F32 = AEK_DIRECT_SET(avx2, f32, 8);
+const DirectKernels<double> kAvx2F64 = AEK_DIRECT_SET(avx2, f64, 4);
+const DirectKernels<float> kAvx512F32 = AEK_DIRECT_SET(avx512, f32, 16);
+const DirectKernels<double> kAvx512F64 = AEK_DIRECT_SET(avx512, f64, 8);
+#undef AEK_DIRECT_SET
+#endif
+
+}  // namespace
+
+// The direct kernels follow the GEMM table's ISA (CPUID capped by
+// AEKERNELS_ISA), so one setting forces every kernel of a call.
+void fill_direct_kernels(IsaTable& t) {
+    t.direct_f32 = &kGenericF32;
+    t.direct_f64 = &kGenericF64;
+#ifdef AEK_HAVE_X86_ISA
+    if (std::strcmp(t.isa, "avx2") == 0) {
+        t.direct_f32 = &kAvx2F32;
+        t.direct_f64 = &kAvx2F64;
+    } else if (std::strcmp(t.isa, "avx512") == 0) {
+        t.direct_f32 = &kAvx512F32;
+        t.direct_f64 = &kAvx512F64;
+    }
+#endif
+}
+
+}  // namespace aek
