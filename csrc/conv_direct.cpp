@@ -5,40 +5,10 @@
 #include "aekernels/direct_templates.hpp"
 #include "aekernels/direct_ukernels.hpp"
 #include "aekernels/gemm.hpp"
+#include "aekernels/vec_generic.hpp"
 
 namespace aek {
 namespace {
-
-// Baseline "vectors" as in dispatch.cpp: 4 plain scalars that the compiler
-// maps onto SSE2/NEON registers; no AVX instruction can appear here.
-template <class TT>
-struct Lanes4 {
-    using T = TT;
-    struct R { TT v[4]; };
-    static constexpr int W = 4;
-    static R zero() { return R{{TT(0), TT(0), TT(0), TT(0)}}; }
-    static R load(const T* p) { return R{{p[0], p[1], p[2], p[3]}}; }
-    static R bcast(const T* p) { return R{{*p, *p, *p, *p}}; }
-    static R fma(R a, R b, R c) {
-        for (int i = 0; i < 4; ++i) c.v[i] += a.v[i] * b.v[i];
-        return c;
-    }
-    static R add(R a, R b) {
-        for (int i = 0; i < 4; ++i) a.v[i] += b.v[i];
-        return a;
-    }
-    static void store(T* p, R r) {
-        for (int i = 0; i < 4; ++i) p[i] = r.v[i];
-    }
-    static R load_part(const T* p, int n) {
-        R r = zero();
-        for (int i = 0; i < n; ++i) r.v[i] = p[i];
-        return r;
-    }
-    static void store_part(T* p, R r, int n) {
-        for (int i = 0; i < n; ++i) p[i] = r.v[i];
-    }
-};
 
 // Register plans for 16 SSE registers (one Lanes4<float> each).
 template <class T>

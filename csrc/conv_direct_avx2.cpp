@@ -6,50 +6,13 @@
 #include <cstdint>
 
 #include "aekernels/direct_templates.hpp"
+#include "aekernels/vec_avx2.hpp"
 #include "aekernels/direct_ukernels.hpp"
 
 // Everything compiled with this unit's ISA flags lives in aek::avx2 (traits in
 // an anonymous namespace inside it), as in gemm_avx2.cpp: .ci/check_isa.py tells
 // dispatched code from baseline code by that namespace.
 namespace aek::avx2 {
-namespace {
-
-// Same traits as gemm_avx2.cpp plus add / store_part (kept per unit: an
-// anonymous namespace per ISA unit is what keeps the instantiations apart).
-struct F32x8 {
-    using T = float;
-    using R = __m256;
-    static constexpr int W = 8;
-    static R zero() { return _mm256_setzero_ps(); }
-    static R load(const T* p) { return _mm256_loadu_ps(p); }
-    static R bcast(const T* p) { return _mm256_broadcast_ss(p); }
-    static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
-    static R add(R a, R b) { return _mm256_add_ps(a, b); }
-    static void store(T* p, R r) { _mm256_storeu_ps(p, r); }
-    static __m256i mask(int n) {
-        return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    }
-    static R load_part(const T* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
-    static void store_part(T* p, R r, int n) { _mm256_maskstore_ps(p, mask(n), r); }
-};
-struct F64x4 {
-    using T = double;
-    using R = __m256d;
-    static constexpr int W = 4;
-    static R zero() { return _mm256_setzero_pd(); }
-    static R load(const T* p) { return _mm256_loadu_pd(p); }
-    static R bcast(const T* p) { return _mm256_broadcast_sd(p); }
-    static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
-    static R add(R a, R b) { return _mm256_add_pd(a, b); }
-    static void store(T* p, R r) { _mm256_storeu_pd(p, r); }
-    static __m256i mask(int n) {
-        return _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3));
-    }
-    static R load_part(const T* p, int n) { return _mm256_maskload_pd(p, mask(n)); }
-    static void store_part(T* p, R r, int n) { _mm256_maskstore_pd(p, mask(n), r); }
-};
-
-}  // namespace
 
 // Register plans (16 ymm):
 //   fwd_nchw 3 channels x 3 vectors: 9 accumulators + 3 input vectors + 1 broadcast

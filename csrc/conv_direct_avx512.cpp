@@ -6,46 +6,13 @@
 #include <cstdint>
 
 #include "aekernels/direct_templates.hpp"
+#include "aekernels/vec_avx512.hpp"
 #include "aekernels/direct_ukernels.hpp"
 
 // Everything compiled with this unit's ISA flags lives in aek::avx512 (traits in
 // an anonymous namespace inside it), as in gemm_avx512.cpp: .ci/check_isa.py tells
 // dispatched code from baseline code by that namespace.
 namespace aek::avx512 {
-namespace {
-
-// Same traits as gemm_avx512.cpp plus add / store_part (kept per unit: an
-// anonymous namespace per ISA unit is what keeps the instantiations apart).
-struct F32x16 {
-    using T = float;
-    using R = __m512;
-    static constexpr int W = 16;
-    static R zero() { return _mm512_setzero_ps(); }
-    static R load(const T* p) { return _mm512_loadu_ps(p); }
-    static R bcast(const T* p) { return _mm512_set1_ps(*p); }
-    static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
-    static R add(R a, R b) { return _mm512_add_ps(a, b); }
-    static void store(T* p, R r) { _mm512_storeu_ps(p, r); }
-    static __mmask16 mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
-    static R load_part(const T* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
-    static void store_part(T* p, R r, int n) { _mm512_mask_storeu_ps(p, mask(n), r); }
-};
-struct F64x8 {
-    using T = double;
-    using R = __m512d;
-    static constexpr int W = 8;
-    static R zero() { return _mm512_setzero_pd(); }
-    static R load(const T* p) { return _mm512_loadu_pd(p); }
-    static R bcast(const T* p) { return _mm512_set1_pd(*p); }
-    static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
-    static R add(R a, R b) { return _mm512_add_pd(a, b); }
-    static void store(T* p, R r) { _mm512_storeu_pd(p, r); }
-    static __mmask8 mask(int n) { return static_cast<__mmask8>((1u << n) - 1u); }
-    static R load_part(const T* p, int n) { return _mm512_maskz_loadu_pd(mask(n), p); }
-    static void store_part(T* p, R r, int n) { _mm512_mask_storeu_pd(p, mask(n), r); }
-};
-
-}  // namespace
 
 // Register plans (32 zmm):
 //   fwd_nchw 6 channels x 4 vectors: 24 accumulators + 4 input vectors + 1 broadcast

@@ -6,6 +6,7 @@
 #include "aekernels/common.hpp"
 #include "aekernels/gemm.hpp"
 #include "aekernels/simd_templates.hpp"
+#include "aekernels/vec_generic.hpp"
 
 namespace aek {
 
@@ -31,31 +32,6 @@ void gemm_ukernel_f64_6x4_generic(i64 kc, const double* a, const double* b, doub
                                   int acc) {
     gemm_ukernel_generic<double, 6, 4>(kc, a, b, c, ldc, acc);
 }
-
-// Baseline "vectors": 4 lanes of plain scalars that the compiler maps onto
-// SSE2/NEON registers.
-template <class TT>
-struct Lanes4 {
-    using T = TT;
-    struct R { TT v[4]; };
-    static constexpr int W = 4;
-    static R zero() { return R{{TT(0), TT(0), TT(0), TT(0)}}; }
-    static R load(const T* p) { return R{{p[0], p[1], p[2], p[3]}}; }
-    static R bcast(const T* p) { return R{{*p, *p, *p, *p}}; }
-    static R fma(R a, R b, R c) {
-        for (int i = 0; i < 4; ++i) c.v[i] += a.v[i] * b.v[i];
-        return c;
-    }
-    static void store(T* p, R r) {
-        for (int i = 0; i < 4; ++i) p[i] = r.v[i];
-    }
-    static T hsum(R r) { return (r.v[0] + r.v[1]) + (r.v[2] + r.v[3]); }
-    static R load_part(const T* p, int n) {
-        R r = zero();
-        for (int i = 0; i < n; ++i) r.v[i] = p[i];
-        return r;
-    }
-};
 
 void conv_dot_f32_2x3_generic(i64 M, i64 N, i64 rows, i64 ow, const float* const* arow,
                               i64 apitch, const float* b, const i64* boff, i64 bpitch, float* c,
