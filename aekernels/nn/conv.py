@@ -47,8 +47,14 @@ class _AdjointChooser:
         self.impl = impl
         self.choice: dict = {}
 
-    def run(self, key, kernel_fn, flip_fn):
-        if flip_fn is None or self.impl == "kernel":
+    def run(self, key, kernel_fn, make_flip):
+        """``make_flip()`` gives the forward-conv formulation or None (geometry it does
+        not cover); it is only called when ``impl`` may use it, so the default
+        ("kernel") costs nothing beyond the kernel call."""
+        if self.impl == "kernel":
+            return kernel_fn()
+        flip_fn = make_flip()
+        if flip_fn is None:
             return kernel_fn()
         if self.impl == "flip":
             return flip_fn()
@@ -132,17 +138,20 @@ class Conv2d(Layer):
             self.gbias[...] = bias_grad
         if not self.need_input_grad:
             return None  # type: ignore[return-value]
-        flip = None
-        if self.stride == 1 and self.dilation == 1:
+
+        def make_flip():
+            if self.stride != 1 or self.dilation != 1:
+                return None
             nhwc = self.layout == "NHWC"
             h, w = (x.shape[1], x.shape[2]) if nhwc else (x.shape[2], x.shape[3])
             g = K._geometry(h, w, self.kernel_size, 1, self.padding, 1)
             pads = _flip_padding(((g.pt, g.pb), (g.pl, g.pr)), *self.kernel_size)
-            if pads is not None:
-                def flip():
-                    return K.conv2d(grad, _flipped(self.weight, nhwc), padding=pads, layout=self.layout)
+            if pads is None:
+                return None
+            return lambda: K.conv2d(grad, _flipped(self.weight, nhwc), padding=pads,
+                                    layout=self.layout)
         return self._adjoint.run(grad.shape, lambda: K.conv2d_backward_input(grad, self.weight, x.shape, **geo),
-                                 flip)
+                                 make_flip)
 
     def __repr__(self) -> str:
         return (f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
@@ -195,16 +204,18 @@ class ConvTranspose2d(Layer):
                                       padding=self.padding, output_padding=self.output_padding,
                                       dilation=self.dilation, layout=self.layout,
                                       output_size=self.output_size)
-        flip = None
-        pad = self.padding
-        if (self.stride == 1 and self.dilation == 1 and self.output_size is None
-                and not isinstance(pad, str)):
+
+        def make_flip():
+            pad = self.padding
+            if (self.stride != 1 or self.dilation != 1 or self.output_size is not None
+                    or isinstance(pad, str)):
+                return None
             pads = _flip_padding(K._padding(pad), *self.kernel_size)
-            if pads is not None:
-                def flip():
-                    return K.conv2d(x, _flipped(self.weight, self.layout == "NHWC"), self.bias,
+            if pads is None:
+                return None
+            return lambda: K.conv2d(x, _flipped(self.weight, self.layout == "NHWC"), self.bias,
                                     padding=pads, layout=self.layout)
-        return self._adjoint.run(x.shape, kernel, flip)
+        return self._adjoint.run(x.shape, kernel, make_flip)
 
     def backward(self, grad: np.ndarray) -> np.ndarray:
         # y = conv2d_backward_input(x, w)  =>  dL/dx = conv2d(g, w), dL/dw = filter-grad
