@@ -96,6 +96,10 @@ def worker(rank: int, world: int, init_method: str, steps: int, global_batch: in
                             "losses": losses}, out)
             print(f"DDP world={world}: {steps} steps in {time.perf_counter() - t0:.2f} s, "
                   f"loss {losses[0]:.4f} -> {losses[-1]:.4f}" if losses else "")
+        # Leave together: a rank that tears gloo down while rank 0 is still saving can
+        # abort in gloo's threads at exit ("terminate called without an active
+        # exception", seen once in CI).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
