@@ -588,12 +588,12 @@ def run_cases(selected: Sequence[Case], backends: Sequence[str], torch: Any, bud
             fns["torch"] = prep.torch
         gemm_bound = ((case.shape, case.kernel) in _GEMM_BOUND and case.dtype == "float32"
                       and case.layout == "NCHW")
-        if gemm_bound:   # its ceiling, timed in the same alternating rounds
-            fns["numpy_gemm"] = gemm_callable(*case.spec.gemm_mnk)
         checks = {b: _check(prep, fns[b]) if prep.torch is not None else None for b in backends}
         times = time_alternating(fns, budget)
-        gemm_rate = (prep.rate(statistics.median(times["numpy_gemm"])) if gemm_bound
-                     else None)
+        # Its ceiling in rounds of its own, right after: OpenBLAS's threads keep spinning
+        # after each GEMM and took the cores from the kernels timed after it (the forward
+        # rows read ~1.7-2x slower when the GEMM shared their rounds).
+        gemm_rate = (gemm_gflops(*case.spec.gemm_mnk, budget) if gemm_bound else None)
         t_torch = statistics.median(times["torch"]) if "torch" in times else None
         tmin_torch = min(times["torch"]) if "torch" in times else None
         for b in backends:
