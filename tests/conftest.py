@@ -7,6 +7,15 @@ import os
 import sys
 
 os.environ.setdefault("NUMBA_BOUNDSCHECK", "1")
+if os.environ["NUMBA_BOUNDSCHECK"] == "1":
+    # numba's cache index does not record the bounds-check setting: kernels compiled here
+    # would be loaded by later ordinary runs from the same cache (the nn layer's ReLU
+    # backward ran 17x slower after a test run).  Keep them in a cache of their own.
+    import tempfile
+
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(
+        os.environ.get("NUMBA_CACHE_DIR") or tempfile.gettempdir(),
+        f"aekernels-numba-boundscheck-{os.getuid() if hasattr(os, 'getuid') else 0}")
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 if TESTS_DIR not in sys.path:          # reference.py, helpers.py, isolation.py
