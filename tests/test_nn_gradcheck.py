@@ -234,6 +234,43 @@ def test_batchnorm1d_and_running_stats():
     np.testing.assert_allclose(bn2.running_var, 0.9 + 0.1 * x.var(0, ddof=1))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["NCHW", "NHWC", "1d"])
+def test_batchnorm_numba_and_numpy_paths_agree(kind, dtype, monkeypatch):
+    """The numba batch-norm kernels (nn._fused.bn_*) against the NumPy path: same values
+    up to the float64 summation order (float32: parameter gradients are float32 sums on
+    the NumPy path), train and eval, and a non-contiguous gradient (NumPy fallback
+    inside a fused forward)."""
+    from aekernels.nn import _fused
+    if not _fused.AVAILABLE:
+        pytest.skip("numba element-wise kernels unavailable")
+    shape = (5, 6) if kind == "1d" else ((3, 7, 5, 4) if kind == "NHWC" else (3, 4, 7, 5))
+    x = (rnd(shape, 11) * 3 + 2).astype(dtype)
+    g = rnd(shape, 12).astype(dtype)
+    tol = dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+
+    def run(fused: bool, strided_grad: bool = False):
+        monkeypatch.setattr(_fused, "AVAILABLE", fused)
+        c = shape[1] if kind != "NHWC" else shape[3]
+        bn = nn.BatchNorm1d(c, dtype=dtype) if kind == "1d" else nn.BatchNorm2d(c, layout=kind, dtype=dtype)
+        bn.weight[:] = np.linspace(-1.5, 1.5, c)
+        bn.bias[:] = np.linspace(0.5, -0.5, c)
+        out = []
+        for mode in ("train", "eval"):
+            getattr(bn, mode)()
+            gg = g.copy()
+            if strided_grad:
+                gg = np.asfortranarray(gg)
+            out += [bn.forward(x.copy()), bn.backward(gg), bn.gweight.copy(), bn.gbias.copy(),
+                    bn.running_mean.copy(), bn.running_var.copy()]
+        return out
+
+    ref = run(False)
+    for got in (run(True), run(True, strided_grad=True)):
+        for a, b in zip(got, ref):
+            np.testing.assert_allclose(a, b, **tol)
+
+
 def test_noise_layers():
     for make in (lambda: nn.Dropout(0.3, rng=0), lambda: nn.GaussianNoise(0.5, rng=0),
                  lambda: nn.MaskingNoise(0.4, rng=0), lambda: nn.GaussianNoise(0.5, clip=(-1, 1), rng=0)):

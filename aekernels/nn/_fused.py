@@ -80,6 +80,89 @@ try:
             yi = y[i]
             g[i] = g[i] * (yi - yi * yi)
 
+    # Batch norm over x viewed as (a, c, b): channel j of block i is x[(i*c + j)*b :][:b]
+    # (NCHW: a = N, b = H*W; NHWC and (N, C): a = rows, b = 1, vectorised along the
+    # channels).  Sums in float64 ("reassoc": LLVM may split them into vector partial
+    # sums; serial, so the result does not depend on the thread count).  The float32
+    # steps (x - mean, its square, x_hat, the output) are those of the NumPy path in
+    # norm.py, so both agree up to the order of the float64 sums.
+    _sum_opts = dict(_opts, fastmath={"reassoc"})
+
+    @njit(**_sum_opts)
+    def bn_sums(x, a, c, b, center, square):  # pragma: no cover - numba
+        """Per channel: sum of x - center (square False) or of its square (True)."""
+        out = np.zeros(c)
+        for i in range(a):
+            if b == 1:
+                row = x[i * c:(i + 1) * c]
+                for j in range(c):
+                    d = row[j] - center[j]
+                    out[j] += d * d if square else d
+            else:
+                for j in range(c):
+                    seg = x[(i * c + j) * b:(i * c + j + 1) * b]
+                    cj = center[j]
+                    acc = 0.0
+                    for k in range(b):
+                        d = seg[k] - cj
+                        acc += d * d if square else d
+                    out[j] += acc
+        return out
+
+    @njit(**_sum_opts)
+    def bn_backward_sums(g, x, a, c, b, mean, inv_std):  # pragma: no cover - numba
+        """Per channel: sum of g and of g * x_hat."""
+        sg = np.zeros(c)
+        sgx = np.zeros(c)
+        for i in range(a):
+            if b == 1:
+                gr, xr = g[i * c:(i + 1) * c], x[i * c:(i + 1) * c]
+                for j in range(c):
+                    sg[j] += gr[j]
+                    sgx[j] += gr[j] * ((xr[j] - mean[j]) * inv_std[j])
+            else:
+                for j in range(c):
+                    gs, xs = g[(i * c + j) * b:(i * c + j + 1) * b], x[(i * c + j) * b:(i * c + j + 1) * b]
+                    mj, sj = mean[j], inv_std[j]
+                    accg = 0.0
+                    accgx = 0.0
+                    for k in range(b):
+                        accg += gs[k]
+                        accgx += gs[k] * ((xs[k] - mj) * sj)
+                    sg[j] += accg
+                    sgx[j] += accgx
+        return sg, sgx
+
+    @njit(**_opts)
+    def bn_normalize(x, y, a, c, b, mean, inv_std, w, bias):  # pragma: no cover - numba
+        """y = x_hat * w + bias, x_hat = (x - mean) * inv_std."""
+        for i in range(a):
+            if b == 1:
+                xr, yr = x[i * c:(i + 1) * c], y[i * c:(i + 1) * c]
+                for j in range(c):
+                    yr[j] = (xr[j] - mean[j]) * inv_std[j] * w[j] + bias[j]
+            else:
+                for j in range(c):
+                    xs, ys = x[(i * c + j) * b:(i * c + j + 1) * b], y[(i * c + j) * b:(i * c + j + 1) * b]
+                    mj, sj, wj, bj = mean[j], inv_std[j], w[j], bias[j]
+                    for k in range(b):
+                        ys[k] = (xs[k] - mj) * sj * wj + bj
+
+    @njit(**_opts)
+    def bn_backward_input(g, x, a, c, b, mean, inv_std, gb_m, gw_m, scale):  # pragma: no cover
+        """g <- scale * (g - mean(g) - x_hat * mean(g * x_hat)), in place."""
+        for i in range(a):
+            if b == 1:
+                gr, xr = g[i * c:(i + 1) * c], x[i * c:(i + 1) * c]
+                for j in range(c):
+                    gr[j] = ((gr[j] - gb_m[j]) - ((xr[j] - mean[j]) * inv_std[j]) * gw_m[j]) * scale[j]
+            else:
+                for j in range(c):
+                    gs, xs = g[(i * c + j) * b:(i * c + j + 1) * b], x[(i * c + j) * b:(i * c + j + 1) * b]
+                    mj, sj, gbj, gwj, scj = mean[j], inv_std[j], gb_m[j], gw_m[j], scale[j]
+                    for k in range(b):
+                        gs[k] = ((gs[k] - gbj) - ((xs[k] - mj) * sj) * gwj) * scj
+
     AVAILABLE = True
 except Exception:  # pragma: no cover - numba missing or broken: NumPy paths are used
     AVAILABLE = False
