@@ -120,10 +120,10 @@ AEK_DECLARE_CL(conv_cl_f64_14x16_avx512, double) {
 // Channel-vector backward-filter: 4 dY channels x 6 vector columns = 24
 // accumulators + 4 broadcasts + 1 slab vector of 32 zmm.
 AEK_DECLARE_CLF(conv_clf_f32_4x6_avx512, float) {
-    simd::cl_filter<F32x16, 4, 6>(Mpad, ncol, coff, rows, GB, slab, rs, g, gps, gbs, c, ldc);
+    simd::cl_filter<F32x16, 4, 6>(Mpad, ncol, coff, rows, GB, slab, rs, g, gps, gms, gbs, c, ldc);
 }
 AEK_DECLARE_CLF(conv_clf_f64_4x6_avx512, double) {
-    simd::cl_filter<F64x8, 4, 6>(Mpad, ncol, coff, rows, GB, slab, rs, g, gps, gbs, c, ldc);
+    simd::cl_filter<F64x8, 4, 6>(Mpad, ncol, coff, rows, GB, slab, rs, g, gps, gms, gbs, c, ldc);
 }
 
 }  // namespace aek::avx512

@@ -818,10 +818,18 @@ void cl_filter_item(const ConvGeom& g, const T* x, const T* gy, i64 n, i64 gi, i
             for (i64 tj = 0; tj < g.kw; ++tj, ++v)
                 ws.toff[v] = sl.ioff[ti] + k * sl.cbs + sl.joff[tj];
     const i64 Mpad = ceil_div(Kg, MR) * MR, npix = rows * GB;
-    if (g.nhwc && Kg % MR == 0) {
-        // channel-last dY already holds each pixel's MR channels contiguously
-        const T* src = gy + (n * g.OH + a0) * g.OW * g.K + gi * Kg;
-        ck.ffn(Mpad, ncol, ws.toff.data(), rows, GB, sl.data, sl.rs, src, g.K, MR, cacc, ldc);
+    if (Kg % MR == 0) {
+        // whole tiles of dY channels: the kernel reads dY in place
+        if (g.nhwc) {
+            const T* src = gy + (n * g.OH + a0) * g.OW * g.K + gi * Kg;
+            ck.ffn(Mpad, ncol, ws.toff.data(), rows, GB, sl.data, sl.rs, src, g.K, 1, MR, cacc,
+                   ldc);
+        } else {
+            const i64 P = g.OH * g.OW;
+            const T* src = gy + (n * g.K + gi * Kg) * P + a0 * g.OW;
+            ck.ffn(Mpad, ncol, ws.toff.data(), rows, GB, sl.data, sl.rs, src, 1, P, MR * P, cacc,
+                   ldc);
+        }
         return;
     }
     // dY blocked by MR channels: gb[mb][pixel][MR], channels past Kg zero
@@ -849,7 +857,7 @@ void cl_filter_item(const ConvGeom& g, const T* x, const T* gy, i64 n, i64 gi, i
             for (i64 p = 0; p < npix; ++p) d[p * MR] = src[p];
         }
     }
-    ck.ffn(Mpad, ncol, ws.toff.data(), rows, GB, sl.data, sl.rs, gb, MR, npix * MR, cacc, ldc);
+    ck.ffn(Mpad, ncol, ws.toff.data(), rows, GB, sl.data, sl.rs, gb, MR, 1, npix * MR, cacc, ldc);
 }
 
 // cacc of one group (see cl_filter_item) -> gw rows of that group.

@@ -53,7 +53,7 @@ struct ClKernel {
                i64 ms, const T* bias);
     i64 fmr;  // backward-filter: dY channels per tile (ffn; nullptr: use the dot tiles)
     void (*ffn)(i64 Mpad, i64 ncol, const i64* coff, i64 rows, i64 GB, const T* slab, i64 rs,
-                const T* g, i64 gps, i64 gbs, T* c, i64 ldc);
+                const T* g, i64 gps, i64 gms, i64 gbs, T* c, i64 ldc);
     // optional: channel-major rows -> slab columns (cl_transpose_rows)
     void (*tr)(const T* s, i64 cs, i64 nc, i64 n, T* d);
 };

@@ -295,28 +295,31 @@ void cl_rows(std::int64_t M, std::int64_t rows, std::int64_t GB, std::int64_t nt
 // Backward-filter over a channel-blocked slab (cl_filter): vector column v
 // (a channel block of one tap) starts at slab offset coff[v]; the reduction
 // runs over the rows x GB grid pixels:
-//   c[m*ldc + v*W + l] += sum_{a, b} g[(m/MR)*gbs + (a*GB + b)*gps + m%MR]
+//   c[m*ldc + v*W + l] += sum_{a, b} g[(m/MR)*gbs + (a*GB + b)*gps + (m%MR)*gms]
 //                                   * slab[a*rs + coff[v] + b*W + l]
-// A pixel's MR dY values are one short contiguous run of g: dY itself when it
-// is channel-last (gps = channels), else a copy blocked by MR channels.
+// dY is read where it lies: channel-last (gps = channels, gms = 1) or
+// channel-major (gps = 1, gms = the channel plane), so no copy is made.
 template <class V, int MR, int NV>
 void cl_ftile(const std::int64_t* coff, std::int64_t rows, std::int64_t GB,
               const typename V::T* slab, std::int64_t rs, const typename V::T* g,
-              std::int64_t gps, typename V::T* c, std::int64_t ldc) {
+              std::int64_t gps, std::int64_t gms, typename V::T* c, std::int64_t ldc) {
     using T = typename V::T;
     using R = typename V::R;
     constexpr int W = V::W;
     R acc[MR][NV];
     for (int r = 0; r < MR; ++r)
         for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+    const T* gm[MR];
+    for (int r = 0; r < MR; ++r) gm[r] = g + r * gms;
     for (std::int64_t a = 0; a < rows; ++a) {
         const T* xp[NV];
         for (int v = 0; v < NV; ++v) xp[v] = slab + a * rs + coff[v];
-        const T* gp = g + a * GB * gps;
+        const std::int64_t p0 = a * GB * gps;
         for (std::int64_t b = 0; b < GB; ++b) {
+            const std::int64_t p = p0 + b * gps;
             R gr[MR];
 #pragma GCC unroll 8
-            for (int r = 0; r < MR; ++r) gr[r] = V::bcast(gp + b * gps + r);
+            for (int r = 0; r < MR; ++r) gr[r] = V::bcast(gm[r] + p);
 #pragma GCC unroll 8
             for (int v = 0; v < NV; ++v) {
                 const R xv = V::load(xp[v] + b * W);
@@ -336,8 +339,8 @@ void cl_ftile(const std::int64_t* coff, std::int64_t rows, std::int64_t GB,
 template <class V, int MR, int NV>
 void cl_filter(std::int64_t Mpad, std::int64_t ncol, const std::int64_t* coff, std::int64_t rows,
                std::int64_t GB, const typename V::T* slab, std::int64_t rs,
-               const typename V::T* g, std::int64_t gps, std::int64_t gbs, typename V::T* c,
-               std::int64_t ldc) {
+               const typename V::T* g, std::int64_t gps, std::int64_t gms, std::int64_t gbs,
+               typename V::T* c, std::int64_t ldc) {
     constexpr int W = V::W;
     for (std::int64_t v0 = 0; v0 < ncol; v0 += NV) {
         const std::int64_t nv = ncol - v0 < NV ? ncol - v0 : NV;
@@ -346,7 +349,8 @@ void cl_filter(std::int64_t Mpad, std::int64_t ncol, const std::int64_t* coff, s
             typename V::T* cb = c + m0 * ldc + v0 * W;
 #define AEK_CLF_CASE(n)                                                                      \
     case n:                                                                                  \
-        cl_ftile<V, MR, (n <= NV ? n : 1)>(coff + v0, rows, GB, slab, rs, gb, gps, cb, ldc); \
+        cl_ftile<V, MR, (n <= NV ? n : 1)>(coff + v0, rows, GB, slab, rs, gb, gps, gms, cb,  \
+                                           ldc);                                             \
         break;
             switch (nv) {
                 AEK_CLF_CASE(1) AEK_CLF_CASE(2) AEK_CLF_CASE(3) AEK_CLF_CASE(4)

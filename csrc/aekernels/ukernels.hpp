@@ -55,7 +55,7 @@ using shift_f64_fn = void (*)(std::int64_t M, std::int64_t ntaps, const double* 
 #define AEK_DECLARE_CLF(name, T)                                                                \
     void name(std::int64_t Mpad, std::int64_t ncol, const std::int64_t* coff, std::int64_t rows, \
               std::int64_t GB, const T* slab, std::int64_t rs, const T* g, std::int64_t gps,     \
-              std::int64_t gbs, T* c, std::int64_t ldc)
+              std::int64_t gms, std::int64_t gbs, T* c, std::int64_t ldc)
 
 // Channel-major rows -> channel-blocked slab columns (cl_transpose_rows).
 #define AEK_DECLARE_CLT(name, T) \
