@@ -287,6 +287,7 @@ template <class T>
 struct ClSlab {
     const T* data;
     i64 rs, cbs, ncb;
+    i64 ls = 1;  // between lanes: 1, or the plane of a planar slab (cl_tile kPlanar)
     i64 ioff[kMaxSlabTaps], joff[kMaxSlabTaps];
 };
 
@@ -357,16 +358,72 @@ ClSlab<T> build_cl_slab(const Src<T>& src, i64 cb, i64 a0, i64 rows, i64 GB, con
     return sl;
 }
 
+// The same window as a planar slab for cl_tile<kPlanar>: one zero-padded
+// plane of SR x Wp per channel (row r = source row a0 + min(oi) + r, column
+// col = source column min(oj) + col), planes of the channels past C zero.
+// For a channel-major source this is a row copy where the blocked slab
+// needs a W x W transpose per W columns.
+template <class T>
+ClSlab<T> build_cl_planar_slab(const Src<T>& src, i64 cb, i64 a0, i64 rows, i64 GB, const i64* oi,
+                               i64 nti, const i64* oj, i64 ntj, Workspace<T>& ws) {
+    if (nti > kMaxSlabTaps || ntj > kMaxSlabTaps)
+        throw std::logic_error("build_cl_planar_slab: kernel wider than kMaxSlabTaps");
+    const i64 mini = *std::min_element(oi, oi + nti), maxi = *std::max_element(oi, oi + nti);
+    const i64 minj = *std::min_element(oj, oj + ntj), maxj = *std::max_element(oj, oj + ntj);
+    const i64 Wp = GB + maxj - minj, SR = rows + maxi - mini, C = src.C;
+    ClSlab<T> sl;
+    sl.ncb = ceil_div(C, cb);
+    sl.rs = Wp;
+    sl.ls = SR * Wp;
+    sl.cbs = cb * sl.ls;
+    for (i64 t = 0; t < nti; ++t) sl.ioff[t] = (oi[t] - mini) * Wp;
+    for (i64 t = 0; t < ntj; ++t) sl.joff[t] = oj[t] - minj;
+    const i64 nch = sl.ncb * cb;
+    T* slab = ws.slab.get(static_cast<std::size_t>(std::max<i64>(1, nch * sl.ls)));
+    sl.data = slab;
+    // valid rows 0 <= a0 + mini + r < H, valid columns 0 <= minj + col < W
+    const i64 rlo = std::min(SR, std::max<i64>(0, -(a0 + mini)));
+    const i64 rhi = std::max(rlo, std::min(SR, src.H - (a0 + mini)));
+    const i64 lo = std::min(Wp, std::max<i64>(0, -minj));
+    const i64 hi = std::max(lo, std::min(Wp, src.W - minj));
+    const auto pr = cl_kernel<T>().pr;
+    for (i64 c = 0; c < nch; ++c) {
+        T* d = slab + c * sl.ls;
+        if (c >= C) {
+            zero_short(d, sl.ls);
+            continue;
+        }
+        zero_short(d, rlo * Wp);
+        zero_short(d + rhi * Wp, (SR - rhi) * Wp);
+        const T* sc = src.p + c * src.cs + (a0 + mini + rlo) * src.hs + minj + lo;
+        if (pr) {
+            pr(sc, src.hs, rhi - rlo, lo, hi - lo, Wp, d + rlo * Wp);
+            continue;
+        }
+        for (i64 r = rlo; r < rhi; ++r) {
+            T* dr = d + r * Wp;
+            zero_short(dr, lo);
+            copy_short(sc + (r - rlo) * src.hs, hi - lo, dr + lo);
+            zero_short(dr + hi, Wp - hi);
+        }
+    }
+    return sl;
+}
+
 // out(m, a, b) = bias[m] + sum_{c, ti, tj} w(m, (c, ti, tj)) * src(c, a + oi[ti], b + oj[tj])
 // for grid rows a in [a0, a1), b < GB, m < M, written to out0 + (a - a0)*as + b*ps + m*ms.
+// Channel-major sources go through a planar slab, channel-last ones a blocked one.
 template <class T>
 void cl_conv(const std::vector<T>& wpk, i64 M, const Src<T>& src, i64 a0, i64 a1, i64 GB,
              const i64* oi, i64 nti, const i64* oj, i64 ntj, Workspace<T>& ws, T* out0, i64 as,
              i64 ps, i64 ms, const T* bias) {
     const ClKernel<T>& ck = cl_kernel<T>();
-    const ClSlab<T> sl = build_cl_slab(src, ck.cb, a0, a1 - a0, GB, oi, nti, oj, ntj, ws);
-    ck.fn(M, a1 - a0, GB, nti, sl.ioff, ntj, sl.joff, sl.ncb, sl.cbs, sl.data, sl.rs, wpk.data(),
-          out0, as, ps, ms, bias);
+    const bool planar = src.ws == 1 && src.cs != 1;
+    const ClSlab<T> sl =
+        planar ? build_cl_planar_slab(src, ck.cb, a0, a1 - a0, GB, oi, nti, oj, ntj, ws)
+               : build_cl_slab(src, ck.cb, a0, a1 - a0, GB, oi, nti, oj, ntj, ws);
+    ck.fn(M, a1 - a0, GB, nti, sl.ioff, ntj, sl.joff, sl.ncb, sl.cbs, sl.ls, sl.data, sl.rs,
+          wpk.data(), out0, as, ps, ms, bias);
 }
 
 // NCHW: x (N,C,H,W), w (K,C/g,kh,kw), bias (K) -> y (N,K,OH,OW)

@@ -147,13 +147,17 @@ void dot_tiles(std::int64_t M, std::int64_t N, std::int64_t rows, std::int64_t o
 // so the MR pixels of a tile are MR*W consecutive elements and every
 // broadcast has a compile-time displacement.  Taps are (ti, tj) offsets
 // ioff[ti] (elements, whole rows) and joff[tj] (elements, whole columns).
+// kPlanar: the slab is instead one zero-padded plane per channel (pixels 1
+// apart, lanes ls apart, channel blocks cbs apart): building it from
+// channel-major (NCHW) rows is a plain row copy instead of a W x W transpose
+// per W columns, and the broadcasts keep their compile-time displacements.
 // Packed weights of the output-channel block [m0, m0 + nvw): one row of nvw
 // per reduction index k = ((ti*ncb + cb)*ntj + tj)*W + lane, starting at
 // w + m0*Kt.  Output element (pixel b, channel m) of the row goes to
 // out[b*ps + m*ms] (+ bias[m]); ms == 1 stores whole vectors.
-template <class V, int MR, int NV>
+template <class V, int MR, int NV, bool kPlanar>
 void cl_tile(std::int64_t nti, const std::int64_t* ioff, std::int64_t ntj,
-             const std::int64_t* joff, std::int64_t ncb, std::int64_t cbs,
+             const std::int64_t* joff, std::int64_t ncb, std::int64_t cbs, std::int64_t ls,
              const typename V::T* src, const typename V::T* w, std::int64_t mvalid,
              typename V::T* out, std::int64_t ps, std::int64_t ms, const typename V::T* bias) {
     using T = typename V::T;
@@ -169,15 +173,31 @@ void cl_tile(std::int64_t nti, const std::int64_t* ioff, std::int64_t ntj,
             const T* sc = srow + cb * cbs;
             for (std::int64_t tj = 0; tj < ntj; ++tj) {
                 const T* s = sc + joff[tj];
-#pragma GCC unroll 16
-                for (int l = 0; l < W; ++l) {
-                    R b[NV];
-                    for (int v = 0; v < NV; ++v) b[v] = V::load(wk + v * W);
-                    for (int r = 0; r < MR; ++r) {
-                        const R a = V::bcast(s + r * W + l);
-                        for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(a, b[v], acc[r][v]);
+                if constexpr (kPlanar) {
+                    // one pointer stepped by the plane: unrolling would make the
+                    // compiler keep a pointer per lane (spilled)
+#pragma GCC unroll 1
+                    for (int l = 0; l < W; ++l) {
+                        R b[NV];
+                        for (int v = 0; v < NV; ++v) b[v] = V::load(wk + v * W);
+                        for (int r = 0; r < MR; ++r) {
+                            const R a = V::bcast(s + r);
+                            for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(a, b[v], acc[r][v]);
+                        }
+                        wk += NV * W;
+                        s += ls;
                     }
-                    wk += NV * W;
+                } else {
+#pragma GCC unroll 16
+                    for (int l = 0; l < W; ++l) {
+                        R b[NV];
+                        for (int v = 0; v < NV; ++v) b[v] = V::load(wk + v * W);
+                        for (int r = 0; r < MR; ++r) {
+                            const R a = V::bcast(s + r * W + l);
+                            for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(a, b[v], acc[r][v]);
+                        }
+                        wk += NV * W;
+                    }
                 }
             }
         }
@@ -230,9 +250,9 @@ void cl_tile(std::int64_t nti, const std::int64_t* ioff, std::int64_t ntj,
 
 // One grid row of GB pixels for one output-channel block: tiles of at most
 // MRMAX pixels, balanced so that no tile is much narrower than the others.
-template <class V, int MRMAX, int NV>
+template <class V, int MRMAX, int NV, bool kPlanar>
 void cl_row(std::int64_t GB, std::int64_t nti, const std::int64_t* ioff, std::int64_t ntj,
-            const std::int64_t* joff, std::int64_t ncb, std::int64_t cbs,
+            const std::int64_t* joff, std::int64_t ncb, std::int64_t cbs, std::int64_t ls,
             const typename V::T* src, const typename V::T* w, std::int64_t mvalid,
             typename V::T* out, std::int64_t ps, std::int64_t ms, const typename V::T* bias) {
     constexpr int W = V::W;
@@ -241,12 +261,12 @@ void cl_row(std::int64_t GB, std::int64_t nti, const std::int64_t* ioff, std::in
     std::int64_t b = 0;
     for (std::int64_t t = 0; t < ntile; ++t) {
         const std::int64_t width = base + (t < extra ? 1 : 0);
-        const typename V::T* s = src + b * W;
+        const typename V::T* s = src + b * (kPlanar ? 1 : W);
         typename V::T* o = out + b * ps;
 #define AEK_CL_CASE(n)                                                                      \
     case n:                                                                                 \
-        cl_tile<V, (n <= MRMAX ? n : 1), NV>(nti, ioff, ntj, joff, ncb, cbs, s, w, mvalid, o, \
-                                             ps, ms, bias);                                 \
+        cl_tile<V, (n <= MRMAX ? n : 1), NV, kPlanar>(nti, ioff, ntj, joff, ncb, cbs, ls, s, w, \
+                                                      mvalid, o, ps, ms, bias);             \
         break;
         switch (width) {
             AEK_CL_CASE(1) AEK_CL_CASE(2) AEK_CL_CASE(3) AEK_CL_CASE(4) AEK_CL_CASE(5)
@@ -261,10 +281,12 @@ void cl_row(std::int64_t GB, std::int64_t nti, const std::int64_t* ioff, std::in
 
 // All output channels (blocks of NV*W, a last block of fewer vectors) for
 // `rows` grid rows; slab rows are rs elements apart, output rows `as`.
+// ls == 1: channel-blocked slab; otherwise a planar one with planes ls apart.
 template <class V, int MRMAX, int NV>
 void cl_rows(std::int64_t M, std::int64_t rows, std::int64_t GB, std::int64_t nti,
              const std::int64_t* ioff, std::int64_t ntj, const std::int64_t* joff,
-             std::int64_t ncb, std::int64_t cbs, const typename V::T* slab, std::int64_t rs,
+             std::int64_t ncb, std::int64_t cbs, std::int64_t ls, const typename V::T* slab,
+             std::int64_t rs,
              const typename V::T* wpk, typename V::T* out, std::int64_t as, std::int64_t ps,
              std::int64_t ms, const typename V::T* bias) {
     static_assert(MRMAX <= 14, "cl_row dispatches widths up to 14");
@@ -278,14 +300,24 @@ void cl_rows(std::int64_t M, std::int64_t rows, std::int64_t GB, std::int64_t nt
         // the packed block is as wide as the vectors it needs
         const int nv = static_cast<int>((mvalid + W - 1) / W);
         for (std::int64_t a = 0; a < rows; ++a) {
-#define AEK_CL_NV(n)                                                                        \
+#define AEK_CL_NV(n, planar)                                                                \
     case n:                                                                                 \
-        cl_row<V, MRMAX, (n <= NV ? n : 1)>(GB, nti, ioff, ntj, joff, ncb, cbs, slab + a * rs, \
-                                            w, mvalid, o + a * as, ps, ms, bm);             \
+        cl_row<V, MRMAX, (n <= NV ? n : 1), planar>(GB, nti, ioff, ntj, joff, ncb, cbs, ls,   \
+                                                    slab + a * rs, w, mvalid, o + a * as,   \
+                                                    ps, ms, bm);                            \
         break;
-            switch (nv) {
-                AEK_CL_NV(1) AEK_CL_NV(2) AEK_CL_NV(3) AEK_CL_NV(4)
-                default: break;
+            if (ls == 1) {
+                switch (nv) {
+                    AEK_CL_NV(1, false) AEK_CL_NV(2, false) AEK_CL_NV(3, false)
+                    AEK_CL_NV(4, false)
+                    default: break;
+                }
+            } else {
+                switch (nv) {
+                    AEK_CL_NV(1, true) AEK_CL_NV(2, true) AEK_CL_NV(3, true)
+                    AEK_CL_NV(4, true)
+                    default: break;
+                }
             }
 #undef AEK_CL_NV
         }
