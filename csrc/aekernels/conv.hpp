@@ -562,8 +562,11 @@ struct BwdPhase {
 
 // NCHW: gy (N,K,OH,OW), w (K,C/g,kh,kw) -> gx (N,C,H,W)
 // NHWC: gy (N,OH,OW,K), w (kh,kw,C/g,K) -> gx (N,H,W,C)
+// bias (C) is added to gx only where a path can fuse it into its stores; such a
+// path sets *bias_added (conv_transpose2d_forward adds it otherwise).
 template <class T>
-void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
+void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx,
+                           const T* bias = nullptr, bool* bias_added = nullptr) {
     const UKernel<T>& uk = ukernel<T>();
     const i64 P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), Kg = g.Kg(), G = g.groups;
     if (g.N == 0 || HW == 0) return;
@@ -631,6 +634,11 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
             phases.push_back(std::move(ph));
         }
 
+    // stride 1: one phase, every output written by one cl_conv with the bias
+    const bool fuse_bias = bias && bias_added && cl && phases.size() == 1 &&
+                           !phases[0].wcl.empty() && phases[0].ntaps > 0;
+    if (fuse_bias) *bias_added = true;
+
     struct Item { i64 phase, n, gi, p0, np; };
     std::vector<Item> items;
     const bool regular = g.sh == 1 && g.sw == 1;  // slab items are grid-row ranges
@@ -684,7 +692,7 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
                 cl_conv(ph.wcl[gi], Cg, image_src(gy, n, gi * Kg, Kg, g.K, g.OH, g.OW, g.nhwc),
                         a0, a1, ph.GB, ph.oi.data(), nti, ph.oj.data(), ntj, ws,
                         dst(0, 0) + a0 * g.sh * hst, g.sh * hst, bst, cst,
-                        static_cast<const T*>(nullptr));
+                        fuse_bias ? bias + gi * Cg : static_cast<const T*>(nullptr));
                 return;
             }
             slab_conv(uk, ph.wp[gi], wt, ph.ntaps, Cg,
@@ -750,6 +758,28 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx) {
                                                        p0, 1, 1, ph.oi.data(), nti, ph.oj.data(),
                                                        ntj, Kg, true}},
                             R, cv, false, ws);
+        }
+    });
+}
+
+// Transposed conv: y = conv2d_backward_input(x, w) + bias (x plays dY, y dX;
+// bias (C) may be null).  The bias rides along in the stores where the path
+// allows, else one pass over y adds it.
+template <class T>
+void conv_transpose2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T* y) {
+    bool added = false;
+    conv2d_backward_input(g, x, w, y, bias, &added);
+    if (!bias || added || g.N == 0) return;
+    const i64 HW = g.H * g.W;
+    const int nt = threads_for_work(double(g.N) * g.C * HW);
+    parallel_items(g.N, nt, false, [&](i64 n) {
+        T* yn = y + n * g.C * HW;
+        if (!g.nhwc) {
+            for (i64 c = 0; c < g.C; ++c)
+                for (i64 p = 0; p < HW; ++p) yn[c * HW + p] += bias[c];
+        } else {
+            for (i64 p = 0; p < HW; ++p)
+                for (i64 c = 0; c < g.C; ++c) yn[p * g.C + c] += bias[c];
         }
     });
 }
