@@ -113,21 +113,22 @@ AEK_DECLARE_CLT(conv_clt_f32_avx512, float) {
     simd::cl_transpose_rows<F32x16>(s, cs, nc, n, d);
 }
 // Planar slab rows: one masked load and one masked store per 16 columns (the
-// masked-off lanes are never read, so no row is overrun).
+// masked-off lanes are never read, so no row is overrun).  The masks depend on
+// the columns only: computed once, outside the row loop.
 AEK_DECLARE_CLP(conv_clp_f32_avx512, float) {
-    for (std::int64_t r = 0; r < rows; ++r) {
-        const float* sr = s + r * hs - lo;
-        float* dr = d + r * Wp;
-        for (std::int64_t c0 = 0; c0 < Wp; c0 += 16) {
-            // lanes i with lo <= c0 + i < lo + n, and c0 + i < Wp
-            auto lanes_below = [](std::int64_t k) -> std::uint32_t {
-                return k <= 0 ? 0u : k >= 16 ? 0xFFFFu : (1u << k) - 1u;
-            };
-            const __mmask16 valid = static_cast<__mmask16>(lanes_below(lo + n - c0) &
-                                                           ~lanes_below(lo - c0));
-            const __mmask16 inside = static_cast<__mmask16>(lanes_below(Wp - c0));
-            _mm512_mask_storeu_ps(dr + c0, inside, _mm512_maskz_loadu_ps(valid, sr + c0));
-        }
+    auto lanes_below = [](std::int64_t k) -> std::uint32_t {
+        return k <= 0 ? 0u : k >= 16 ? 0xFFFFu : (1u << k) - 1u;
+    };
+    for (std::int64_t c0 = 0; c0 < Wp; c0 += 16) {
+        // lanes i with lo <= c0 + i < lo + n, and c0 + i < Wp
+        const __mmask16 valid =
+            static_cast<__mmask16>(lanes_below(lo + n - c0) & ~lanes_below(lo - c0));
+        const __mmask16 inside = static_cast<__mmask16>(lanes_below(Wp - c0));
+        const float* sr = s + c0 - lo;
+        float* dr = d + c0;
+        for (std::int64_t r = 0; r < rows; ++r)
+            _mm512_mask_storeu_ps(dr + r * Wp, inside,
+                                  _mm512_maskz_loadu_ps(valid, sr + r * hs));
     }
 }
 AEK_DECLARE_CL(conv_cl_f64_14x16_avx512, double) {
