@@ -104,8 +104,8 @@ AEK_DECLARE_DOT(conv_dot_f64_4x6_avx512, double) {
 // Channel-vector conv: 14 pixels x 2 vectors = 28 accumulators + 2 weight
 // vectors + 1 broadcast of 32 zmm (the 14x32 GEMM plan without packing A).
 AEK_DECLARE_CL(conv_cl_f32_14x32_avx512, float) {
-    simd::cl_rows<F32x16, 14, 2>(M, rows, GB, nti, ioff, ntj, joff, ncb, cbs, ls, slab, rs, wpk, out,
-                                 as, ps, ms, bias);
+    simd::cl_rows<F32x16, 14, 2>(M, rows, GB, nti, ioff, ntj, joff, ncb, cbs, ls, slab, rs,
+                                 wpk, out, as, ps, ms, bias);
 }
 // Channel-blocked slab rows from channel-major (NCHW) rows: 16 x 16 blocks
 // transposed in registers.
@@ -132,8 +132,8 @@ AEK_DECLARE_CLP(conv_clp_f32_avx512, float) {
     }
 }
 AEK_DECLARE_CL(conv_cl_f64_14x16_avx512, double) {
-    simd::cl_rows<F64x8, 14, 2>(M, rows, GB, nti, ioff, ntj, joff, ncb, cbs, ls, slab, rs, wpk, out,
-                                as, ps, ms, bias);
+    simd::cl_rows<F64x8, 14, 2>(M, rows, GB, nti, ioff, ntj, joff, ncb, cbs, ls, slab, rs,
+                                wpk, out, as, ps, ms, bias);
 }
 
 // Channel-vector backward-filter: 4 dY channels x 6 vector columns = 24
