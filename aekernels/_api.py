@@ -633,10 +633,9 @@ def conv_transpose2d(x: Any, weight: Any, bias: Any = None, stride: Any = 1, pad
             # forward conv would have produced outputs for: those see zero gradient.
             gy = np.zeros(_data_shape(n, c_in, g.oh, g.ow, nhwc), x.dtype)
             gy[_data_index(slice(0, h), slice(0, wd), nhwc)] = x
-        kernels().conv2d_backward_input(gy, w, y, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw,
-                                        a.groups, nhwc)
-        if b is not None:
-            y += b if nhwc else b[:, None, None]
+        # the bias rides along in the kernel's stores (one pass fewer over y)
+        kernels().conv_transpose2d_forward(gy, w, b, y, g.sh, g.sw, g.pt, g.pl, g.dh, g.dw,
+                                           a.groups, nhwc)
     return _unbatch(y, squeeze)
 
 

@@ -27,6 +27,8 @@ The kernels each backend provides (x: input, y: output, g*: gradients)::
                      g = k // (K/groups), Cg = C/groups)
   conv2d_backward_input(gy, w, gx, sh, sw, pt, pl, dh, dw, groups, nhwc)
       gx = adjoint of conv2d_forward in x (bias-free); gx's shape gives (N, C, H, W)
+  conv_transpose2d_forward(x, w, bias|None, y, sh, sw, pt, pl, dh, dw, groups, nhwc)
+      y = conv2d_backward_input(x, w, y, ...) + bias[c] (the transposed conv)
   conv2d_backward_filter(x, gy, gw, sh, sw, pt, pl, dh, dw, groups, nhwc)
       gw[k,c,i,j] = sum_{n,oh,ow} gy[n,k,oh,ow] * x[n, g*Cg+c, oh*sh-pt+i*dh, ow*sw-pl+j*dw]
   conv2d_backward_bias(gy, gb, nhwc)              gb: rank 1 (K,); sum over n, oh, ow
@@ -76,8 +78,8 @@ from typing import Iterator
 BACKEND_NAMES = ("native", "numba")
 
 KERNEL_NAMES = (
-    "conv2d_forward", "conv2d_backward_input", "conv2d_backward_filter",
-    "conv2d_backward_bias",
+    "conv2d_forward", "conv2d_backward_input", "conv_transpose2d_forward",
+    "conv2d_backward_filter", "conv2d_backward_bias",
     "max_pool2d_forward", "max_pool2d_backward",
     "avg_pool2d_forward", "avg_pool2d_backward",
     "max_unpool2d_forward", "max_unpool2d_backward",
@@ -95,7 +97,7 @@ def _load_native() -> types.SimpleNamespace:
 
     ns = types.SimpleNamespace()
     for name in KERNEL_NAMES:
-        module = _native if name.startswith("conv2d") else _pool
+        module = _native if name.startswith("conv") else _pool
         setattr(ns, name, getattr(module, name))
     ns.modules = (_native, _pool)
     return ns

@@ -118,6 +118,34 @@ void conv2d_backward_input(const py::array& gy, const py::array& w, const py::ar
     });
 }
 
+void conv_transpose2d_forward(const py::array& x, const py::array& w, const py::object& bias,
+                              const py::array& y, i64 sh, i64 sw, i64 pt, i64 pl, i64 dh, i64 dw,
+                              i64 groups, bool nhwc) {
+    const char* op = "conv_transpose2d_forward";
+    const DType dt = dtype_of(x, op, "x");
+    View vx = view_of(x, op, "x", 4, dt, false);
+    View vw = view_of(w, op, "w", 4, dt, false);
+    View vy = view_of(y, op, "y", 4, dt, true);
+    // the forward conv this transposes maps y's shape to x's
+    const aek::ConvGeom g =
+        aek::make_conv_geom(op, vy.shape, vw.shape, vx.shape, sh, sw, pt, pl, dh, dw, groups, nhwc);
+    View vb{nullptr, {0, 0, 0, 0}, 0};
+    if (!bias.is_none()) {
+        vb = view_of(bias.cast<py::array>(), op, "bias", 1, dt, false);
+        if (vb.shape[0] != g.C)
+            throw std::invalid_argument(std::string(op) + ": bias has " +
+                                        std::to_string(vb.shape[0]) + " entries, expected " +
+                                        std::to_string(g.C));
+    }
+    check_no_overlap(op, vy, {&vx, &vw, &vb});
+    py::gil_scoped_release release;
+    with_dtype(dt, [&](auto zero) {
+        using T = decltype(zero);
+        aek::conv_transpose2d_forward<T>(g, data<const T>(vx), data<const T>(vw),
+                                         data<const T>(vb), data<T>(vy));
+    });
+}
+
 void conv2d_backward_filter(const py::array& x, const py::array& gy, const py::array& gw, i64 sh,
                             i64 sw, i64 pt, i64 pl, i64 dh, i64 dw, i64 groups, bool nhwc) {
     const char* op = "conv2d_backward_filter";
@@ -166,6 +194,9 @@ PYBIND11_MODULE(_native, m) {
     m.def("conv2d_backward_input", &conv2d_backward_input, arg("gy"), arg("w"), arg("gx"),
           arg("sh"), arg("sw"), arg("pt"), arg("pl"), arg("dh"), arg("dw"), arg("groups"),
           arg("nhwc"));
+    m.def("conv_transpose2d_forward", &conv_transpose2d_forward, arg("x"), arg("w"),
+          arg("bias").none(true), arg("y"), arg("sh"), arg("sw"), arg("pt"), arg("pl"), arg("dh"),
+          arg("dw"), arg("groups"), arg("nhwc"));
     m.def("conv2d_backward_filter", &conv2d_backward_filter, arg("x"), arg("gy"), arg("gw"),
           arg("sh"), arg("sw"), arg("pt"), arg("pl"), arg("dh"), arg("dw"), arg("groups"),
           arg("nhwc"));

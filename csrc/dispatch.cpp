@@ -112,7 +112,8 @@ IsaTable make_table() {
         t.dot_f32 = {"conv_dot_f32_4x6_avx512", 4, 6, 16, avx512::conv_dot_f32_4x6_avx512};
         t.dot_f64 = {"conv_dot_f64_4x6_avx512", 4, 6, 8, avx512::conv_dot_f64_4x6_avx512};
         t.cl_f32 = {"conv_cl_f32_14x32_avx512", 16, 32, avx512::conv_cl_f32_14x32_avx512, 4,
-                    avx512::conv_clf_f32_4x6_avx512, avx512::conv_clt_f32_avx512};
+                    avx512::conv_clf_f32_4x6_avx512, avx512::conv_clt_f32_avx512,
+                    avx512::conv_clp_f32_avx512};
         t.cl_f64 = {"conv_cl_f64_14x16_avx512", 8, 16, avx512::conv_cl_f64_14x16_avx512, 4,
                     avx512::conv_clf_f64_4x6_avx512, nullptr};
     }

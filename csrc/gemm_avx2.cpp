@@ -115,12 +115,12 @@ AEK_DECLARE_DOT(conv_dot_f64_3x3_avx2, double) {
 // Channel-vector conv: 6 pixels x 2 vectors = 12 accumulators + 2 weight
 // vectors + 1 broadcast of 16 ymm (the 6x16 GEMM plan without packing A).
 AEK_DECLARE_CL(conv_cl_f32_6x16_avx2, float) {
-    simd::cl_rows<F32x8, 6, 2>(M, rows, GB, nti, ioff, ntj, joff, ncb, cbs, slab, rs, wpk, out,
-                               as, ps, ms, bias);
+    simd::cl_rows<F32x8, 6, 2>(M, rows, GB, nti, ioff, ntj, joff, ncb, cbs, ls, slab, rs,
+                               wpk, out, as, ps, ms, bias);
 }
 AEK_DECLARE_CL(conv_cl_f64_6x8_avx2, double) {
-    simd::cl_rows<F64x4, 6, 2>(M, rows, GB, nti, ioff, ntj, joff, ncb, cbs, slab, rs, wpk, out,
-                               as, ps, ms, bias);
+    simd::cl_rows<F64x4, 6, 2>(M, rows, GB, nti, ioff, ntj, joff, ncb, cbs, ls, slab, rs,
+                               wpk, out, as, ps, ms, bias);
 }
 
 }  // namespace aek::avx2

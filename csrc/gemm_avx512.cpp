@@ -104,26 +104,45 @@ AEK_DECLARE_DOT(conv_dot_f64_4x6_avx512, double) {
 // Channel-vector conv: 14 pixels x 2 vectors = 28 accumulators + 2 weight
 // vectors + 1 broadcast of 32 zmm (the 14x32 GEMM plan without packing A).
 AEK_DECLARE_CL(conv_cl_f32_14x32_avx512, float) {
-    simd::cl_rows<F32x16, 14, 2>(M, rows, GB, nti, ioff, ntj, joff, ncb, cbs, slab, rs, wpk, out,
-                                 as, ps, ms, bias);
+    simd::cl_rows<F32x16, 14, 2>(M, rows, GB, nti, ioff, ntj, joff, ncb, cbs, ls, slab, rs,
+                                 wpk, out, as, ps, ms, bias);
 }
 // Channel-blocked slab rows from channel-major (NCHW) rows: 16 x 16 blocks
 // transposed in registers.
 AEK_DECLARE_CLT(conv_clt_f32_avx512, float) {
     simd::cl_transpose_rows<F32x16>(s, cs, nc, n, d);
 }
+// Planar slab rows: one masked load and one masked store per 16 columns (the
+// masked-off lanes are never read, so no row is overrun).  The masks depend on
+// the columns only: computed once, outside the row loop.
+AEK_DECLARE_CLP(conv_clp_f32_avx512, float) {
+    auto lanes_below = [](std::int64_t k) -> std::uint32_t {
+        return k <= 0 ? 0u : k >= 16 ? 0xFFFFu : (1u << k) - 1u;
+    };
+    for (std::int64_t c0 = 0; c0 < Wp; c0 += 16) {
+        // lanes i with lo <= c0 + i < lo + n, and c0 + i < Wp
+        const __mmask16 valid =
+            static_cast<__mmask16>(lanes_below(lo + n - c0) & ~lanes_below(lo - c0));
+        const __mmask16 inside = static_cast<__mmask16>(lanes_below(Wp - c0));
+        const float* sr = s + c0 - lo;
+        float* dr = d + c0;
+        for (std::int64_t r = 0; r < rows; ++r)
+            _mm512_mask_storeu_ps(dr + r * Wp, inside,
+                                  _mm512_maskz_loadu_ps(valid, sr + r * hs));
+    }
+}
 AEK_DECLARE_CL(conv_cl_f64_14x16_avx512, double) {
-    simd::cl_rows<F64x8, 14, 2>(M, rows, GB, nti, ioff, ntj, joff, ncb, cbs, slab, rs, wpk, out,
-                                as, ps, ms, bias);
+    simd::cl_rows<F64x8, 14, 2>(M, rows, GB, nti, ioff, ntj, joff, ncb, cbs, ls, slab, rs,
+                                wpk, out, as, ps, ms, bias);
 }
 
 // Channel-vector backward-filter: 4 dY channels x 6 vector columns = 24
 // accumulators + 4 broadcasts + 1 slab vector of 32 zmm.
 AEK_DECLARE_CLF(conv_clf_f32_4x6_avx512, float) {
-    simd::cl_filter<F32x16, 4, 6>(Mpad, ncol, coff, rows, GB, slab, rs, g, gps, gbs, c, ldc);
+    simd::cl_filter<F32x16, 4, 6>(Mpad, ncol, coff, rows, GB, slab, rs, g, gps, gms, gbs, c, ldc);
 }
 AEK_DECLARE_CLF(conv_clf_f64_4x6_avx512, double) {
-    simd::cl_filter<F64x8, 4, 6>(Mpad, ncol, coff, rows, GB, slab, rs, g, gps, gbs, c, ldc);
+    simd::cl_filter<F64x8, 4, 6>(Mpad, ncol, coff, rows, GB, slab, rs, g, gps, gms, gbs, c, ldc);
 }
 
 }  // namespace aek::avx512

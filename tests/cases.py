@@ -64,6 +64,10 @@ CONV_CASES = [
           padding=((1, 0), (2, 1)), bias=False),
     _conv("cl_one_image_tall", N=1, C=16, H=45, W=5, K=80, k=3, padding=1),
     _conv("cl_odd_outputs", N=2, C=16, H=6, W=9, K=30, k=3, padding=1),
+    # the conv-ae's 16 <-> 32 channel layer (planar slab for channel-major sources;
+    # backward-input reads two channel blocks), and rows wider than two vectors
+    _conv("cl_ae_16_32", N=3, C=16, H=14, W=14, K=32, k=3, padding=1),
+    _conv("cl_wide_rows", N=1, C=32, H=5, W=37, K=16, k=3, padding=1, bias=False),
     _conv("larger_stride2_k5", N=1, C=8, H=23, W=21, K=24, k=5, stride=2, padding=2),
     _conv("stem_k7_s2_p3", N=1, C=3, H=17, W=18, K=8, k=7, stride=2, padding=3),
     _conv("one_input_channel", N=2, C=1, H=16, W=15, K=8, k=3, padding=1),
@@ -120,6 +124,12 @@ CONV_TRANSPOSE_CASES = [
     _ct("larger_s2_k4", N=2, Cin=16, Cout=8, H=7, W=6, k=4, stride=2, padding=1),
     _ct("cl_s1_channels", N=2, Cin=32, Cout=48, H=9, W=15, k=3, stride=1, padding=1),
     _ct("cl_s2_phases", N=1, Cin=64, Cout=32, H=6, W=7, k=3, stride=2, padding=1),
+    # stride 1 on the channel-vector path: the bias rides in the kernel's stores
+    # (a partial output vector for 40 channels)
+    _ct("cl_s1_ae_32_16", N=3, Cin=32, Cout=16, H=14, W=14, k=3, stride=1, padding=1),
+    _ct("cl_s1_partial_out", N=1, Cin=40, Cout=40, H=5, W=18, k=3, stride=1, padding=1),
+    _ct("cl_s1_no_bias", N=2, Cin=16, Cout=32, H=6, W=9, k=3, stride=1, padding=1,
+        bias=False),
 ]
 
 

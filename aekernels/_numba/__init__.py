@@ -60,6 +60,13 @@ def conv2d_backward_input(gy, w, gx, sh, sw, pt, pl, dh, dw, groups, nhwc):
         _i(dh), _i(dw), _i(groups), bool(nhwc))
 
 
+def conv_transpose2d_forward(x, w, bias, y, sh, sw, pt, pl, dh, dw, groups, nhwc):
+    """y = conv2d_backward_input(x, w) + bias."""
+    conv2d_backward_input(x, w, y, sh, sw, pt, pl, dh, dw, groups, nhwc)
+    if bias is not None:
+        y += bias if nhwc else bias[:, None, None]
+
+
 def conv2d_backward_filter(x, gy, gw, sh, sw, pt, pl, dh, dw, groups, nhwc):
     """gw = adjoint of conv2d_forward in w."""
     _check_4d(x, gy, gw)

@@ -49,13 +49,15 @@ struct ClKernel {
     i64 cb;   // channel block of the slab = vector lanes
     i64 nvw;  // output channels per packed weight block
     void (*fn)(i64 M, i64 rows, i64 GB, i64 nti, const i64* ioff, i64 ntj, const i64* joff,
-               i64 ncb, i64 cbs, const T* slab, i64 rs, const T* wpk, T* out, i64 as, i64 ps,
-               i64 ms, const T* bias);
+               i64 ncb, i64 cbs, i64 ls, const T* slab, i64 rs, const T* wpk, T* out, i64 as,
+               i64 ps, i64 ms, const T* bias);
     i64 fmr;  // backward-filter: dY channels per tile (ffn; nullptr: use the dot tiles)
     void (*ffn)(i64 Mpad, i64 ncol, const i64* coff, i64 rows, i64 GB, const T* slab, i64 rs,
-                const T* g, i64 gps, i64 gbs, T* c, i64 ldc);
+                const T* g, i64 gps, i64 gms, i64 gbs, T* c, i64 ldc);
     // optional: channel-major rows -> slab columns (cl_transpose_rows)
     void (*tr)(const T* s, i64 cs, i64 nc, i64 n, T* d);
+    // optional: rows of a planar slab (cl_planar_rows)
+    void (*pr)(const T* s, i64 hs, i64 rows, i64 lo, i64 n, i64 Wp, T* d) = nullptr;
 };
 
 struct IsaTable {

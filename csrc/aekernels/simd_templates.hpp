@@ -147,13 +147,17 @@ void dot_tiles(std::int64_t M, std::int64_t N, std::int64_t rows, std::int64_t o
 // so the MR pixels of a tile are MR*W consecutive elements and every
 // broadcast has a compile-time displacement.  Taps are (ti, tj) offsets
 // ioff[ti] (elements, whole rows) and joff[tj] (elements, whole columns).
+// kPlanar: the slab is instead one zero-padded plane per channel (pixels 1
+// apart, lanes ls apart, channel blocks cbs apart): building it from
+// channel-major (NCHW) rows is a plain row copy instead of a W x W transpose
+// per W columns, and the broadcasts keep their compile-time displacements.
 // Packed weights of the output-channel block [m0, m0 + nvw): one row of nvw
 // per reduction index k = ((ti*ncb + cb)*ntj + tj)*W + lane, starting at
 // w + m0*Kt.  Output element (pixel b, channel m) of the row goes to
 // out[b*ps + m*ms] (+ bias[m]); ms == 1 stores whole vectors.
-template <class V, int MR, int NV>
+template <class V, int MR, int NV, bool kPlanar>
 void cl_tile(std::int64_t nti, const std::int64_t* ioff, std::int64_t ntj,
-             const std::int64_t* joff, std::int64_t ncb, std::int64_t cbs,
+             const std::int64_t* joff, std::int64_t ncb, std::int64_t cbs, std::int64_t ls,
              const typename V::T* src, const typename V::T* w, std::int64_t mvalid,
              typename V::T* out, std::int64_t ps, std::int64_t ms, const typename V::T* bias) {
     using T = typename V::T;
@@ -169,15 +173,31 @@ void cl_tile(std::int64_t nti, const std::int64_t* ioff, std::int64_t ntj,
             const T* sc = srow + cb * cbs;
             for (std::int64_t tj = 0; tj < ntj; ++tj) {
                 const T* s = sc + joff[tj];
-#pragma GCC unroll 16
-                for (int l = 0; l < W; ++l) {
-                    R b[NV];
-                    for (int v = 0; v < NV; ++v) b[v] = V::load(wk + v * W);
-                    for (int r = 0; r < MR; ++r) {
-                        const R a = V::bcast(s + r * W + l);
-                        for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(a, b[v], acc[r][v]);
+                if constexpr (kPlanar) {
+                    // one pointer stepped by the plane: unrolling would make the
+                    // compiler keep a pointer per lane (spilled)
+#pragma GCC unroll 1
+                    for (int l = 0; l < W; ++l) {
+                        R b[NV];
+                        for (int v = 0; v < NV; ++v) b[v] = V::load(wk + v * W);
+                        for (int r = 0; r < MR; ++r) {
+                            const R a = V::bcast(s + r);
+                            for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(a, b[v], acc[r][v]);
+                        }
+                        wk += NV * W;
+                        s += ls;
                     }
-                    wk += NV * W;
+                } else {
+#pragma GCC unroll 16
+                    for (int l = 0; l < W; ++l) {
+                        R b[NV];
+                        for (int v = 0; v < NV; ++v) b[v] = V::load(wk + v * W);
+                        for (int r = 0; r < MR; ++r) {
+                            const R a = V::bcast(s + r * W + l);
+                            for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(a, b[v], acc[r][v]);
+                        }
+                        wk += NV * W;
+                    }
                 }
             }
         }
@@ -230,9 +250,9 @@ void cl_tile(std::int64_t nti, const std::int64_t* ioff, std::int64_t ntj,
 
 // One grid row of GB pixels for one output-channel block: tiles of at most
 // MRMAX pixels, balanced so that no tile is much narrower than the others.
-template <class V, int MRMAX, int NV>
+template <class V, int MRMAX, int NV, bool kPlanar>
 void cl_row(std::int64_t GB, std::int64_t nti, const std::int64_t* ioff, std::int64_t ntj,
-            const std::int64_t* joff, std::int64_t ncb, std::int64_t cbs,
+            const std::int64_t* joff, std::int64_t ncb, std::int64_t cbs, std::int64_t ls,
             const typename V::T* src, const typename V::T* w, std::int64_t mvalid,
             typename V::T* out, std::int64_t ps, std::int64_t ms, const typename V::T* bias) {
     constexpr int W = V::W;
@@ -241,12 +261,12 @@ void cl_row(std::int64_t GB, std::int64_t nti, const std::int64_t* ioff, std::in
     std::int64_t b = 0;
     for (std::int64_t t = 0; t < ntile; ++t) {
         const std::int64_t width = base + (t < extra ? 1 : 0);
-        const typename V::T* s = src + b * W;
+        const typename V::T* s = src + b * (kPlanar ? 1 : W);
         typename V::T* o = out + b * ps;
 #define AEK_CL_CASE(n)                                                                      \
     case n:                                                                                 \
-        cl_tile<V, (n <= MRMAX ? n : 1), NV>(nti, ioff, ntj, joff, ncb, cbs, s, w, mvalid, o, \
-                                             ps, ms, bias);                                 \
+        cl_tile<V, (n <= MRMAX ? n : 1), NV, kPlanar>(nti, ioff, ntj, joff, ncb, cbs, ls, s, w, \
+                                                      mvalid, o, ps, ms, bias);             \
         break;
         switch (width) {
             AEK_CL_CASE(1) AEK_CL_CASE(2) AEK_CL_CASE(3) AEK_CL_CASE(4) AEK_CL_CASE(5)
@@ -261,10 +281,12 @@ void cl_row(std::int64_t GB, std::int64_t nti, const std::int64_t* ioff, std::in
 
 // All output channels (blocks of NV*W, a last block of fewer vectors) for
 // `rows` grid rows; slab rows are rs elements apart, output rows `as`.
+// ls == 1: channel-blocked slab; otherwise a planar one with planes ls apart.
 template <class V, int MRMAX, int NV>
 void cl_rows(std::int64_t M, std::int64_t rows, std::int64_t GB, std::int64_t nti,
              const std::int64_t* ioff, std::int64_t ntj, const std::int64_t* joff,
-             std::int64_t ncb, std::int64_t cbs, const typename V::T* slab, std::int64_t rs,
+             std::int64_t ncb, std::int64_t cbs, std::int64_t ls, const typename V::T* slab,
+             std::int64_t rs,
              const typename V::T* wpk, typename V::T* out, std::int64_t as, std::int64_t ps,
              std::int64_t ms, const typename V::T* bias) {
     static_assert(MRMAX <= 14, "cl_row dispatches widths up to 14");
@@ -278,14 +300,24 @@ void cl_rows(std::int64_t M, std::int64_t rows, std::int64_t GB, std::int64_t nt
         // the packed block is as wide as the vectors it needs
         const int nv = static_cast<int>((mvalid + W - 1) / W);
         for (std::int64_t a = 0; a < rows; ++a) {
-#define AEK_CL_NV(n)                                                                        \
+#define AEK_CL_NV(n, planar)                                                                \
     case n:                                                                                 \
-        cl_row<V, MRMAX, (n <= NV ? n : 1)>(GB, nti, ioff, ntj, joff, ncb, cbs, slab + a * rs, \
-                                            w, mvalid, o + a * as, ps, ms, bm);             \
+        cl_row<V, MRMAX, (n <= NV ? n : 1), planar>(GB, nti, ioff, ntj, joff, ncb, cbs, ls,   \
+                                                    slab + a * rs, w, mvalid, o + a * as,   \
+                                                    ps, ms, bm);                            \
         break;
-            switch (nv) {
-                AEK_CL_NV(1) AEK_CL_NV(2) AEK_CL_NV(3) AEK_CL_NV(4)
-                default: break;
+            if (ls == 1) {
+                switch (nv) {
+                    AEK_CL_NV(1, false) AEK_CL_NV(2, false) AEK_CL_NV(3, false)
+                    AEK_CL_NV(4, false)
+                    default: break;
+                }
+            } else {
+                switch (nv) {
+                    AEK_CL_NV(1, true) AEK_CL_NV(2, true) AEK_CL_NV(3, true)
+                    AEK_CL_NV(4, true)
+                    default: break;
+                }
             }
 #undef AEK_CL_NV
         }
@@ -295,28 +327,31 @@ void cl_rows(std::int64_t M, std::int64_t rows, std::int64_t GB, std::int64_t nt
 // Backward-filter over a channel-blocked slab (cl_filter): vector column v
 // (a channel block of one tap) starts at slab offset coff[v]; the reduction
 // runs over the rows x GB grid pixels:
-//   c[m*ldc + v*W + l] += sum_{a, b} g[(m/MR)*gbs + (a*GB + b)*gps + m%MR]
+//   c[m*ldc + v*W + l] += sum_{a, b} g[(m/MR)*gbs + (a*GB + b)*gps + (m%MR)*gms]
 //                                   * slab[a*rs + coff[v] + b*W + l]
-// A pixel's MR dY values are one short contiguous run of g: dY itself when it
-// is channel-last (gps = channels), else a copy blocked by MR channels.
+// dY is read where it lies: channel-last (gps = channels, gms = 1) or
+// channel-major (gps = 1, gms = the channel plane), so no copy is made.
 template <class V, int MR, int NV>
 void cl_ftile(const std::int64_t* coff, std::int64_t rows, std::int64_t GB,
               const typename V::T* slab, std::int64_t rs, const typename V::T* g,
-              std::int64_t gps, typename V::T* c, std::int64_t ldc) {
+              std::int64_t gps, std::int64_t gms, typename V::T* c, std::int64_t ldc) {
     using T = typename V::T;
     using R = typename V::R;
     constexpr int W = V::W;
     R acc[MR][NV];
     for (int r = 0; r < MR; ++r)
         for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+    const T* gm[MR];
+    for (int r = 0; r < MR; ++r) gm[r] = g + r * gms;
     for (std::int64_t a = 0; a < rows; ++a) {
         const T* xp[NV];
         for (int v = 0; v < NV; ++v) xp[v] = slab + a * rs + coff[v];
-        const T* gp = g + a * GB * gps;
+        const std::int64_t p0 = a * GB * gps;
         for (std::int64_t b = 0; b < GB; ++b) {
+            const std::int64_t p = p0 + b * gps;
             R gr[MR];
 #pragma GCC unroll 8
-            for (int r = 0; r < MR; ++r) gr[r] = V::bcast(gp + b * gps + r);
+            for (int r = 0; r < MR; ++r) gr[r] = V::bcast(gm[r] + p);
 #pragma GCC unroll 8
             for (int v = 0; v < NV; ++v) {
                 const R xv = V::load(xp[v] + b * W);
@@ -336,8 +371,8 @@ void cl_ftile(const std::int64_t* coff, std::int64_t rows, std::int64_t GB,
 template <class V, int MR, int NV>
 void cl_filter(std::int64_t Mpad, std::int64_t ncol, const std::int64_t* coff, std::int64_t rows,
                std::int64_t GB, const typename V::T* slab, std::int64_t rs,
-               const typename V::T* g, std::int64_t gps, std::int64_t gbs, typename V::T* c,
-               std::int64_t ldc) {
+               const typename V::T* g, std::int64_t gps, std::int64_t gms, std::int64_t gbs,
+               typename V::T* c, std::int64_t ldc) {
     constexpr int W = V::W;
     for (std::int64_t v0 = 0; v0 < ncol; v0 += NV) {
         const std::int64_t nv = ncol - v0 < NV ? ncol - v0 : NV;
@@ -346,7 +381,8 @@ void cl_filter(std::int64_t Mpad, std::int64_t ncol, const std::int64_t* coff, s
             typename V::T* cb = c + m0 * ldc + v0 * W;
 #define AEK_CLF_CASE(n)                                                                      \
     case n:                                                                                  \
-        cl_ftile<V, MR, (n <= NV ? n : 1)>(coff + v0, rows, GB, slab, rs, gb, gps, cb, ldc); \
+        cl_ftile<V, MR, (n <= NV ? n : 1)>(coff + v0, rows, GB, slab, rs, gb, gps, gms, cb,  \
+                                           ldc);                                             \
         break;
             switch (nv) {
                 AEK_CLF_CASE(1) AEK_CLF_CASE(2) AEK_CLF_CASE(3) AEK_CLF_CASE(4)

@@ -45,21 +45,29 @@ using shift_f64_fn = void (*)(std::int64_t M, std::int64_t ntaps, const double* 
 // cl_rows): out[a*as + b*ps + m*ms] = bias[m] + sum_{ti, cb, tj, l}
 //   slab[a*rs + ioff[ti] + cb*cbs + joff[tj] + b*W + l] * w(m, ((ti*ncb + cb)*ntj + tj)*W + l)
 // for a < rows, b < GB, m < M (W = the table's cl block; bias may be null).
+// ls != 1: a planar slab instead, slab[a*rs + ioff[ti] + cb*cbs + joff[tj] + b + l*ls].
 #define AEK_DECLARE_CL(name, T)                                                                \
     void name(std::int64_t M, std::int64_t rows, std::int64_t GB, std::int64_t nti,              \
               const std::int64_t* ioff, std::int64_t ntj, const std::int64_t* joff,              \
-              std::int64_t ncb, std::int64_t cbs, const T* slab, std::int64_t rs, const T* wpk,  \
+              std::int64_t ncb, std::int64_t cbs, std::int64_t ls, const T* slab, std::int64_t rs, \
+              const T* wpk,                                                                       \
               T* out, std::int64_t as, std::int64_t ps, std::int64_t ms, const T* bias)
 
 // Backward-filter over the same slab (simd_templates.hpp, cl_filter).
 #define AEK_DECLARE_CLF(name, T)                                                                \
     void name(std::int64_t Mpad, std::int64_t ncol, const std::int64_t* coff, std::int64_t rows, \
               std::int64_t GB, const T* slab, std::int64_t rs, const T* g, std::int64_t gps,     \
-              std::int64_t gbs, T* c, std::int64_t ldc)
+              std::int64_t gms, std::int64_t gbs, T* c, std::int64_t ldc)
 
 // Channel-major rows -> channel-blocked slab columns (cl_transpose_rows).
 #define AEK_DECLARE_CLT(name, T) \
     void name(const T* s, std::int64_t cs, std::int64_t nc, std::int64_t n, T* d)
+
+// Rows of a planar slab: d[r*Wp + col] = s[r*hs + col - lo] for lo <= col < lo + n,
+// zero for the other col < Wp, r < rows (s is read only inside the n columns).
+#define AEK_DECLARE_CLP(name, T)                                                            \
+    void name(const T* s, std::int64_t hs, std::int64_t rows, std::int64_t lo, std::int64_t n, \
+              std::int64_t Wp, T* d)
 
 #ifdef AEK_HAVE_X86_ISA
 // Defined in gemm_avx2.cpp / gemm_avx512.cpp, one namespace per ISA unit (see there).
@@ -85,6 +93,7 @@ AEK_DECLARE_CL(conv_cl_f64_14x16_avx512, double);
 AEK_DECLARE_CLF(conv_clf_f32_4x6_avx512, float);
 AEK_DECLARE_CLF(conv_clf_f64_4x6_avx512, double);
 AEK_DECLARE_CLT(conv_clt_f32_avx512, float);
+AEK_DECLARE_CLP(conv_clp_f32_avx512, float);
 void gemm_ukernel_f32_14x32_avx512(std::int64_t kc, const float* a, const float* b,
                                    float* c, std::int64_t ldc, int accumulate);
 void gemm_ukernel_f64_14x16_avx512(std::int64_t kc, const double* a, const double* b,
