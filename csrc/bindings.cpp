@@ -74,31 +74,47 @@ void check_no_overlap(const char* op, const View& out, std::initializer_list<con
     }
 }
 
-void conv2d_forward(const py::array& x, const py::array& w, const py::object& bias,
-                    const py::array& y, i64 sh, i64 sw, i64 pt, i64 pl, i64 dh, i64 dw,
-                    i64 groups, bool nhwc) {
-    const char* op = "conv2d_forward";
+// x, w and an optional bias (one entry per output channel of y) -> y: the shared binding of
+// conv2d_forward and conv_transpose2d_forward.  `transposed` says the conv geometry maps y's
+// shape to x's (the forward conv a transposed conv is the adjoint of).
+template <class Kernel>
+void conv_with_bias(const char* op, bool transposed, const py::array& x, const py::array& w,
+                    const py::object& bias, const py::array& y, i64 sh, i64 sw, i64 pt, i64 pl,
+                    i64 dh, i64 dw, i64 groups, bool nhwc, Kernel kernel) {
     const DType dt = dtype_of(x, op, "x");
     View vx = view_of(x, op, "x", 4, dt, false);
     View vw = view_of(w, op, "w", 4, dt, false);
     View vy = view_of(y, op, "y", 4, dt, true);
     const aek::ConvGeom g =
-        aek::make_conv_geom(op, vx.shape, vw.shape, vy.shape, sh, sw, pt, pl, dh, dw, groups, nhwc);
+        transposed
+            ? aek::make_conv_geom(op, vy.shape, vw.shape, vx.shape, sh, sw, pt, pl, dh, dw, groups,
+                                  nhwc)
+            : aek::make_conv_geom(op, vx.shape, vw.shape, vy.shape, sh, sw, pt, pl, dh, dw, groups,
+                                  nhwc);
+    const i64 channels = transposed ? g.C : g.K;
     View vb{nullptr, {0, 0, 0, 0}, 0};
     if (!bias.is_none()) {
         vb = view_of(bias.cast<py::array>(), op, "bias", 1, dt, false);
-        if (vb.shape[0] != g.K)
+        if (vb.shape[0] != channels)
             throw std::invalid_argument(std::string(op) + ": bias has " +
                                         std::to_string(vb.shape[0]) + " entries, expected " +
-                                        std::to_string(g.K));
+                                        std::to_string(channels));
     }
     check_no_overlap(op, vy, {&vx, &vw, &vb});
     py::gil_scoped_release release;
     with_dtype(dt, [&](auto zero) {
         using T = decltype(zero);
-        aek::conv2d_forward<T>(g, data<const T>(vx), data<const T>(vw), data<const T>(vb),
-                               data<T>(vy));
+        kernel(g, data<const T>(vx), data<const T>(vw), data<const T>(vb), data<T>(vy));
     });
+}
+
+void conv2d_forward(const py::array& x, const py::array& w, const py::object& bias,
+                    const py::array& y, i64 sh, i64 sw, i64 pt, i64 pl, i64 dh, i64 dw,
+                    i64 groups, bool nhwc) {
+    conv_with_bias("conv2d_forward", false, x, w, bias, y, sh, sw, pt, pl, dh, dw, groups, nhwc,
+                   [](const aek::ConvGeom& g, auto* xp, auto* wp, auto* bp, auto* yp) {
+                       aek::conv2d_forward(g, xp, wp, bp, yp);
+                   });
 }
 
 void conv2d_backward_input(const py::array& gy, const py::array& w, const py::array& gx, i64 sh,
@@ -121,29 +137,10 @@ void conv2d_backward_input(const py::array& gy, const py::array& w, const py::ar
 void conv_transpose2d_forward(const py::array& x, const py::array& w, const py::object& bias,
                               const py::array& y, i64 sh, i64 sw, i64 pt, i64 pl, i64 dh, i64 dw,
                               i64 groups, bool nhwc) {
-    const char* op = "conv_transpose2d_forward";
-    const DType dt = dtype_of(x, op, "x");
-    View vx = view_of(x, op, "x", 4, dt, false);
-    View vw = view_of(w, op, "w", 4, dt, false);
-    View vy = view_of(y, op, "y", 4, dt, true);
-    // the forward conv this transposes maps y's shape to x's
-    const aek::ConvGeom g =
-        aek::make_conv_geom(op, vy.shape, vw.shape, vx.shape, sh, sw, pt, pl, dh, dw, groups, nhwc);
-    View vb{nullptr, {0, 0, 0, 0}, 0};
-    if (!bias.is_none()) {
-        vb = view_of(bias.cast<py::array>(), op, "bias", 1, dt, false);
-        if (vb.shape[0] != g.C)
-            throw std::invalid_argument(std::string(op) + ": bias has " +
-                                        std::to_string(vb.shape[0]) + " entries, expected " +
-                                        std::to_string(g.C));
-    }
-    check_no_overlap(op, vy, {&vx, &vw, &vb});
-    py::gil_scoped_release release;
-    with_dtype(dt, [&](auto zero) {
-        using T = decltype(zero);
-        aek::conv_transpose2d_forward<T>(g, data<const T>(vx), data<const T>(vw),
-                                         data<const T>(vb), data<T>(vy));
-    });
+    conv_with_bias("conv_transpose2d_forward", true, x, w, bias, y, sh, sw, pt, pl, dh, dw, groups,
+                   nhwc, [](const aek::ConvGeom& g, auto* xp, auto* wp, auto* bp, auto* yp) {
+                       aek::conv_transpose2d_forward(g, xp, wp, bp, yp);
+                   });
 }
 
 void conv2d_backward_filter(const py::array& x, const py::array& gy, const py::array& gw, i64 sh,

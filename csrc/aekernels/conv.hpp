@@ -291,21 +291,40 @@ struct ClSlab {
     i64 ioff[kMaxSlabTaps], joff[kMaxSlabTaps];
 };
 
+// The source window a slab holds: taps (oi, oj) over `rows` grid rows and GB grid columns
+// start at source row (grid row + mini) and column minj; the window is SR x Wp.
+struct SlabWindow {
+    i64 mini, minj, SR, Wp;
+};
+
+inline SlabWindow slab_window(const char* who, i64 rows, i64 GB, const i64* oi, i64 nti,
+                              const i64* oj, i64 ntj) {
+    if (nti > kMaxSlabTaps || ntj > kMaxSlabTaps)
+        throw std::logic_error(std::string(who) + ": kernel wider than kMaxSlabTaps");
+    const i64 mini = *std::min_element(oi, oi + nti), maxi = *std::max_element(oi, oi + nti);
+    const i64 minj = *std::min_element(oj, oj + ntj), maxj = *std::max_element(oj, oj + ntj);
+    return {mini, minj, rows + maxi - mini, GB + maxj - minj};
+}
+
+// Tap offsets into a slab whose rows are `row_step` and columns `col_step` elements apart.
+template <class T>
+void set_tap_offsets(ClSlab<T>& sl, const SlabWindow& win, const i64* oi, i64 nti, i64 row_step,
+                     const i64* oj, i64 ntj, i64 col_step) {
+    for (i64 t = 0; t < nti; ++t) sl.ioff[t] = (oi[t] - win.mini) * row_step;
+    for (i64 t = 0; t < ntj; ++t) sl.joff[t] = (oj[t] - win.minj) * col_step;
+}
+
 template <class T>
 ClSlab<T> build_cl_slab(const Src<T>& src, i64 cb, i64 a0, i64 rows, i64 GB, const i64* oi,
                         i64 nti, const i64* oj, i64 ntj, Workspace<T>& ws) {
     const auto tr = cl_kernel<T>().tr;
-    if (nti > kMaxSlabTaps || ntj > kMaxSlabTaps)
-        throw std::logic_error("build_cl_slab: kernel wider than kMaxSlabTaps");
-    const i64 mini = *std::min_element(oi, oi + nti), maxi = *std::max_element(oi, oi + nti);
-    const i64 minj = *std::min_element(oj, oj + ntj), maxj = *std::max_element(oj, oj + ntj);
-    const i64 Wp = GB + maxj - minj, SR = rows + maxi - mini, C = src.C;
+    const SlabWindow win = slab_window("build_cl_slab", rows, GB, oi, nti, oj, ntj);
+    const i64 mini = win.mini, minj = win.minj, Wp = win.Wp, SR = win.SR, C = src.C;
     ClSlab<T> sl;
     sl.ncb = ceil_div(C, cb);
     sl.cbs = Wp * cb;
     sl.rs = sl.ncb * sl.cbs;
-    for (i64 t = 0; t < nti; ++t) sl.ioff[t] = (oi[t] - mini) * sl.rs;
-    for (i64 t = 0; t < ntj; ++t) sl.joff[t] = (oj[t] - minj) * cb;
+    set_tap_offsets(sl, win, oi, nti, sl.rs, oj, ntj, cb);
     T* slab = ws.slab.get(static_cast<std::size_t>(std::max<i64>(1, SR * sl.rs)));
     sl.data = slab;
     // valid columns: 0 <= minj + col < W
@@ -366,18 +385,14 @@ ClSlab<T> build_cl_slab(const Src<T>& src, i64 cb, i64 a0, i64 rows, i64 GB, con
 template <class T>
 ClSlab<T> build_cl_planar_slab(const Src<T>& src, i64 cb, i64 a0, i64 rows, i64 GB, const i64* oi,
                                i64 nti, const i64* oj, i64 ntj, Workspace<T>& ws) {
-    if (nti > kMaxSlabTaps || ntj > kMaxSlabTaps)
-        throw std::logic_error("build_cl_planar_slab: kernel wider than kMaxSlabTaps");
-    const i64 mini = *std::min_element(oi, oi + nti), maxi = *std::max_element(oi, oi + nti);
-    const i64 minj = *std::min_element(oj, oj + ntj), maxj = *std::max_element(oj, oj + ntj);
-    const i64 Wp = GB + maxj - minj, SR = rows + maxi - mini, C = src.C;
+    const SlabWindow win = slab_window("build_cl_planar_slab", rows, GB, oi, nti, oj, ntj);
+    const i64 mini = win.mini, minj = win.minj, Wp = win.Wp, SR = win.SR, C = src.C;
     ClSlab<T> sl;
     sl.ncb = ceil_div(C, cb);
     sl.rs = Wp;
     sl.ls = SR * Wp;
     sl.cbs = cb * sl.ls;
-    for (i64 t = 0; t < nti; ++t) sl.ioff[t] = (oi[t] - mini) * Wp;
-    for (i64 t = 0; t < ntj; ++t) sl.joff[t] = oj[t] - minj;
+    set_tap_offsets(sl, win, oi, nti, Wp, oj, ntj, 1);
     const i64 nch = sl.ncb * cb;
     T* slab = ws.slab.get(static_cast<std::size_t>(std::max<i64>(1, nch * sl.ls)));
     sl.data = slab;
