@@ -63,14 +63,19 @@ cdef extern from * nogil:
     #endif
 
     /* Clones for AVX2 and baseline x86-64, picked at load time (GCC ifunc, x86-64 Linux).
-       Pooling is memory-bound: AVX2 mostly saves instructions.  No AVX-512 clone: with
-       16-float vectors the short rows of typical CNN planes (OW = 7..56) would mostly run
-       in remainder code.  Define AEK_NO_CLONES to build the baseline path only. */
+       Pooling is memory-bound: AVX2 mostly saves instructions.  No AVX-512 clone for the
+       row kernels: with 16-float vectors the short rows of typical CNN planes (OW =
+       7..56) would mostly run in remainder code.  The 2 x 2 / stride 2 kernel works on
+       4 output columns at a time, so AVX-512 adds no width there, only its compare and
+       select forms (AEK_CLONES_V4).  Define AEK_NO_CLONES to build the baseline path
+       only. */
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \\
         && !defined(AEK_NO_CLONES)
     #define AEK_CLONES __attribute__((target_clones("avx2", "default")))
+    #define AEK_CLONES_V4 __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
     #else
     #define AEK_CLONES
+    #define AEK_CLONES_V4
     #endif
     #if defined(__GNUC__)
     #define AEK_INLINE __attribute__((always_inline))
@@ -649,6 +654,119 @@ cdef extern from * nogil:
     AEK_DEFINE_KERNELS(float, int32_t, AEK_FN_f32)
     AEK_DEFINE_KERNELS(float, int64_t, AEK_FN_f32w)    /* float planes of >= 2**31 elements */
     AEK_DEFINE_KERNELS(double, int64_t, AEK_FN_f64)
+
+    /* ===== NCHW max pooling: 2 x 2 window, stride 2, no padding, dilation 1 =====
+       (LeNet-5, the conv autoencoder.)  Written with GCC/Clang vector extensions, 4 output
+       columns (8 input columns of each row) per step: GCC unrolls a 4-iteration loop of
+       the scalar form completely and then keeps it scalar, branching on every compare,
+       and short rows (OW = 5, 7) are too short for wider blocks. */
+    #if defined(__GNUC__)
+    #define AEK_VEC22 1
+    typedef float aek_v4f __attribute__((vector_size(16)));
+    typedef double aek_v4d __attribute__((vector_size(32)));
+    typedef int32_t aek_v4i __attribute__((vector_size(16)));
+    typedef int64_t aek_v4q __attribute__((vector_size(32)));
+    #if defined(__clang__)
+    #define AEK_SHUF4(a, b, MT, i, j, k, l) __builtin_shufflevector(a, b, i, j, k, l)
+    #else
+    #define AEK_SHUF4(a, b, MT, i, j, k, l) __builtin_shuffle(a, b, (MT){i, j, k, l})
+    #endif
+    /* Elements 0, 2, 4, 6 (ev) and 1, 3, 5, 7 (od) of the 8 at p. */
+    #define AEK_EVEN_ODD(VT, MT, p, ev, od) { \\
+            VT lo_, hi_; \\
+            memcpy(&lo_, (p), sizeof(VT)); \\
+            memcpy(&hi_, (p) + 4, sizeof(VT)); \\
+            ev = AEK_SHUF4(lo_, hi_, MT, 0, 2, 4, 6); \\
+            od = AEK_SHUF4(lo_, hi_, MT, 1, 3, 5, 7); }
+    /* The max-pool update rule per lane: take tap v unless v <= m or m is a NaN (so a
+       greater v or the first NaN wins); u = the lanes that took it. */
+    #define AEK_V22_STEP(VT, MT, v) \\
+            u = (MT)(~((v) <= m) & (m == m)); \\
+            m = (VT)(((MT)(v) & u) | ((MT)m & ~u));
+    /* Output columns b0..b0+3 of the input row pair at r0: values to yr, plane positions
+       base + 2*ow + tap offset (0, 1, W or W + 1) to ir unless ir is NULL.  The tap is
+       tracked as two lane masks (right column, bottom row). */
+    #define AEK_V22_BLOCK(VT, MT, r0, W, yr, ir, base, b0) { \\
+            VT a, b, c, d, m; \\
+            MT u, right, bottom; \\
+            AEK_EVEN_ODD(VT, MT, (r0) + 2 * (b0), a, b) \\
+            AEK_EVEN_ODD(VT, MT, (r0) + (W) + 2 * (b0), c, d) \\
+            m = a; \\
+            AEK_V22_STEP(VT, MT, b) right = u; \\
+            AEK_V22_STEP(VT, MT, c) right &= ~u; bottom = u; \\
+            AEK_V22_STEP(VT, MT, d) right |= u; bottom |= u; \\
+            memcpy((yr) + (b0), &m, sizeof(VT)); \\
+            if (ir) { \\
+                aek_v4q pos = (aek_v4q){0, 2, 4, 6} + (int64_t)((base) + 2 * (b0)) \\
+                              - __builtin_convertvector(right, aek_v4q) \\
+                              + (__builtin_convertvector(bottom, aek_v4q) & (int64_t)(W)); \\
+                memcpy((ir) + (b0), &pos, sizeof(pos)); } }
+    #else
+    #define AEK_VEC22 0
+    #define AEK_V22_BLOCK(VT, MT, r0, W, yr, ir, base, b0) { }
+    #endif
+    #define AEK_DEFINE_POOL22(T, VT, MT, AEK_FN) \\
+    /* One window of nr rows x nc columns (1 or 2 each) at p, plane position pos. */ \\
+    static inline AEK_INLINE void AEK_FN(max22_px)(const T* AEK_R p, Py_ssize_t W, int nr, \\
+            int nc, T* AEK_R y, int64_t* AEK_R ind, int64_t pos) \\
+    { \\
+        T m = p[0]; \\
+        int64_t t = 0; \\
+        int nn = (m != m); \\
+        if (nc == 2) AEK_MAXSTEP(T, int64_t, p[1], 1) \\
+        if (nr == 2) { \\
+            AEK_MAXSTEP(T, int64_t, p[W], W) \\
+            if (nc == 2) AEK_MAXSTEP(T, int64_t, p[W + 1], W + 1) \\
+        } \\
+        *y = m; \\
+        if (ind) *ind = pos + t; \\
+    } \\
+    \\
+    /* One output row from nr input rows at r0 (plane position base); windows of columns \\
+       ow < nfull are 2 wide, the rest (ceil_mode, odd W: at most one) 1 wide.  Full \\
+       windows go 4 at a time, the last step shifted back to end at nfull (it recomputes a \\
+       few columns) so OW = 5, 7, 14 need no scalar remainder. */ \\
+    static inline AEK_INLINE void AEK_FN(max22_row)(const T* AEK_R r0, T* AEK_R yr, \\
+            int64_t* AEK_R ir, Py_ssize_t nfull, Py_ssize_t OW, Py_ssize_t W, int nr, \\
+            int64_t base) \\
+    { \\
+        Py_ssize_t b0, ow = 0; \\
+        if (AEK_VEC22 && nr == 2 && nfull >= 4) { \\
+            for (b0 = 0;; b0 += 4) { \\
+                if (b0 > nfull - 4) b0 = nfull - 4; \\
+                if (ir) AEK_V22_BLOCK(VT, MT, r0, W, yr, ir, base, b0) \\
+                else AEK_V22_BLOCK(VT, MT, r0, W, yr, (int64_t*)NULL, base, b0) \\
+                if (b0 + 4 >= nfull) break; \\
+            } \\
+            ow = nfull; \\
+        } \\
+        for (; ow < OW; ow++) \\
+            AEK_FN(max22_px)(r0 + 2 * ow, W, nr, ow < nfull ? 2 : 1, yr + ow, \\
+                             ir ? ir + ow : NULL, base + 2 * ow); \\
+    } \\
+    \\
+    /* Max pooling of `planes` consecutive NCHW planes (H, W) -> (OH, OW); ind may be \\
+       NULL.  Windows of rows oh < H/2 are 2 rows high; ceil_mode with an odd H adds a \\
+       last row of windows on input row H - 1 alone (the same for columns).  One call per \\
+       range of planes: no per-row call or table. */ \\
+    AEK_CLONES_V4 AEK_NOINLINE static void AEK_FN(maxpool22_nchw)(const T* AEK_R x, \\
+            T* AEK_R y, int64_t* AEK_R ind, Py_ssize_t planes, Py_ssize_t H, Py_ssize_t W, \\
+            Py_ssize_t OH, Py_ssize_t OW) \\
+    { \\
+        const Py_ssize_t fh = H / 2 < OH ? H / 2 : OH, fw = W / 2 < OW ? W / 2 : OW; \\
+        Py_ssize_t p, oh; \\
+        for (p = 0; p < planes; p++) { \\
+            const T* AEK_R xp = x + p * H * W; \\
+            T* AEK_R yp = y + p * OH * OW; \\
+            int64_t* AEK_R ip = ind ? ind + p * OH * OW : NULL; \\
+            for (oh = 0; oh < OH; oh++) \\
+                AEK_FN(max22_row)(xp + 2 * oh * W, yp + oh * OW, ip ? ip + oh * OW : NULL, fw, \\
+                                  OW, W, oh < fh ? 2 : 1, 2 * oh * W); \\
+        } \\
+    }
+
+    AEK_DEFINE_POOL22(float, aek_v4f, aek_v4i, AEK_FN_f32)
+    AEK_DEFINE_POOL22(double, aek_v4d, aek_v4q, AEK_FN_f64)
     """
     int aek_omp_max_threads()
     ctypedef struct aek_geom_t:
@@ -664,6 +782,10 @@ cdef extern from * nogil:
         Py_ssize_t* coldiv
     void aek_maxplane_nchw_f32(const float* xp, float* yp, int64_t* ip, const aek_geom_t* g,
                               const aek_tab_t* tb)
+    void aek_maxpool22_nchw_f32(const float* x, float* y, int64_t* ind, Py_ssize_t planes,
+                                Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW)
+    void aek_maxpool22_nchw_f64(const double* x, double* y, int64_t* ind, Py_ssize_t planes,
+                                Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW)
     void aek_maxrow_nhwc_f32(const float* xn, float* yrow, int64_t* irow, const aek_geom_t* g,
                             const aek_tab_t* tb, Py_ssize_t oh)
     void aek_avgplane_nchw_f32(const float* xp, float* yp, const aek_geom_t* g, const aek_tab_t* tb)
@@ -830,6 +952,35 @@ cdef inline void _to_aek(const pool2d_geom_t* g, aek_geom_t* a) noexcept nogil:
     a.dw = g.dw
 
 
+cdef inline bint _is_pool22(const pool2d_geom_t* g) noexcept nogil:
+    # 2 x 2 window, stride 2, no padding, no dilation (LeNet-5, the conv autoencoder)
+    return (g.kh == 2 and g.kw == 2 and g.sh == 2 and g.sw == 2 and g.pt == 0 and g.pl == 0
+            and g.dh == 1 and g.dw == 1)
+
+
+cdef void _max_pool22_nchw(const pool_float_t* x, pool_float_t* y, int64_t* ind,
+                           const pool2d_geom_t* g, int nthreads) noexcept nogil:
+    # Tasks are ranges of whole planes, one kernel call each; a few per thread, so a
+    # core slowed by other load is evened out.  _check_geom has run: every window
+    # starts inside the image.
+    cdef Py_ssize_t P = g.N * g.C, HW = g.H * g.W, OHW = g.OH * g.OW
+    cdef Py_ssize_t q, p0, per, ntask
+    cdef int nt = _threads(nthreads, P, P * (HW + OHW))
+    ntask = min(P, 4 * nt) if nt > 1 else 1
+    per = (P + ntask - 1) // ntask
+    ntask = (P + per - 1) // per
+    for q in prange(ntask, num_threads=nt, schedule="dynamic"):
+        p0 = q * per
+        if pool_float_t is float:
+            aek_maxpool22_nchw_f32(x + p0 * HW, y + p0 * OHW,
+                                   (ind + p0 * OHW) if ind != NULL else NULL,
+                                   min(per, P - p0), g.H, g.W, g.OH, g.OW)
+        else:
+            aek_maxpool22_nchw_f64(x + p0 * HW, y + p0 * OHW,
+                                   (ind + p0 * OHW) if ind != NULL else NULL,
+                                   min(per, P - p0), g.H, g.W, g.OH, g.OW)
+
+
 cdef int max_pool2d_forward_c(const pool_float_t* x, pool_float_t* y, int64_t* ind,
                               const pool2d_geom_t* g, bint nhwc,
                               int nthreads) noexcept nogil:
@@ -841,6 +992,9 @@ cdef int max_pool2d_forward_c(const pool_float_t* x, pool_float_t* y, int64_t* i
     cdef int nt
     if rc != AEK_OK or g.N == 0 or g.C == 0 or OHW == 0:
         return rc
+    if not nhwc and _is_pool22(g):
+        _max_pool22_nchw(x, y, ind, g, nthreads)
+        return AEK_OK
     _to_aek(g, &a)
     rc = _tab_init(&t, g, False, 0)
     if rc != AEK_OK:
