@@ -73,6 +73,7 @@ cdef extern from * nogil:
         && !defined(AEK_NO_CLONES)
     #define AEK_CLONES __attribute__((target_clones("avx2", "default")))
     #define AEK_CLONES_V4 __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+    #define AEK_CLONES_ON 1
     #else
     #define AEK_CLONES
     #define AEK_CLONES_V4
@@ -659,53 +660,87 @@ cdef extern from * nogil:
        (LeNet-5, the conv autoencoder.)  Written with GCC/Clang vector extensions, 4 output
        columns (8 input columns of each row) per step: GCC unrolls a 4-iteration loop of
        the scalar form completely and then keeps it scalar, branching on every compare,
-       and short rows (OW = 5, 7) are too short for wider blocks. */
+       and short rows (OW = 5, 7) are too short for wider blocks.  Floats travel in
+       16-byte vectors.  Doubles travel in 32-byte vectors where AVX clones exist (one
+       vector per step; the rare baseline clone then gets scalar code: GCC lowers 32-byte
+       double compares without AVX element by element), else in 16-byte ones, which
+       every target has (SSE2, NEON). */
     #if defined(__GNUC__)
     #define AEK_VEC22 1
-    typedef float aek_v4f __attribute__((vector_size(16)));
-    typedef double aek_v4d __attribute__((vector_size(32)));
-    typedef int32_t aek_v4i __attribute__((vector_size(16)));
-    typedef int64_t aek_v4q __attribute__((vector_size(32)));
-    #if defined(__clang__)
-    #define AEK_SHUF4(a, b, MT, i, j, k, l) __builtin_shufflevector(a, b, i, j, k, l)
+    typedef float aek_vt_f32 __attribute__((vector_size(16)));     /* values */
+    typedef int32_t aek_mt_f32 __attribute__((vector_size(16)));   /* their lane masks */
+    typedef int64_t aek_qt_f32 __attribute__((vector_size(32)));   /* their plane positions */
+    #define AEK_L_f32 4
+    #if defined(AEK_CLONES_ON)
+    #define AEK_L_f64 4
     #else
-    #define AEK_SHUF4(a, b, MT, i, j, k, l) __builtin_shuffle(a, b, (MT){i, j, k, l})
+    #define AEK_L_f64 2
     #endif
-    /* Elements 0, 2, 4, 6 (ev) and 1, 3, 5, 7 (od) of the 8 at p. */
-    #define AEK_EVEN_ODD(VT, MT, p, ev, od) { \\
-            VT lo_, hi_; \\
-            memcpy(&lo_, (p), sizeof(VT)); \\
-            memcpy(&hi_, (p) + 4, sizeof(VT)); \\
-            ev = AEK_SHUF4(lo_, hi_, MT, 0, 2, 4, 6); \\
-            od = AEK_SHUF4(lo_, hi_, MT, 1, 3, 5, 7); }
+    typedef double aek_vt_f64 __attribute__((vector_size(8 * AEK_L_f64)));
+    typedef int64_t aek_mt_f64 __attribute__((vector_size(8 * AEK_L_f64)));
+    typedef int64_t aek_qt_f64 __attribute__((vector_size(8 * AEK_L_f64)));
+    #if defined(__clang__)
+    #define AEK_SHUF(a, b, MT, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+    #else
+    #define AEK_SHUF(a, b, MT, ...) __builtin_shuffle(a, b, (MT){__VA_ARGS__})
+    #endif
+    /* The even and the odd elements of the 2 * L at lo, hi (window columns 0 and 1). */
+    #define AEK_EV_f32(lo, hi) AEK_SHUF(lo, hi, aek_mt_f32, 0, 2, 4, 6)
+    #define AEK_OD_f32(lo, hi) AEK_SHUF(lo, hi, aek_mt_f32, 1, 3, 5, 7)
+    #if AEK_L_f64 == 4
+    #define AEK_EV_f64(lo, hi) AEK_SHUF(lo, hi, aek_mt_f64, 0, 2, 4, 6)
+    #define AEK_OD_f64(lo, hi) AEK_SHUF(lo, hi, aek_mt_f64, 1, 3, 5, 7)
+    #define AEK_COLS_f64 ((aek_qt_f64){0, 2, 4, 6})
+    #else
+    #define AEK_EV_f64(lo, hi) AEK_SHUF(lo, hi, aek_mt_f64, 0, 2)
+    #define AEK_OD_f64(lo, hi) AEK_SHUF(lo, hi, aek_mt_f64, 1, 3)
+    #define AEK_COLS_f64 ((aek_qt_f64){0, 2})
+    #endif
+    /* Plane positions of the lanes' windows relative to the first. */
+    #define AEK_COLS_f32 ((aek_qt_f32){0, 2, 4, 6})
+    /* int64 lanes from lane masks (for floats element by element: GCC makes that one
+       vpmovsxdq, __builtin_convertvector two and an insert). */
+    #define AEK_WIDEN_f32(v) ((aek_qt_f32){(v)[0], (v)[1], (v)[2], (v)[3]})
+    #define AEK_WIDEN_f64(v) ((aek_qt_f64)(v))
     /* The max-pool update rule per lane: take tap v unless v <= m or m is a NaN (so a
        greater v or the first NaN wins); u = the lanes that took it. */
     #define AEK_V22_STEP(VT, MT, v) \\
             u = (MT)(~((v) <= m) & (m == m)); \\
             m = (VT)(((MT)(v) & u) | ((MT)m & ~u));
-    /* Output columns b0..b0+3 of the input row pair at r0: values to yr, plane positions
-       base + 2*ow + tap offset (0, 1, W or W + 1) to ir unless ir is NULL.  The tap is
-       tracked as two lane masks (right column, bottom row). */
-    #define AEK_V22_BLOCK(VT, MT, r0, W, yr, ir, base, b0) { \\
-            VT a, b, c, d, m; \\
-            MT u, right, bottom; \\
-            AEK_EVEN_ODD(VT, MT, (r0) + 2 * (b0), a, b) \\
-            AEK_EVEN_ODD(VT, MT, (r0) + (W) + 2 * (b0), c, d) \\
+    /* L output columns from c0 on of the input row pair at r0 (SUF: f32 or f64): values
+       to yr, plane positions base + 2*ow + tap offset (0, 1, W or W + 1) to ir unless ir
+       is NULL.  The tap is tracked as two lane masks (right column, bottom row). */
+    #define AEK_V22_LANES(SUF, r0, W, yr, ir, base, c0) { \\
+            aek_vt_##SUF lo_, hi_, a, b, c, d, m; \\
+            aek_mt_##SUF u, right, bottom; \\
+            memcpy(&lo_, (r0) + 2 * (c0), sizeof(lo_)); \\
+            memcpy(&hi_, (r0) + 2 * (c0) + AEK_L_##SUF, sizeof(hi_)); \\
+            a = AEK_EV_##SUF(lo_, hi_); \\
+            b = AEK_OD_##SUF(lo_, hi_); \\
+            memcpy(&lo_, (r0) + (W) + 2 * (c0), sizeof(lo_)); \\
+            memcpy(&hi_, (r0) + (W) + 2 * (c0) + AEK_L_##SUF, sizeof(hi_)); \\
+            c = AEK_EV_##SUF(lo_, hi_); \\
+            d = AEK_OD_##SUF(lo_, hi_); \\
             m = a; \\
-            AEK_V22_STEP(VT, MT, b) right = u; \\
-            AEK_V22_STEP(VT, MT, c) right &= ~u; bottom = u; \\
-            AEK_V22_STEP(VT, MT, d) right |= u; bottom |= u; \\
-            memcpy((yr) + (b0), &m, sizeof(VT)); \\
+            AEK_V22_STEP(aek_vt_##SUF, aek_mt_##SUF, b) right = u; \\
+            AEK_V22_STEP(aek_vt_##SUF, aek_mt_##SUF, c) right &= ~u; bottom = u; \\
+            AEK_V22_STEP(aek_vt_##SUF, aek_mt_##SUF, d) right |= u; bottom |= u; \\
+            memcpy((yr) + (c0), &m, sizeof(m)); \\
             if (ir) { \\
-                aek_v4q pos = (aek_v4q){0, 2, 4, 6} + (int64_t)((base) + 2 * (b0)) \\
-                              - __builtin_convertvector(right, aek_v4q) \\
-                              + (__builtin_convertvector(bottom, aek_v4q) & (int64_t)(W)); \\
-                memcpy((ir) + (b0), &pos, sizeof(pos)); } }
+                aek_qt_##SUF pos = AEK_COLS_##SUF + (int64_t)((base) + 2 * (c0)) \\
+                                   - AEK_WIDEN_##SUF(right) \\
+                                   + (AEK_WIDEN_##SUF(bottom) & (int64_t)(W)); \\
+                memcpy((ir) + (c0), &pos, sizeof(pos)); } }
+    /* Output columns b0..b0+3. */
+    #define AEK_V22_BLOCK(SUF, r0, W, yr, ir, base, b0) { \\
+            int h_; \\
+            for (h_ = 0; h_ < 4; h_ += AEK_L_##SUF) \\
+                AEK_V22_LANES(SUF, r0, W, yr, ir, base, (b0) + h_) }
     #else
     #define AEK_VEC22 0
-    #define AEK_V22_BLOCK(VT, MT, r0, W, yr, ir, base, b0) { }
+    #define AEK_V22_BLOCK(SUF, r0, W, yr, ir, base, b0) { }
     #endif
-    #define AEK_DEFINE_POOL22(T, VT, MT, AEK_FN) \\
+    #define AEK_DEFINE_POOL22(T, SUF, AEK_FN) \\
     /* One window of nr rows x nc columns (1 or 2 each) at p, plane position pos. */ \\
     static inline AEK_INLINE void AEK_FN(max22_px)(const T* AEK_R p, Py_ssize_t W, int nr, \\
             int nc, T* AEK_R y, int64_t* AEK_R ind, int64_t pos) \\
@@ -734,8 +769,8 @@ cdef extern from * nogil:
         if (AEK_VEC22 && nr == 2 && nfull >= 4) { \\
             for (b0 = 0;; b0 += 4) { \\
                 if (b0 > nfull - 4) b0 = nfull - 4; \\
-                if (ir) AEK_V22_BLOCK(VT, MT, r0, W, yr, ir, base, b0) \\
-                else AEK_V22_BLOCK(VT, MT, r0, W, yr, (int64_t*)NULL, base, b0) \\
+                if (ir) AEK_V22_BLOCK(SUF, r0, W, yr, ir, base, b0) \\
+                else AEK_V22_BLOCK(SUF, r0, W, yr, (int64_t*)NULL, base, b0) \\
                 if (b0 + 4 >= nfull) break; \\
             } \\
             ow = nfull; \\
@@ -765,8 +800,8 @@ cdef extern from * nogil:
         } \\
     }
 
-    AEK_DEFINE_POOL22(float, aek_v4f, aek_v4i, AEK_FN_f32)
-    AEK_DEFINE_POOL22(double, aek_v4d, aek_v4q, AEK_FN_f64)
+    AEK_DEFINE_POOL22(float, f32, AEK_FN_f32)
+    AEK_DEFINE_POOL22(double, f64, AEK_FN_f64)
     """
     int aek_omp_max_threads()
     ctypedef struct aek_geom_t:
