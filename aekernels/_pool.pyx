@@ -38,7 +38,7 @@ import numpy as np
 __all__ = [
     "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward",
     "avg_pool2d_backward", "max_unpool2d_forward", "max_unpool2d_backward",
-    "upsample_nearest2d_forward", "upsample_nearest2d_backward",
+    "upsample_nearest2d_forward", "upsample_nearest2d_backward", "indices_below",
     "set_num_threads", "get_num_threads",
 ]
 
@@ -802,6 +802,18 @@ cdef extern from * nogil:
 
     AEK_DEFINE_POOL22(float, f32, AEK_FN_f32)
     AEK_DEFINE_POOL22(double, f64, AEK_FN_f64)
+
+    /* Whether some p[i], read as unsigned (a negative int64 is >= 2**63), is >= bound:
+       the pooling-index range check.  An OR of compares, no early exit: the loop
+       vectorises (AVX-512 has unsigned 64-bit compares; AVX2 flips the sign bits). */
+    AEK_CLONES_V4 AEK_NOINLINE static int aek_any_at_or_above(const int64_t* AEK_R p,
+            Py_ssize_t n, uint64_t bound)
+    {
+        Py_ssize_t i;
+        int bad = 0;
+        for (i = 0; i < n; i++) bad |= (uint64_t)p[i] >= bound;
+        return bad;
+    }
     """
     int aek_omp_max_threads()
     ctypedef struct aek_geom_t:
@@ -817,6 +829,7 @@ cdef extern from * nogil:
         Py_ssize_t* coldiv
     void aek_maxplane_nchw_f32(const float* xp, float* yp, int64_t* ip, const aek_geom_t* g,
                               const aek_tab_t* tb)
+    int aek_any_at_or_above(const int64_t* p, Py_ssize_t n, uint64_t bound)
     void aek_maxpool22_nchw_f32(const float* x, float* y, int64_t* ind, Py_ssize_t planes,
                                 Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW)
     void aek_maxpool22_nchw_f64(const double* x, double* y, int64_t* ind, Py_ssize_t planes,
@@ -1611,6 +1624,47 @@ def max_unpool2d_forward(x, indices, y, nhwc):
 def max_unpool2d_backward(gy, indices, gx, nhwc):
     """gy (N,C,OH,OW), indices (N,C,H,W) -> gx (N,C,H,W): gx = gy.flat[indices] per plane."""
     _index_entry(gy, indices, gx, nhwc, 2, "max_unpool2d_backward", ("gy", "gx"), False)
+
+
+cdef bint _indices_below(const int64_t* p, Py_ssize_t n, uint64_t bound,
+                         int nthreads) noexcept nogil:
+    # Chunks of the flat array, a few per thread (a core slowed by other load is
+    # evened out); each returns whether it holds an index >= bound.
+    cdef Py_ssize_t q, per, nchunk
+    cdef int bad = 0
+    cdef int nt = _threads(nthreads, n, n)
+    nchunk = 4 * nt if nt > 1 else 1
+    per = (n + nchunk - 1) // nchunk
+    nchunk = (n + per - 1) // per
+    for q in prange(nchunk, num_threads=nt, schedule="dynamic"):
+        bad += aek_any_at_or_above(p + q * per, min(per, n - q * per), bound)
+    return bad == 0
+
+
+def indices_below(indices, bound):
+    """Whether every element of ``indices`` (int64, C-contiguous), read as unsigned, is
+    < ``bound`` (an int >= 0): so negative indices fail.  Threaded; the GIL is released."""
+    cdef const int64_t[::1] flat
+    cdef Py_ssize_t n
+    cdef uint64_t b
+    cdef bint ok
+    cdef int nt = _num_threads
+    if not isinstance(indices, np.ndarray):
+        raise TypeError(f"indices: expected a numpy.ndarray, got {type(indices).__name__}")
+    if indices.dtype != _I64:
+        raise TypeError(f"indices: dtype must be int64, got {indices.dtype}")
+    if not indices.flags.c_contiguous:
+        raise ValueError("indices: must be C-contiguous")
+    if isinstance(bound, bool) or not isinstance(bound, int) or not 0 <= bound < 2**64:
+        raise ValueError(f"indices_below: bound must be an int in [0, 2**64), got {bound!r}")
+    n = indices.size
+    if n == 0:
+        return True
+    flat = indices.reshape(-1)
+    b = bound
+    with nogil:
+        ok = _indices_below(&flat[0], n, b, nt)
+    return ok
 
 
 cdef int _ups_mv(const pool_float_t[:, :, :, ::1] src, pool_float_t[:, :, :, ::1] dst,
