@@ -45,7 +45,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from ._dispatch import kernels
+from ._dispatch import index_check, kernels
 
 __all__ = [
     "conv2d", "conv2d_backward_input", "conv2d_backward_filter", "conv2d_backward_bias",
@@ -765,7 +765,7 @@ def _indices_below(indices: np.ndarray, plane: int) -> bool:
     """Whether every index, read as unsigned, is < ``plane``: a negative int64 reads as
     >= 2**63, so this holds exactly when every index lies in [0, plane).  The backend's
     threaded check if it has one, else one NumPy pass (the unsigned maximum)."""
-    below = getattr(kernels(), "indices_below", None)
+    below = index_check()
     if below is not None:
         return bool(below(indices, plane))
     return int(indices.view(np.uint64).max()) < plane

@@ -206,6 +206,12 @@ def kernels() -> types.SimpleNamespace:
     return ns
 
 
+def index_check():
+    """The current backend's pooling-index range check ``indices_below``, or None (then
+    ``_api`` uses NumPy)."""
+    return getattr(kernels(), "indices_below", None)
+
+
 class use_backend(contextlib.ContextDecorator):
     """Switch backend, for a ``with`` block or (called plainly) from now on.
 

@@ -21,6 +21,10 @@ contiguous memory that the compiler vectorises):
   other row folds the window taps one by one into the output row (inner loop over the
   contiguous ``ow`` range where that tap is in-image, taken from a per-call table, so
   the loops carry no bounds tests).
+* NCHW max pooling with a 2 x 2 window, stride 2 and no padding or dilation (LeNet-5,
+  the conv autoencoder) has a kernel of its own: tasks are ranges of whole planes, and
+  4 output columns go per step in GCC/Clang vector extensions (the generic rows keep
+  short rows such as OW = 7 scalar).
 * NHWC: OpenMP over (n, output row); per output pixel the inner loop runs over C.
   Average-pool backward in NHWC gathers per input row, so no two tasks write one element.
 * Scatters (max-pool backward, unpool) own whole (n, c) planes (NCHW) or
