@@ -45,7 +45,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from ._dispatch import kernels
+from ._dispatch import index_check, kernels
 
 __all__ = [
     "conv2d", "conv2d_backward_input", "conv2d_backward_filter", "conv2d_backward_bias",
@@ -761,17 +761,26 @@ def max_pool2d(x: Any, kernel_size: Any, stride: Any = None, padding: Any = 0, d
     return _unbatch(y, squeeze)
 
 
+def _indices_below(indices: np.ndarray, plane: int) -> bool:
+    """Whether every index, read as unsigned, is < ``plane``: a negative int64 reads as
+    >= 2**63, so this holds exactly when every index lies in [0, plane).  The backend's
+    threaded check if it has one, else one NumPy pass (the unsigned maximum)."""
+    below = index_check()
+    if below is not None:
+        return bool(below(indices, plane))
+    return int(indices.view(np.uint64).max()) < plane
+
+
 def _check_indices(indices: np.ndarray, plane: int, name: str = "indices") -> None:
     """Every index must address a position of its (n, c) plane (checked before writing).
 
     One pass over the indices (they are as large as the data, so a second pass costs
-    as much as a good part of the kernel): read as unsigned, a negative int64 is
-    >= 2**63, so the unsigned maximum is below ``plane`` exactly when every index lies
-    in [0, plane).  Only a refused call pays for min/max, to name the culprit.
+    as much as a good part of the kernel).  Only a refused call pays for min/max, to
+    name the culprit.
     """
     if indices.size == 0:
         return
-    if int(indices.view(np.uint64).max()) < plane:
+    if _indices_below(indices, plane):
         return
     lo, hi = int(indices.min()), int(indices.max())
     bad = lo if lo < 0 else hi

@@ -60,6 +60,9 @@ The kernels each backend provides (x: input, y: output, g*: gradients)::
 (For NHWC read x[n, c, h, w] as x[n, h, w, c] and w[k, c, i, j] as w[i, j, c, k].)
 Pooling indices are validated in _api (0 <= index < plane size) before a kernel runs;
 kernels still refuse out-of-range indices with ValueError rather than write outside.
+A backend may also provide ``indices_below(indices, bound) -> bool`` (every index, read
+as unsigned, < bound) for that check; the native one does (threaded), otherwise _api
+uses one NumPy pass.
 
 The native backend is ``aekernels._native`` (pybind11, conv kernels) plus
 ``aekernels._pool`` (Cython, pooling/unpooling/upsampling); the numba backend is
@@ -99,6 +102,7 @@ def _load_native() -> types.SimpleNamespace:
     for name in KERNEL_NAMES:
         module = _native if name.startswith("conv") else _pool
         setattr(ns, name, getattr(module, name))
+    ns.indices_below = _pool.indices_below
     ns.modules = (_native, _pool)
     return ns
 
@@ -200,6 +204,12 @@ def kernels() -> types.SimpleNamespace:
     ns = _get(backend())
     assert ns is not None
     return ns
+
+
+def index_check():
+    """The current backend's pooling-index range check ``indices_below``, or None (then
+    ``_api`` uses NumPy)."""
+    return getattr(kernels(), "indices_below", None)
 
 
 class use_backend(contextlib.ContextDecorator):

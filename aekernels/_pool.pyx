@@ -21,6 +21,10 @@ contiguous memory that the compiler vectorises):
   other row folds the window taps one by one into the output row (inner loop over the
   contiguous ``ow`` range where that tap is in-image, taken from a per-call table, so
   the loops carry no bounds tests).
+* NCHW max pooling with a 2 x 2 window, stride 2 and no padding or dilation (LeNet-5,
+  the conv autoencoder) has a kernel of its own: tasks are ranges of whole planes, and
+  4 output columns go per step in GCC/Clang vector extensions (the generic rows keep
+  short rows such as OW = 7 scalar).
 * NHWC: OpenMP over (n, output row); per output pixel the inner loop runs over C.
   Average-pool backward in NHWC gathers per input row, so no two tasks write one element.
 * Scatters (max-pool backward, unpool) own whole (n, c) planes (NCHW) or
@@ -38,7 +42,7 @@ import numpy as np
 __all__ = [
     "max_pool2d_forward", "max_pool2d_backward", "avg_pool2d_forward",
     "avg_pool2d_backward", "max_unpool2d_forward", "max_unpool2d_backward",
-    "upsample_nearest2d_forward", "upsample_nearest2d_backward",
+    "upsample_nearest2d_forward", "upsample_nearest2d_backward", "indices_below",
     "set_num_threads", "get_num_threads",
 ]
 
@@ -63,14 +67,20 @@ cdef extern from * nogil:
     #endif
 
     /* Clones for AVX2 and baseline x86-64, picked at load time (GCC ifunc, x86-64 Linux).
-       Pooling is memory-bound: AVX2 mostly saves instructions.  No AVX-512 clone: with
-       16-float vectors the short rows of typical CNN planes (OW = 7..56) would mostly run
-       in remainder code.  Define AEK_NO_CLONES to build the baseline path only. */
+       Pooling is memory-bound: AVX2 mostly saves instructions.  No AVX-512 clone for the
+       row kernels: with 16-float vectors the short rows of typical CNN planes (OW =
+       7..56) would mostly run in remainder code.  The 2 x 2 / stride 2 kernel works on
+       4 output columns at a time, so AVX-512 adds no width there, only its compare and
+       select forms (AEK_CLONES_V4).  Define AEK_NO_CLONES to build the baseline path
+       only. */
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \\
         && !defined(AEK_NO_CLONES)
     #define AEK_CLONES __attribute__((target_clones("avx2", "default")))
+    #define AEK_CLONES_V4 __attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
+    #define AEK_CLONES_ON 1
     #else
     #define AEK_CLONES
+    #define AEK_CLONES_V4
     #endif
     #if defined(__GNUC__)
     #define AEK_INLINE __attribute__((always_inline))
@@ -649,6 +659,165 @@ cdef extern from * nogil:
     AEK_DEFINE_KERNELS(float, int32_t, AEK_FN_f32)
     AEK_DEFINE_KERNELS(float, int64_t, AEK_FN_f32w)    /* float planes of >= 2**31 elements */
     AEK_DEFINE_KERNELS(double, int64_t, AEK_FN_f64)
+
+    /* ===== NCHW max pooling: 2 x 2 window, stride 2, no padding, dilation 1 =====
+       (LeNet-5, the conv autoencoder.)  Written with GCC/Clang vector extensions, 4 output
+       columns (8 input columns of each row) per step: GCC unrolls a 4-iteration loop of
+       the scalar form completely and then keeps it scalar, branching on every compare,
+       and short rows (OW = 5, 7) are too short for wider blocks.  Floats travel in
+       16-byte vectors.  Doubles travel in 32-byte vectors where AVX clones exist (one
+       vector per step; the rare baseline clone then gets scalar code: GCC lowers 32-byte
+       double compares without AVX element by element), else in 16-byte ones, which
+       every target has (SSE2, NEON). */
+    #if defined(__GNUC__)
+    #define AEK_VEC22 1
+    typedef float aek_vt_f32 __attribute__((vector_size(16)));     /* values */
+    typedef int32_t aek_mt_f32 __attribute__((vector_size(16)));   /* their lane masks */
+    typedef int64_t aek_qt_f32 __attribute__((vector_size(32)));   /* their plane positions */
+    #define AEK_L_f32 4
+    #if defined(AEK_CLONES_ON)
+    #define AEK_L_f64 4
+    #else
+    #define AEK_L_f64 2
+    #endif
+    typedef double aek_vt_f64 __attribute__((vector_size(8 * AEK_L_f64)));
+    typedef int64_t aek_mt_f64 __attribute__((vector_size(8 * AEK_L_f64)));
+    typedef int64_t aek_qt_f64 __attribute__((vector_size(8 * AEK_L_f64)));
+    #if defined(__clang__)
+    #define AEK_SHUF(a, b, MT, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+    #else
+    #define AEK_SHUF(a, b, MT, ...) __builtin_shuffle(a, b, (MT){__VA_ARGS__})
+    #endif
+    /* The even and the odd elements of the 2 * L at lo, hi (window columns 0 and 1). */
+    #define AEK_EV_f32(lo, hi) AEK_SHUF(lo, hi, aek_mt_f32, 0, 2, 4, 6)
+    #define AEK_OD_f32(lo, hi) AEK_SHUF(lo, hi, aek_mt_f32, 1, 3, 5, 7)
+    #if AEK_L_f64 == 4
+    #define AEK_EV_f64(lo, hi) AEK_SHUF(lo, hi, aek_mt_f64, 0, 2, 4, 6)
+    #define AEK_OD_f64(lo, hi) AEK_SHUF(lo, hi, aek_mt_f64, 1, 3, 5, 7)
+    #define AEK_COLS_f64 ((aek_qt_f64){0, 2, 4, 6})
+    #else
+    #define AEK_EV_f64(lo, hi) AEK_SHUF(lo, hi, aek_mt_f64, 0, 2)
+    #define AEK_OD_f64(lo, hi) AEK_SHUF(lo, hi, aek_mt_f64, 1, 3)
+    #define AEK_COLS_f64 ((aek_qt_f64){0, 2})
+    #endif
+    /* Plane positions of the lanes' windows relative to the first. */
+    #define AEK_COLS_f32 ((aek_qt_f32){0, 2, 4, 6})
+    /* int64 lanes from lane masks (for floats element by element: GCC makes that one
+       vpmovsxdq, __builtin_convertvector two and an insert). */
+    #define AEK_WIDEN_f32(v) ((aek_qt_f32){(v)[0], (v)[1], (v)[2], (v)[3]})
+    #define AEK_WIDEN_f64(v) ((aek_qt_f64)(v))
+    /* The max-pool update rule per lane: take tap v unless v <= m or m is a NaN (so a
+       greater v or the first NaN wins); u = the lanes that took it. */
+    #define AEK_V22_STEP(VT, MT, v) \\
+            u = (MT)(~((v) <= m) & (m == m)); \\
+            m = (VT)(((MT)(v) & u) | ((MT)m & ~u));
+    /* L output columns from c0 on of the input row pair at r0 (SUF: f32 or f64): values
+       to yr, plane positions base + 2*ow + tap offset (0, 1, W or W + 1) to ir unless ir
+       is NULL.  The tap is tracked as two lane masks (right column, bottom row). */
+    #define AEK_V22_LANES(SUF, r0, W, yr, ir, base, c0) { \\
+            aek_vt_##SUF lo_, hi_, a, b, c, d, m; \\
+            aek_mt_##SUF u, right, bottom; \\
+            memcpy(&lo_, (r0) + 2 * (c0), sizeof(lo_)); \\
+            memcpy(&hi_, (r0) + 2 * (c0) + AEK_L_##SUF, sizeof(hi_)); \\
+            a = AEK_EV_##SUF(lo_, hi_); \\
+            b = AEK_OD_##SUF(lo_, hi_); \\
+            memcpy(&lo_, (r0) + (W) + 2 * (c0), sizeof(lo_)); \\
+            memcpy(&hi_, (r0) + (W) + 2 * (c0) + AEK_L_##SUF, sizeof(hi_)); \\
+            c = AEK_EV_##SUF(lo_, hi_); \\
+            d = AEK_OD_##SUF(lo_, hi_); \\
+            m = a; \\
+            AEK_V22_STEP(aek_vt_##SUF, aek_mt_##SUF, b) right = u; \\
+            AEK_V22_STEP(aek_vt_##SUF, aek_mt_##SUF, c) right &= ~u; bottom = u; \\
+            AEK_V22_STEP(aek_vt_##SUF, aek_mt_##SUF, d) right |= u; bottom |= u; \\
+            memcpy((yr) + (c0), &m, sizeof(m)); \\
+            if (ir) { \\
+                aek_qt_##SUF pos = AEK_COLS_##SUF + (int64_t)((base) + 2 * (c0)) \\
+                                   - AEK_WIDEN_##SUF(right) \\
+                                   + (AEK_WIDEN_##SUF(bottom) & (int64_t)(W)); \\
+                memcpy((ir) + (c0), &pos, sizeof(pos)); } }
+    /* Output columns b0..b0+3. */
+    #define AEK_V22_BLOCK(SUF, r0, W, yr, ir, base, b0) { \\
+            int h_; \\
+            for (h_ = 0; h_ < 4; h_ += AEK_L_##SUF) \\
+                AEK_V22_LANES(SUF, r0, W, yr, ir, base, (b0) + h_) }
+    #else
+    #define AEK_VEC22 0
+    #define AEK_V22_BLOCK(SUF, r0, W, yr, ir, base, b0) { }
+    #endif
+    #define AEK_DEFINE_POOL22(T, SUF, AEK_FN) \\
+    /* One window of nr rows x nc columns (1 or 2 each) at p, plane position pos. */ \\
+    static inline AEK_INLINE void AEK_FN(max22_px)(const T* AEK_R p, Py_ssize_t W, int nr, \\
+            int nc, T* AEK_R y, int64_t* AEK_R ind, int64_t pos) \\
+    { \\
+        T m = p[0]; \\
+        int64_t t = 0; \\
+        int nn = (m != m); \\
+        if (nc == 2) AEK_MAXSTEP(T, int64_t, p[1], 1) \\
+        if (nr == 2) { \\
+            AEK_MAXSTEP(T, int64_t, p[W], W) \\
+            if (nc == 2) AEK_MAXSTEP(T, int64_t, p[W + 1], W + 1) \\
+        } \\
+        *y = m; \\
+        if (ind) *ind = pos + t; \\
+    } \\
+    \\
+    /* One output row from nr input rows at r0 (plane position base); windows of columns \\
+       ow < nfull are 2 wide, the rest (ceil_mode, odd W: at most one) 1 wide.  Full \\
+       windows go 4 at a time, the last step shifted back to end at nfull (it recomputes a \\
+       few columns) so OW = 5, 7, 14 need no scalar remainder. */ \\
+    static inline AEK_INLINE void AEK_FN(max22_row)(const T* AEK_R r0, T* AEK_R yr, \\
+            int64_t* AEK_R ir, Py_ssize_t nfull, Py_ssize_t OW, Py_ssize_t W, int nr, \\
+            int64_t base) \\
+    { \\
+        Py_ssize_t b0, ow = 0; \\
+        if (AEK_VEC22 && nr == 2 && nfull >= 4) { \\
+            for (b0 = 0;; b0 += 4) { \\
+                if (b0 > nfull - 4) b0 = nfull - 4; \\
+                if (ir) AEK_V22_BLOCK(SUF, r0, W, yr, ir, base, b0) \\
+                else AEK_V22_BLOCK(SUF, r0, W, yr, (int64_t*)NULL, base, b0) \\
+                if (b0 + 4 >= nfull) break; \\
+            } \\
+            ow = nfull; \\
+        } \\
+        for (; ow < OW; ow++) \\
+            AEK_FN(max22_px)(r0 + 2 * ow, W, nr, ow < nfull ? 2 : 1, yr + ow, \\
+                             ir ? ir + ow : NULL, base + 2 * ow); \\
+    } \\
+    \\
+    /* Max pooling of `planes` consecutive NCHW planes (H, W) -> (OH, OW); ind may be \\
+       NULL.  Windows of rows oh < H/2 are 2 rows high; ceil_mode with an odd H adds a \\
+       last row of windows on input row H - 1 alone (the same for columns).  One call per \\
+       range of planes: no per-row call or table. */ \\
+    AEK_CLONES_V4 AEK_NOINLINE static void AEK_FN(maxpool22_nchw)(const T* AEK_R x, \\
+            T* AEK_R y, int64_t* AEK_R ind, Py_ssize_t planes, Py_ssize_t H, Py_ssize_t W, \\
+            Py_ssize_t OH, Py_ssize_t OW) \\
+    { \\
+        const Py_ssize_t fh = H / 2 < OH ? H / 2 : OH, fw = W / 2 < OW ? W / 2 : OW; \\
+        Py_ssize_t p, oh; \\
+        for (p = 0; p < planes; p++) { \\
+            const T* AEK_R xp = x + p * H * W; \\
+            T* AEK_R yp = y + p * OH * OW; \\
+            int64_t* AEK_R ip = ind ? ind + p * OH * OW : NULL; \\
+            for (oh = 0; oh < OH; oh++) \\
+                AEK_FN(max22_row)(xp + 2 * oh * W, yp + oh * OW, ip ? ip + oh * OW : NULL, fw, \\
+                                  OW, W, oh < fh ? 2 : 1, 2 * oh * W); \\
+        } \\
+    }
+
+    AEK_DEFINE_POOL22(float, f32, AEK_FN_f32)
+    AEK_DEFINE_POOL22(double, f64, AEK_FN_f64)
+
+    /* Whether some p[i], read as unsigned (a negative int64 is >= 2**63), is >= bound:
+       the pooling-index range check.  An OR of compares, no early exit: the loop
+       vectorises (AVX-512 has unsigned 64-bit compares; AVX2 flips the sign bits). */
+    AEK_CLONES_V4 AEK_NOINLINE static int aek_any_at_or_above(const int64_t* AEK_R p,
+            Py_ssize_t n, uint64_t bound)
+    {
+        Py_ssize_t i;
+        int bad = 0;
+        for (i = 0; i < n; i++) bad |= (uint64_t)p[i] >= bound;
+        return bad;
+    }
     """
     int aek_omp_max_threads()
     ctypedef struct aek_geom_t:
@@ -664,6 +833,11 @@ cdef extern from * nogil:
         Py_ssize_t* coldiv
     void aek_maxplane_nchw_f32(const float* xp, float* yp, int64_t* ip, const aek_geom_t* g,
                               const aek_tab_t* tb)
+    int aek_any_at_or_above(const int64_t* p, Py_ssize_t n, uint64_t bound)
+    void aek_maxpool22_nchw_f32(const float* x, float* y, int64_t* ind, Py_ssize_t planes,
+                                Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW)
+    void aek_maxpool22_nchw_f64(const double* x, double* y, int64_t* ind, Py_ssize_t planes,
+                                Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW)
     void aek_maxrow_nhwc_f32(const float* xn, float* yrow, int64_t* irow, const aek_geom_t* g,
                             const aek_tab_t* tb, Py_ssize_t oh)
     void aek_avgplane_nchw_f32(const float* xp, float* yp, const aek_geom_t* g, const aek_tab_t* tb)
@@ -830,6 +1004,35 @@ cdef inline void _to_aek(const pool2d_geom_t* g, aek_geom_t* a) noexcept nogil:
     a.dw = g.dw
 
 
+cdef inline bint _is_pool22(const pool2d_geom_t* g) noexcept nogil:
+    # 2 x 2 window, stride 2, no padding, no dilation (LeNet-5, the conv autoencoder)
+    return (g.kh == 2 and g.kw == 2 and g.sh == 2 and g.sw == 2 and g.pt == 0 and g.pl == 0
+            and g.dh == 1 and g.dw == 1)
+
+
+cdef void _max_pool22_nchw(const pool_float_t* x, pool_float_t* y, int64_t* ind,
+                           const pool2d_geom_t* g, int nthreads) noexcept nogil:
+    # Tasks are ranges of whole planes, one kernel call each; a few per thread, so a
+    # core slowed by other load is evened out.  _check_geom has run: every window
+    # starts inside the image.
+    cdef Py_ssize_t P = g.N * g.C, HW = g.H * g.W, OHW = g.OH * g.OW
+    cdef Py_ssize_t q, p0, per, ntask
+    cdef int nt = _threads(nthreads, P, P * (HW + OHW))
+    ntask = min(P, 4 * nt) if nt > 1 else 1
+    per = (P + ntask - 1) // ntask
+    ntask = (P + per - 1) // per
+    for q in prange(ntask, num_threads=nt, schedule="dynamic"):
+        p0 = q * per
+        if pool_float_t is float:
+            aek_maxpool22_nchw_f32(x + p0 * HW, y + p0 * OHW,
+                                   (ind + p0 * OHW) if ind != NULL else NULL,
+                                   min(per, P - p0), g.H, g.W, g.OH, g.OW)
+        else:
+            aek_maxpool22_nchw_f64(x + p0 * HW, y + p0 * OHW,
+                                   (ind + p0 * OHW) if ind != NULL else NULL,
+                                   min(per, P - p0), g.H, g.W, g.OH, g.OW)
+
+
 cdef int max_pool2d_forward_c(const pool_float_t* x, pool_float_t* y, int64_t* ind,
                               const pool2d_geom_t* g, bint nhwc,
                               int nthreads) noexcept nogil:
@@ -841,6 +1044,9 @@ cdef int max_pool2d_forward_c(const pool_float_t* x, pool_float_t* y, int64_t* i
     cdef int nt
     if rc != AEK_OK or g.N == 0 or g.C == 0 or OHW == 0:
         return rc
+    if not nhwc and _is_pool22(g):
+        _max_pool22_nchw(x, y, ind, g, nthreads)
+        return AEK_OK
     _to_aek(g, &a)
     rc = _tab_init(&t, g, False, 0)
     if rc != AEK_OK:
@@ -1422,6 +1628,47 @@ def max_unpool2d_forward(x, indices, y, nhwc):
 def max_unpool2d_backward(gy, indices, gx, nhwc):
     """gy (N,C,OH,OW), indices (N,C,H,W) -> gx (N,C,H,W): gx = gy.flat[indices] per plane."""
     _index_entry(gy, indices, gx, nhwc, 2, "max_unpool2d_backward", ("gy", "gx"), False)
+
+
+cdef bint _indices_below(const int64_t* p, Py_ssize_t n, uint64_t bound,
+                         int nthreads) noexcept nogil:
+    # Chunks of the flat array, a few per thread (a core slowed by other load is
+    # evened out); each returns whether it holds an index >= bound.
+    cdef Py_ssize_t q, per, nchunk
+    cdef int bad = 0
+    cdef int nt = _threads(nthreads, n, n)
+    nchunk = 4 * nt if nt > 1 else 1
+    per = (n + nchunk - 1) // nchunk
+    nchunk = (n + per - 1) // per
+    for q in prange(nchunk, num_threads=nt, schedule="dynamic"):
+        bad += aek_any_at_or_above(p + q * per, min(per, n - q * per), bound)
+    return bad == 0
+
+
+def indices_below(indices, bound):
+    """Whether every element of ``indices`` (int64, C-contiguous), read as unsigned, is
+    < ``bound`` (an int >= 0): so negative indices fail.  Threaded; the GIL is released."""
+    cdef const int64_t[::1] flat
+    cdef Py_ssize_t n
+    cdef uint64_t b
+    cdef bint ok
+    cdef int nt = _num_threads
+    if not isinstance(indices, np.ndarray):
+        raise TypeError(f"indices: expected a numpy.ndarray, got {type(indices).__name__}")
+    if indices.dtype != _I64:
+        raise TypeError(f"indices: dtype must be int64, got {indices.dtype}")
+    if not indices.flags.c_contiguous:
+        raise ValueError("indices: must be C-contiguous")
+    if isinstance(bound, bool) or not isinstance(bound, int) or not 0 <= bound < 2**64:
+        raise ValueError(f"indices_below: bound must be an int in [0, 2**64), got {bound!r}")
+    n = indices.size
+    if n == 0:
+        return True
+    flat = indices.reshape(-1)
+    b = bound
+    with nogil:
+        ok = _indices_below(&flat[0], n, b, nt)
+    return ok
 
 
 cdef int _ups_mv(const pool_float_t[:, :, :, ::1] src, pool_float_t[:, :, :, ::1] dst,
