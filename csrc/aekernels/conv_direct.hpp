@@ -5,6 +5,11 @@
 // into moving y (forward) or dY (backward-filter), so these paths read the
 // input through a small zero-padded copy of its rows and then touch y / dY
 // exactly once, in place (kernels: direct_templates.hpp).
+// NCHW forwards with one or two output channels per group (up to
+// kDirectRowsMaxTaps taps: last layers of decoders, and through a flipped
+// weight the backward-input of first layers) use the same rows buffer: a GEMM
+// tile would be mostly empty rows, and their row-block kernel reads the taps
+// from the buffer in place.
 //
 // Input rows of one work item ("rows buffer"): for channel c, input row
 // ih0 + r and column phase p < sw, the plane row
@@ -37,6 +42,9 @@ constexpr i64 kDirectMaxChannels = 7;
 constexpr i64 kDirectMaxStride = 16;
 // Rows buffer of one item: kept within L2 next to the item's slice of y / dY.
 constexpr i64 kDirectRowsBytes = i64(256) << 10;
+// Row-block forward (fwd_nchw_rows): output channels per group, and taps, at most.
+constexpr i64 kDirectRowsMaxOut = 2;
+constexpr i64 kDirectRowsMaxTaps = 1024;
 
 template <class T>
 const DirectKernels<T>* direct_kernels();
@@ -74,14 +82,29 @@ i64 direct_rows_cap(const ConvGeom& g) {
 // The direct kernels for this conv, or null when it belongs to the slab/GEMM
 // path: too many taps, a huge stride, a rows buffer that would not fit even
 // for one output row (huge dilation), or no kernels in the ISA table.
+inline bool direct_one_row_fits(const ConvGeom& g) {
+    return g.sw <= kDirectMaxStride &&
+           static_cast<double>(g.Cg()) * double(direct_input_rows(g, 1)) * double(g.sw) *
+                   double(direct_row_pitch(g)) <= double(i64(1) << 24);
+}
+
 template <class T>
 const DirectKernels<T>* direct_kernels_for(const ConvGeom& g) {
-    if (g.taps() > kDirectMaxTaps || g.Cg() > kDirectMaxChannels || g.sw > kDirectMaxStride)
-        return nullptr;
-    if (static_cast<double>(g.Cg()) * double(direct_input_rows(g, 1)) * double(g.sw) *
-            double(direct_row_pitch(g)) > double(i64(1) << 24))
+    if (g.taps() > kDirectMaxTaps || g.Cg() > kDirectMaxChannels || !direct_one_row_fits(g))
         return nullptr;
     return direct_kernels<T>();
+}
+
+// The forward also takes NCHW convs with few output channels (fwd_nchw_rows).
+inline bool direct_rows_forward(const ConvGeom& g) {
+    return !g.nhwc && g.Kg() <= kDirectRowsMaxOut;
+}
+
+template <class T>
+const DirectKernels<T>* direct_forward_kernels_for(const ConvGeom& g) {
+    if (direct_rows_forward(g) && g.taps() <= kDirectRowsMaxTaps && direct_one_row_fits(g))
+        return direct_kernels<T>();
+    return direct_kernels_for<T>(g);
 }
 
 // Fill the rows buffer of image n, group gi, input rows [ih0, ih0 + RB).
@@ -225,6 +248,12 @@ void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T*
                         y + (n * g.OH + oh0) * g.OW * g.K + gi * Kg, g.OW * g.K, g.K);
             return;
         }
+        if (direct_rows_forward(g)) {
+            dk.fwd_nchw_rows(Kg, nr, g.OW, taps, sc.tap.data(), xrow, w + gi * Kg * taps, taps,
+                             bias ? bias + gi * Kg : nullptr,
+                             y + ((n * g.K + gi * Kg) * g.OH + oh0) * g.OW, g.OW, P);
+            return;
+        }
         const i64 crows = direct_plane_rows<T>(g, nr, i64(32) << 10);
         T* planes = sc.planes.get(static_cast<std::size_t>(taps * direct_plane_pitch(crows, g.OW)));
         sc.plane_ptr.resize(static_cast<std::size_t>(taps));
@@ -240,6 +269,42 @@ void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T*
                         bias ? bias + gi * Kg : nullptr, yc, 0, P);
         }
     });
+}
+
+// Stride-1 NCHW backward-input with one or two input channels per group is
+// the forward conv of dY (K channels) into dX (C channels) with the weight
+// flipped spatially and its channel axes swapped:
+//   dX[c, h, x] = sum_{k,i,j} w[k, c, kh-1-i, kw-1-j] * dY[k, h + i*dh - pt', x + j*dw - pl']
+// with pt' = dh*(kh-1) - pt, pl' likewise (the bottom / right padding follow
+// from the sizes).  bias (C, may be null) is added to dX.  Returns false, having
+// done nothing, when that forward does not go to fwd_nchw_rows.
+template <class T>
+bool direct_conv_backward_input(const ConvGeom& g, const T* gy, const T* w, const T* bias,
+                                T* gx) {
+    if (g.nhwc || g.sh != 1 || g.sw != 1 || g.Cg() > kDirectRowsMaxOut) return false;
+    ConvGeom f = g;
+    f.C = g.K;
+    f.H = g.OH;
+    f.W = g.OW;
+    f.K = g.C;
+    f.OH = g.H;
+    f.OW = g.W;
+    f.pt = g.dh * (g.kh - 1) - g.pt;
+    f.pl = g.dw * (g.kw - 1) - g.pl;
+    if (f.pt < 0 || f.pl < 0) return false;  // padding past the kernel's reach
+    const DirectKernels<T>* dk = direct_forward_kernels_for<T>(f);
+    if (!dk || !direct_rows_forward(f)) return false;
+    const i64 Cg = g.Cg(), Kg = g.Kg(), kh = g.kh, kw = g.kw;
+    std::vector<T> wf(static_cast<std::size_t>(g.C * Kg * kh * kw));  // (C, K/groups, kh, kw)
+    for (i64 gi = 0; gi < g.groups; ++gi)
+        for (i64 c = 0; c < Cg; ++c)
+            for (i64 k = 0; k < Kg; ++k)
+                for (i64 i = 0; i < kh; ++i)
+                    for (i64 j = 0; j < kw; ++j)
+                        wf[(((gi * Cg + c) * Kg + k) * kh + i) * kw + j] =
+                            w[(((gi * Kg + k) * Cg + c) * kh + kh - 1 - i) * kw + kw - 1 - j];
+    direct_conv_forward(*dk, f, gy, wf.data(), bias, gx);
+    return true;
 }
 
 // Work items of backward-filter: whole images, or row tiles of them when the

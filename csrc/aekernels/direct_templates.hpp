@@ -156,6 +156,80 @@ void fwd_nchw(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
     });
 }
 
+// ------------------------------------------------- forward, NCHW, few outputs
+// y[m*ldyk + a*ldyr + q] = bias[m] + sum_t w[m*ldw + t] * tap[t][xo + a*xrow + q]
+// for m < MR, a < RT rows, q < (NV-1)*W + last.  With one or two output
+// channels the weight broadcasts cannot be shared across channels, so the tile
+// stacks output rows instead: RT*NV independent accumulators per channel hide
+// the FMA latency, and every tap is read straight from the rows buffer (a tap
+// plane copy would cost more than the one or two FMAs it feeds).
+template <class V, int MR, int RT, int NV>
+inline void fwd_rows_tile(i64 ntaps, const typename V::T* const* tap, i64 xo, i64 xrow,
+                          const typename V::T* w, i64 ldw, const typename V::T* bias,
+                          typename V::T* y, i64 ldyr, i64 ldyk, int last) {
+    using T = typename V::T;
+    using R = typename V::R;
+    constexpr int W = V::W;
+    R acc[MR][RT][NV];
+    for (int m = 0; m < MR; ++m)
+        for (int a = 0; a < RT; ++a)
+            for (int v = 0; v < NV; ++v) acc[m][a][v] = V::zero();
+    for (i64 t = 0; t < ntaps; ++t) {
+        const T* s = tap[t] + xo;
+        R wm[MR];
+        for (int m = 0; m < MR; ++m) wm[m] = V::bcast(w + m * ldw + t);
+        for (int a = 0; a < RT; ++a)
+            for (int v = 0; v < NV; ++v) {
+                const R b = V::load(s + a * xrow + v * W);
+                for (int m = 0; m < MR; ++m) acc[m][a][v] = V::fma(wm[m], b, acc[m][a][v]);
+            }
+    }
+    for (int m = 0; m < MR; ++m)
+        for (int a = 0; a < RT; ++a) {
+            T* d = y + m * ldyk + a * ldyr;
+            if (bias) {
+                const R bm = V::bcast(bias + m);
+                for (int v = 0; v < NV; ++v) acc[m][a][v] = V::add(acc[m][a][v], bm);
+            }
+            for (int v = 0; v + 1 < NV; ++v) V::store(d + v * W, acc[m][a][v]);
+            if (last == W)
+                V::store(d + (NV - 1) * W, acc[m][a][NV - 1]);
+            else
+                V::store_part(d + (NV - 1) * W, acc[m][a][NV - 1], last);
+        }
+}
+
+// K = 1 or 2 output channels of `rows` output rows (fwd_nchw's arguments):
+// column blocks of at most NVMAX vectors, each swept in blocks of output rows
+// that fill ACC accumulators (at most RTMAX rows, so that the row pointers
+// stay in registers too).
+template <class V, int ACC, int NVMAX, int RTMAX>
+void fwd_nchw_rows(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* tap, i64 xrow,
+                   const typename V::T* w, i64 ldw, const typename V::T* bias, typename V::T* y,
+                   i64 ldyr, i64 ldyk) {
+    constexpr int W = V::W;
+    const i64 nvec = (ow + W - 1) / W;
+    even_blocks(nvec, NVMAX, [&](i64 v0, i64 nv) {
+        const i64 q0 = v0 * W;
+        const int last = lanes_in_last<V>(ow - q0, nv);
+        with_int<NVMAX>(nv, [&](auto nvc) {
+            constexpr int NV = decltype(nvc)::value;
+            with_int<2>(K, [&](auto mr) {
+                constexpr int MR = decltype(mr)::value;
+                constexpr int RA = ACC / (MR * NV);
+                constexpr int RT = RA < 1 ? 1 : RA > RTMAX ? RTMAX : RA;
+                even_blocks(rows, RT, [&](i64 a0, i64 na) {
+                    with_int<RT>(na, [&](auto rt) {
+                        fwd_rows_tile<V, MR, decltype(rt)::value, NV>(
+                            ntaps, tap, a0 * xrow + q0, xrow, w, ldw, bias,
+                            y + a0 * ldyr + q0, ldyr, ldyk, last);
+                    });
+                });
+            });
+        });
+    });
+}
+
 // ---------------------------------------------------------------- forward, NHWC
 // y[p*ldyp + k] = bias[k] + sum_t tap[t][xo + p] * w[t*ldw + k]
 // for p < MP pixels, k < (NV-1)*W + last: vectorised along the (contiguous)

@@ -3,9 +3,11 @@
 // <cstdint> and plain declarations, so no standard-library template compiled
 // with AVX flags can be ODR-merged into the generic path.
 //
-// All four take the input as tap pointers over padded rows (conv_direct.hpp):
+// All five take the input as tap pointers over padded rows (conv_direct.hpp):
 // tap[t][r*xrow + q] is the input under tap t of output row r, column q.
 //   fwd_nchw: y[k*ldy2 + r*ldyr + q] = bias[k] + sum_t w[k*ldw + t] * tap[t][r*xrow + q]
+//   fwd_nchw_rows: as fwd_nchw, K = 1 or 2 (tiles of output rows, for convs
+//             with many taps and few output channels)
 //   fwd_nhwc: y[r*ldyr + q*ldy2 + k] = bias[k] + sum_t tap[t][r*xrow + q] * w[t*ldw + k]
 //             (w rows and bias zero padded to a multiple of 16 entries)
 //   bwf_nchw: acc[k*ldacc + t*lanes + l] += sum_{r, q % lanes == l} gy[k*ldg2 + r*ldgr + q] * tap[t][r*xrow + q]
@@ -30,7 +32,7 @@ struct DirectKernels {
                             std::int64_t ldacc);
     const char* name;
     std::int64_t lanes;  // vector width of bwf_nchw's accumulators
-    fwd_fn fwd_nchw, fwd_nhwc;
+    fwd_fn fwd_nchw, fwd_nchw_rows, fwd_nhwc;
     bwf_fn bwf_nchw, bwf_nhwc;
 };
 
@@ -43,9 +45,10 @@ struct DirectKernels {
               const T* const* tap, std::int64_t xrow, const T* gy, std::int64_t ldgr,        \
               std::int64_t ldg2, T* acc, std::int64_t ldacc)
 
-// The four kernels of one ISA and dtype, e.g. direct_f32_avx2_fwd_nchw.
+// The five kernels of one ISA and dtype, e.g. direct_f32_avx2_fwd_nchw.
 #define AEK_DECLARE_DIRECT_SET(isa, tname, T)            \
     AEK_DECLARE_DIRECT_FWD(direct_##tname##_##isa##_fwd_nchw, T); \
+    AEK_DECLARE_DIRECT_FWD(direct_##tname##_##isa##_fwd_nchw_rows, T); \
     AEK_DECLARE_DIRECT_FWD(direct_##tname##_##isa##_fwd_nhwc, T); \
     AEK_DECLARE_DIRECT_BWF(direct_##tname##_##isa##_bwf_nchw, T); \
     AEK_DECLARE_DIRECT_BWF(direct_##tname##_##isa##_bwf_nhwc, T)
