@@ -17,10 +17,11 @@ void fwd_nchw_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* tap, i
     direct::fwd_nchw<Lanes4<T>, 3, 2>(K, rows, ow, ntaps, tap, xrow, w, ldw, bias, y, ldyr, ldy2);
 }
 template <class T>
-void fwd_nchw_rows_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* tap, i64 xrow,
-                           const T* w, i64 ldw, const T* bias, T* y, i64 ldyr, i64 ldy2) {
-    direct::fwd_nchw_rows<Lanes4<T>, 8, 2, 8>(K, rows, ow, ntaps, tap, xrow, w, ldw, bias, y,
-                                              ldyr, ldy2);
+void fwd_nchw_rows_generic(i64 K, i64 rows, i64 ow, i64 nc, i64 kh, i64 kw, const T* const* tap,
+                           i64 xrow, const T* w, i64 ldw, const T* bias, T* y, i64 ldyr,
+                           i64 ldyk) {
+    direct::fwd_nchw_rows<Lanes4<T>, 15, 2, 3>(K, rows, ow, nc, kh, kw, tap, xrow, w, ldw, bias,
+                                               y, ldyr, ldyk);
 }
 template <class T>
 void fwd_nhwc_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* tap, i64 xrow,

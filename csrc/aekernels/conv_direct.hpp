@@ -21,6 +21,7 @@
 // into those pointers.
 #pragma once
 
+#include <array>
 #include <cstring>
 #include <memory>
 #include <type_traits>
@@ -107,29 +108,37 @@ const DirectKernels<T>* direct_forward_kernels_for(const ConvGeom& g) {
     return direct_kernels_for<T>(g);
 }
 
-// Fill the rows buffer of image n, group gi, input rows [ih0, ih0 + RB).
+// Fill the rows buffer of image n, group gi, input rows [ih0, ih0 + RB); with
+// zeros_in_place, only the parts copied from x (the zeros are already there).
 template <class T>
-void build_direct_rows(const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0, i64 RB, T* buf) {
+void build_direct_rows(const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0, i64 RB, T* buf,
+                       bool zeros_in_place = false) {
     const i64 Cg = g.Cg(), sw = g.sw, Vs = direct_row_pitch(g);
     // element strides of x: channel, row, column
     const i64 cs = g.nhwc ? 1 : g.H * g.W, hs = g.nhwc ? g.W * g.C : g.W, ws = g.nhwc ? g.C : 1;
     const T* img = g.nhwc ? x + n * g.H * g.W * g.C + gi * Cg : x + (n * g.C + gi * Cg) * g.H * g.W;
+    // columns v of phase p with 0 <= v*sw + p - pl < W: [col_lo[p], col_hi[p]) (the
+    // same for every row; divisions are not cheap next to these short copies)
+    i64 col_lo[kDirectMaxStride], col_hi[kDirectMaxStride];
+    for (i64 p = 0; p < sw; ++p) {
+        col_lo[p] = std::min(Vs, g.pl - p <= 0 ? i64(0) : ceil_div(g.pl - p, sw));
+        col_hi[p] = std::max(col_lo[p], std::min(Vs, floor_div(g.W - 1 + g.pl - p, sw) + 1));
+    }
     for (i64 c = 0; c < Cg; ++c)
         for (i64 r = 0; r < RB; ++r) {
             const i64 ih = ih0 + r;
             for (i64 p = 0; p < sw; ++p) {
                 T* d = buf + ((c * RB + r) * sw + p) * Vs;
                 if (!in_range(ih, g.H)) {
-                    zero_short(d, Vs);
+                    if (!zeros_in_place) zero_short(d, Vs);
                     continue;
                 }
-                // columns v with 0 <= v*sw + p - pl < W
-                const i64 lo = std::min(Vs, g.pl - p <= 0 ? i64(0) : ceil_div(g.pl - p, sw));
-                const i64 hi = std::max(lo, std::min(Vs, floor_div(g.W - 1 + g.pl - p, sw) + 1));
-                zero_short(d, lo);
-                zero_short(d + hi, Vs - hi);
+                const i64 lo = col_lo[p], hi = col_hi[p], step = sw * ws;
+                if (!zeros_in_place) {
+                    zero_short(d, lo);
+                    zero_short(d + hi, Vs - hi);
+                }
                 const T* s = img + c * cs + ih * hs + (lo * sw + p - g.pl) * ws;
-                const i64 step = sw * ws;
                 if (step == 1)
                     copy_short(s, hi - lo, d + lo);
                 else if (step == 2)  // stride-2 NCHW: a constant stride the compiler vectorises
@@ -184,12 +193,36 @@ template <class T>
 struct DirectScratch {
     AlignedBuffer<T> rows, planes;
     std::vector<const T*> tap, plane_ptr;
+    // Where `rows` holds the zeros of its last fill: a key of everything they
+    // depend on (rows_elems: the most ever asked of `rows`, so that a key is
+    // dropped whenever the buffer may have moved).
+    std::array<i64, 8> zeros_key{};
+    i64 rows_elems = 0;
 };
 
 template <class T>
 DirectScratch<T>& direct_scratch() {
     static thread_local DirectScratch<T> s;
     return s;
+}
+
+// The rows buffer of an item (elems elements, RB input rows from ih0).  Its
+// zeros (padding columns, rows outside x) depend only on the geometry and ih0,
+// which consecutive items of a thread mostly share (whole images): then only
+// the columns copied from x are written.  With few output channels per input
+// element, writing the zeros again would cost about as much as the FMAs.
+template <class T>
+T* direct_rows_buffer(DirectScratch<T>& sc, const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0,
+                      i64 RB, i64 elems) {
+    if (elems > sc.rows_elems) {
+        sc.rows_elems = elems;
+        sc.zeros_key = {};
+    }
+    T* buf = sc.rows.get(static_cast<std::size_t>(elems));
+    const std::array<i64, 8> key = {g.Cg(), RB, g.sw, direct_row_pitch(g), ih0, g.H, g.W, g.pl};
+    build_direct_rows(g, x, n, gi, ih0, RB, buf, key == sc.zeros_key);
+    sc.zeros_key = key;
+    return buf;
 }
 
 // Output rows per NCHW kernel call: their tap planes stay within `bytes`
@@ -234,13 +267,18 @@ void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T*
                 for (i64 k = 0; k < Kg; ++k) br[gi * Kp + k] = bias[gi * Kg + k];
         }
     }
+    // The row-block kernel reads whole tiles of rows (the rows past the end are
+    // dropped) and slides along the kernel rows when they are one input row apart.
+    const bool rows_kernel = direct_rows_forward(g);
+    const bool slide = g.sh == 1 && g.dh == 1;
     parallel_items(g.N * G * ntile, nt, std::is_same<T, float>::value, [&](i64 it) {
         const i64 tix = it % ntile, gi = (it / ntile) % G, n = it / (ntile * G);
         const i64 oh0 = tix * rows, nr = std::min(rows, g.OH - oh0);
-        const i64 RB = direct_input_rows(g, nr);
+        const i64 brows = rows_kernel ? ceil_div(nr, kDirectRowsTile) * kDirectRowsTile : nr;
+        const i64 RB = direct_input_rows(g, brows);
         DirectScratch<T>& sc = direct_scratch<T>();
-        T* buf = sc.rows.get(static_cast<std::size_t>(direct_rows_elems(g, nr)));
-        build_direct_rows(g, x, n, gi, oh0 * g.sh - g.pt, RB, buf);
+        T* buf = direct_rows_buffer(sc, g, x, n, gi, oh0 * g.sh - g.pt, RB,
+                                    direct_rows_elems(g, brows));
         direct_taps(g, static_cast<const T*>(buf), RB, sc.tap);
         if (g.nhwc) {
             dk.fwd_nhwc(Kg, nr, g.OW, taps, sc.tap.data(), xrow, wr.data() + gi * taps * Kp, Kp,
@@ -248,8 +286,9 @@ void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T*
                         y + (n * g.OH + oh0) * g.OW * g.K + gi * Kg, g.OW * g.K, g.K);
             return;
         }
-        if (direct_rows_forward(g)) {
-            dk.fwd_nchw_rows(Kg, nr, g.OW, taps, sc.tap.data(), xrow, w + gi * Kg * taps, taps,
+        if (rows_kernel) {
+            dk.fwd_nchw_rows(Kg, nr, g.OW, Cg, slide ? g.kh : 1, slide ? g.kw : g.kh * g.kw,
+                             sc.tap.data(), xrow, w + gi * Kg * taps, taps,
                              bias ? bias + gi * Kg : nullptr,
                              y + ((n * g.K + gi * Kg) * g.OH + oh0) * g.OW, g.OW, P);
             return;
