@@ -112,7 +112,7 @@ const DirectKernels<T>* direct_forward_kernels_for(const ConvGeom& g) {
 // zeros_in_place, only the parts copied from x (the zeros are already there).
 template <class T>
 void build_direct_rows(const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0, i64 RB, T* buf,
-                       bool zeros_in_place = false) {
+                       bool zeros_in_place) {
     const i64 Cg = g.Cg(), sw = g.sw, Vs = direct_row_pitch(g);
     // element strides of x: channel, row, column
     const i64 cs = g.nhwc ? 1 : g.H * g.W, hs = g.nhwc ? g.W * g.C : g.W, ws = g.nhwc ? g.C : 1;
@@ -206,11 +206,12 @@ DirectScratch<T>& direct_scratch() {
     return s;
 }
 
-// The rows buffer of an item (elems elements, RB input rows from ih0).  Its
-// zeros (padding columns, rows outside x) depend only on the geometry and ih0,
-// which consecutive items of a thread mostly share (whole images): then only
-// the columns copied from x are written.  With few output channels per input
-// element, writing the zeros again would cost about as much as the FMAs.
+// The rows buffer of an item (elems elements, RB input rows from ih0).  Every
+// fill of DirectScratch::rows goes through here, so its key stays current.
+// The zeros (padding columns, rows outside x) depend only on the geometry and
+// ih0, which consecutive items of a thread mostly share (whole images): then
+// only the columns copied from x are written.  With few output channels per
+// input element, writing the zeros again costs about as much as the FMAs.
 template <class T>
 T* direct_rows_buffer(DirectScratch<T>& sc, const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0,
                       i64 RB, i64 elems) {
@@ -394,15 +395,15 @@ void direct_conv_backward_filter(const DirectKernels<T>& dk, const ConvGeom& g, 
         for (i64 it = ch * items / nchunks; it < it1; ++it) {
             const i64 n = it / cpi, oh0 = (it % cpi) * rows, nr = std::min(rows, g.OH - oh0);
             const i64 RB = direct_input_rows(g, nr);
-            T* buf = sc.rows.get(static_cast<std::size_t>(direct_rows_elems(g, nr)));
+            const i64 elems = direct_rows_elems(g, nr);
             const i64 crows = g.nhwc ? nhwc_rows : direct_plane_rows<T>(g, nr, i64(64) << 10);
             T* planes = g.nhwc ? nullptr
                                : sc.planes.get(static_cast<std::size_t>(
                                      taps * direct_plane_pitch(crows, g.OW)));
             sc.plane_ptr.resize(static_cast<std::size_t>(taps));
             for (i64 gi = 0; gi < G; ++gi) {
-                build_direct_rows(g, x, n, gi, oh0 * g.sh - g.pt, RB, buf);
-                direct_taps(g, static_cast<const T*>(buf), RB, sc.tap);
+                const T* buf = direct_rows_buffer(sc, g, x, n, gi, oh0 * g.sh - g.pt, RB, elems);
+                direct_taps(g, buf, RB, sc.tap);
                 T* ag = acc + gi * per_group;
                 for (i64 r0 = 0; r0 < nr; r0 += crows) {
                     const i64 cr = std::min(crows, nr - r0);
