@@ -10,6 +10,10 @@
 namespace aek {
 namespace {
 
+// conv_direct.hpp sizes the rows buffer for whole tiles of kDirectRowsTile rows.
+static_assert(direct::rows_tile_max(1 << 10, 1, 1, 1) == kDirectRowsTile,
+              "fwd_nchw_rows tiles must divide kDirectRowsTile");
+
 // Register plans for 16 SSE registers (one Lanes4<float> each).
 template <class T>
 void fwd_nchw_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* tap, i64 xrow,

@@ -80,15 +80,16 @@ i64 direct_rows_cap(const ConvGeom& g) {
     return base >= budget ? 1 : 1 + (budget - base) / per_row;
 }
 
-// The direct kernels for this conv, or null when it belongs to the slab/GEMM
-// path: too many taps, a huge stride, a rows buffer that would not fit even
-// for one output row (huge dilation), or no kernels in the ISA table.
+// Not a huge stride, and a rows buffer that fits for one output row (no huge dilation).
 inline bool direct_one_row_fits(const ConvGeom& g) {
     return g.sw <= kDirectMaxStride &&
            static_cast<double>(g.Cg()) * double(direct_input_rows(g, 1)) * double(g.sw) *
                    double(direct_row_pitch(g)) <= double(i64(1) << 24);
 }
 
+// The direct kernels for this conv, or null when it belongs to the slab/GEMM
+// path: too many taps, a huge stride, a rows buffer that would not fit even
+// for one output row (huge dilation), or no kernels in the ISA table.
 template <class T>
 const DirectKernels<T>* direct_kernels_for(const ConvGeom& g) {
     if (g.taps() > kDirectMaxTaps || g.Cg() > kDirectMaxChannels || !direct_one_row_fits(g))
