@@ -125,6 +125,18 @@ void build_direct_rows(const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0, i6
         col_lo[p] = std::min(Vs, g.pl - p <= 0 ? i64(0) : ceil_div(g.pl - p, sw));
         col_hi[p] = std::max(col_lo[p], std::min(Vs, floor_div(g.W - 1 + g.pl - p, sw) + 1));
     }
+    if (zeros_in_place && sw == 1 && ws == 1) {
+        // Repeated NCHW items: one contiguous copy per row in range, nothing else.
+        const i64 r0 = std::min(RB, std::max<i64>(0, -ih0));
+        const i64 r1 = std::max(r0, std::min(RB, g.H - ih0));
+        const i64 lo = col_lo[0], len = col_hi[0] - col_lo[0];
+        for (i64 c = 0; c < Cg && r0 < r1; ++c) {
+            const T* s = img + c * cs + (ih0 + r0) * hs + lo - g.pl;
+            T* d = buf + (c * RB + r0) * Vs + lo;
+            for (i64 r = r0; r < r1; ++r, s += hs, d += Vs) copy_short(s, len, d);
+        }
+        return;
+    }
     for (i64 c = 0; c < Cg; ++c)
         for (i64 r = 0; r < RB; ++r) {
             const i64 ih = ih0 + r;
