@@ -184,3 +184,27 @@ def test_repeated_calls_of_other_geometries_keep_the_zeros(native, dtype):
         yb = aekernels.conv2d(xb.astype(dtype), wb.astype(dtype), bb.astype(dtype), **_args(b))
         H.assert_close(ya, ra, dtype, bound=bda, K=_taps(wa) + 1)
         H.assert_close(yb, rb, dtype, bound=bdb, K=_taps(wb) + 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [
+    pytest.param((6, 5, 13, 21, 1, (3, 3), 1, 1, 1, 1), id="pad1"),
+    pytest.param((5, 3, 9, 40, 2, (5, 3), 1, ((3, 0), (2, 1)), 1, 1), id="asym_pad"),
+    pytest.param((5, 2, 7, 18, 1, (2, 4), 2, 1, 1, 1), id="stride2"),
+])
+def test_whole_images_on_one_thread(native, shape, dtype):
+    """One thread, enough images for whole-image items: every image after the first finds
+    its zeros in place and only copies its rows (and backward-filter, which fills the same
+    buffer once per group, must still see its own zeros afterwards)."""
+    x, wt, b, ref, bound = _forward_case(shape)
+    aekernels.set_num_threads(1)
+    y = aekernels.conv2d(x.astype(dtype), wt.astype(dtype), b.astype(dtype), **_args(shape))
+    H.assert_close(y, ref, dtype, bound=bound, K=_taps(wt) + 1)
+    gy = H.randn(ref.shape, 35)
+    gw = aekernels.conv2d_backward_filter(x.astype(dtype), gy.astype(dtype), wt.shape,
+                                          **_args(shape))
+    gw_ref = R.conv2d_backward_filter(x, gy, wt.shape, **_args(shape))
+    gw_bound = R.conv2d_backward_filter(np.abs(x), np.abs(gy), wt.shape, **_args(shape))
+    H.assert_close(gw, gw_ref, dtype, bound=gw_bound, K=int(np.prod(ref.shape[2:])) * x.shape[0])
+    y2 = aekernels.conv2d(x.astype(dtype), wt.astype(dtype), b.astype(dtype), **_args(shape))
+    np.testing.assert_array_equal(y2, y)
