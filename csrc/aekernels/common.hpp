@@ -48,11 +48,18 @@ inline bool in_range(i64 v, i64 n) {
 #else
 #define AEK_INLINE_LOOPS
 #endif
+// ... and the row copies themselves inline into their loops (GCC otherwise
+// keeps them out of line, a call per row of a few tens of elements).
+#if defined(__GNUC__) || defined(__clang__)
+#define AEK_ROW_COPY AEK_INLINE_LOOPS __attribute__((always_inline)) inline
+#else
+#define AEK_ROW_COPY inline
+#endif
 
 // The tail is one more move overlapping the previous one rather than a scalar
 // loop (rows of a few tens of elements would spend most of their time there).
 template <class T>
-AEK_INLINE_LOOPS inline void copy_short(const T* __restrict s, i64 n, T* __restrict d) {
+AEK_ROW_COPY void copy_short(const T* __restrict s, i64 n, T* __restrict d) {
     constexpr i64 L = 64 / sizeof(T), Q = 16 / sizeof(T);  // fixed-size memcpy: vector moves
     if (n >= L) {
         for (i64 i = 0; i + L < n; i += L) std::memcpy(d + i, s + i, 64);
@@ -66,7 +73,7 @@ AEK_INLINE_LOOPS inline void copy_short(const T* __restrict s, i64 n, T* __restr
 }
 
 template <class T>
-AEK_INLINE_LOOPS inline void zero_short(T* d, i64 n) {
+AEK_ROW_COPY void zero_short(T* d, i64 n) {
     constexpr i64 L = 64 / sizeof(T), Q = 16 / sizeof(T);
     static const T z[L] = {};
     if (n >= L) {
