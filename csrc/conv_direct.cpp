@@ -10,11 +10,22 @@
 namespace aek {
 namespace {
 
+// conv_direct.hpp sizes the rows buffer for whole tiles of kDirectRowsTile rows.
+static_assert(direct::rows_tile_max(1 << 10, 1, 1, 1) == kDirectRowsTile,
+              "fwd_nchw_rows tiles must divide kDirectRowsTile");
+
 // Register plans for 16 SSE registers (one Lanes4<float> each).
 template <class T>
 void fwd_nchw_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* tap, i64 xrow,
                       const T* w, i64 ldw, const T* bias, T* y, i64 ldyr, i64 ldy2) {
     direct::fwd_nchw<Lanes4<T>, 3, 2>(K, rows, ow, ntaps, tap, xrow, w, ldw, bias, y, ldyr, ldy2);
+}
+template <class T>
+void fwd_nchw_rows_generic(i64 K, i64 rows, i64 ow, i64 nc, i64 kh, i64 kw, const T* const* tap,
+                           i64 xrow, const T* w, i64 ldw, const T* bias, T* y, i64 ldyr,
+                           i64 ldyk) {
+    direct::fwd_nchw_rows<Lanes4<T>, 15, 2, 3>(K, rows, ow, nc, kh, kw, tap, xrow, w, ldw, bias,
+                                               y, ldyr, ldyk);
 }
 template <class T>
 void fwd_nhwc_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* tap, i64 xrow,
@@ -34,7 +45,7 @@ void bwf_nhwc_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* tap, i
 
 template <class T>
 DirectKernels<T> generic_set(const char* name) {
-    return {name, 4, fwd_nchw_generic<T>, fwd_nhwc_generic<T>, bwf_nchw_generic<T>,
+    return {name, 4, fwd_nchw_generic<T>, fwd_nchw_rows_generic<T>, fwd_nhwc_generic<T>, bwf_nchw_generic<T>,
             bwf_nhwc_generic<T>};
 }
 
@@ -43,6 +54,7 @@ const DirectKernels<double> kGenericF64 = generic_set<double>("direct_f64_generi
 #ifdef AEK_HAVE_X86_ISA
 #define AEK_DIRECT_SET(isa, tname, lanes)                                                   \
     {"direct_" #tname "_" #isa, lanes, isa::direct_##tname##_##isa##_fwd_nchw,              \
+     isa::direct_##tname##_##isa##_fwd_nchw_rows,                                           \
      isa::direct_##tname##_##isa##_fwd_nhwc, isa::direct_##tname##_##isa##_bwf_nchw,        \
      isa::direct_##tname##_##isa##_bwf_nhwc}
 const DirectKernels<float> kAvx2F32 = AEK_DIRECT_SET(avx2, f32, 8);

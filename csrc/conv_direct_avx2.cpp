@@ -16,6 +16,8 @@ namespace aek::avx2 {
 
 // Register plans (16 ymm):
 //   fwd_nchw 3 channels x 3 vectors: 9 accumulators + 3 input vectors + 1 broadcast
+//   fwd_nchw_rows rows x 1-2 vectors x 1-2 channels of accumulators + the input
+//            vectors + kh weights per channel, within 15 registers
 //   fwd_nhwc 6 pixels x 2 vectors:   12 accumulators + 2 weight vectors + 1 broadcast
 //   bwf_nchw 3 channels x 3 taps:    9 accumulators + 3 dY vectors + 1 input vector
 //   bwf_nhwc 10 accumulators (5 taps x 2 vectors) + 2 x 2 dY vectors + 2 broadcasts
@@ -23,6 +25,10 @@ namespace aek::avx2 {
     AEK_DECLARE_DIRECT_FWD(direct_##tname##_avx2_fwd_nchw, V::T) {                          \
         direct::fwd_nchw<V, 3, 3>(K, rows, ow, ntaps, tap, xrow, w, ldw, bias, y, ldyr, ldy2); \
     }                                                                                       \
+    AEK_DECLARE_DIRECT_ROWS(direct_##tname##_avx2_fwd_nchw_rows, V::T) {                \
+        direct::fwd_nchw_rows<V, 15, 2, 5>(K, rows, ow, nc, kh, kw, tap, xrow, w, ldw, bias, y,\
+                                           ldyr, ldyk);                                 \
+    }                                                                                   \
     AEK_DECLARE_DIRECT_FWD(direct_##tname##_avx2_fwd_nhwc, V::T) {                          \
         direct::fwd_nhwc<V, 6, 2>(K, rows, ow, ntaps, tap, xrow, w, ldw, bias, y, ldyr, ldy2); \
     }                                                                                       \

@@ -16,6 +16,8 @@ namespace aek::avx512 {
 
 // Register plans (32 zmm):
 //   fwd_nchw 6 channels x 4 vectors: 24 accumulators + 4 input vectors + 1 broadcast
+//   fwd_nchw_rows rows x 1-4 vectors x 1-2 channels of accumulators + the input
+//            vectors + kh weights per channel, within 31 registers
 //   fwd_nhwc 12 pixels x 2 vectors:  24 accumulators + 2 weight vectors + 1 broadcast
 //   bwf_nchw 4 channels x 6 taps:    24 accumulators + 4 dY vectors + 1 input vector
 //            (6 x 4 when K <= 6)
@@ -24,6 +26,10 @@ namespace aek::avx512 {
     AEK_DECLARE_DIRECT_FWD(direct_##tname##_avx512_fwd_nchw, V::T) {                        \
         direct::fwd_nchw<V, 6, 4>(K, rows, ow, ntaps, tap, xrow, w, ldw, bias, y, ldyr, ldy2); \
     }                                                                                       \
+    AEK_DECLARE_DIRECT_ROWS(direct_##tname##_avx512_fwd_nchw_rows, V::T) {              \
+        direct::fwd_nchw_rows<V, 31, 4, 5>(K, rows, ow, nc, kh, kw, tap, xrow, w, ldw, bias, y,\
+                                           ldyr, ldyk);                                 \
+    }                                                                                   \
     AEK_DECLARE_DIRECT_FWD(direct_##tname##_avx512_fwd_nhwc, V::T) {                        \
         direct::fwd_nhwc<V, 12, 2>(K, rows, ow, ntaps, tap, xrow, w, ldw, bias, y, ldyr, ldy2); \
     }                                                                                       \

@@ -48,22 +48,43 @@ inline bool in_range(i64 v, i64 n) {
 #else
 #define AEK_INLINE_LOOPS
 #endif
+// ... and the row copies themselves inline into their loops (GCC otherwise
+// keeps them out of line, a call per row of a few tens of elements).
+#if defined(__GNUC__) || defined(__clang__)
+#define AEK_ROW_COPY AEK_INLINE_LOOPS __attribute__((always_inline)) inline
+#else
+#define AEK_ROW_COPY inline
+#endif
 
+// The tail is one more move overlapping the previous one rather than a scalar
+// loop (rows of a few tens of elements would spend most of their time there).
 template <class T>
-AEK_INLINE_LOOPS inline void copy_short(const T* __restrict s, i64 n, T* __restrict d) {
-    constexpr i64 L = 64 / sizeof(T);  // fixed-size memcpy: expanded inline as vector moves
-    i64 i = 0;
-    for (; i + L <= n; i += L) std::memcpy(d + i, s + i, 64);
-    for (; i < n; ++i) d[i] = s[i];
+AEK_ROW_COPY void copy_short(const T* __restrict s, i64 n, T* __restrict d) {
+    constexpr i64 L = 64 / sizeof(T), Q = 16 / sizeof(T);  // fixed-size memcpy: vector moves
+    if (n >= L) {
+        for (i64 i = 0; i + L < n; i += L) std::memcpy(d + i, s + i, 64);
+        std::memcpy(d + n - L, s + n - L, 64);
+    } else if (n >= Q) {
+        for (i64 i = 0; i + Q < n; i += Q) std::memcpy(d + i, s + i, 16);
+        std::memcpy(d + n - Q, s + n - Q, 16);
+    } else {
+        for (i64 i = 0; i < n; ++i) d[i] = s[i];
+    }
 }
 
 template <class T>
-AEK_INLINE_LOOPS inline void zero_short(T* d, i64 n) {
-    constexpr i64 L = 64 / sizeof(T);
+AEK_ROW_COPY void zero_short(T* d, i64 n) {
+    constexpr i64 L = 64 / sizeof(T), Q = 16 / sizeof(T);
     static const T z[L] = {};
-    i64 i = 0;
-    for (; i + L <= n; i += L) std::memcpy(d + i, z, 64);
-    for (; i < n; ++i) d[i] = T(0);
+    if (n >= L) {
+        for (i64 i = 0; i + L < n; i += L) std::memcpy(d + i, z, 64);
+        std::memcpy(d + n - L, z, 64);
+    } else if (n >= Q) {
+        for (i64 i = 0; i + Q < n; i += Q) std::memcpy(d + i, z, 16);
+        std::memcpy(d + n - Q, z, 16);
+    } else {
+        for (i64 i = 0; i < n; ++i) d[i] = T(0);
+    }
 }
 
 // Thread count used by every parallel region (dispatch.cpp owns the global so

@@ -458,7 +458,8 @@ void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T*
     const i64 P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), Kg = g.Kg(), G = g.groups;
     const i64 taps = g.taps();
     if (g.N == 0 || P == 0) return;
-    if (const DirectKernels<T>* dk = direct_kernels_for<T>(g))  // few taps: conv_direct.hpp
+    // few taps, or few NCHW output channels: conv_direct.hpp
+    if (const DirectKernels<T>* dk = direct_forward_kernels_for<T>(g))
         return direct_conv_forward(*dk, g, x, w, bias, y);
     std::vector<i64> oi(g.kh), oj(g.kw);
     for (i64 i = 0; i < g.kh; ++i) oi[i] = i * g.dh - g.pt;
@@ -594,6 +595,12 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx,
     const UKernel<T>& uk = ukernel<T>();
     const i64 P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), Kg = g.Kg(), G = g.groups;
     if (g.N == 0 || HW == 0) return;
+    // stride 1, one or two NCHW input channels: a flipped forward (conv_direct.hpp)
+    const T* fused_bias = bias_added ? bias : nullptr;
+    if (direct_conv_backward_input(g, gy, w, fused_bias, gx)) {
+        if (bias_added) *bias_added = fused_bias != nullptr;
+        return;
+    }
     const int nt = threads_for_work(double(g.N) * P * g.K * Cg * g.kh * g.kw);
 
     const bool pw = is_pointwise(g);

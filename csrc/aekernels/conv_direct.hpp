@@ -5,6 +5,11 @@
 // into moving y (forward) or dY (backward-filter), so these paths read the
 // input through a small zero-padded copy of its rows and then touch y / dY
 // exactly once, in place (kernels: direct_templates.hpp).
+// NCHW forwards with one or two output channels per group (up to
+// kDirectRowsMaxTaps taps: last layers of decoders, and through a flipped
+// weight the backward-input of first layers) use the same rows buffer: a GEMM
+// tile would be mostly empty rows, and their row-block kernel reads the taps
+// from the buffer in place.
 //
 // Input rows of one work item ("rows buffer"): for channel c, input row
 // ih0 + r and column phase p < sw, the plane row
@@ -16,6 +21,7 @@
 // into those pointers.
 #pragma once
 
+#include <array>
 #include <cstring>
 #include <memory>
 #include <type_traits>
@@ -37,6 +43,9 @@ constexpr i64 kDirectMaxChannels = 7;
 constexpr i64 kDirectMaxStride = 16;
 // Rows buffer of one item: kept within L2 next to the item's slice of y / dY.
 constexpr i64 kDirectRowsBytes = i64(256) << 10;
+// Row-block forward (fwd_nchw_rows): output channels per group, and taps, at most.
+constexpr i64 kDirectRowsMaxOut = 2;
+constexpr i64 kDirectRowsMaxTaps = 1024;
 
 template <class T>
 const DirectKernels<T>* direct_kernels();
@@ -71,42 +80,78 @@ i64 direct_rows_cap(const ConvGeom& g) {
     return base >= budget ? 1 : 1 + (budget - base) / per_row;
 }
 
+// Not a huge stride, and a rows buffer that fits for one output row (no huge dilation).
+inline bool direct_one_row_fits(const ConvGeom& g) {
+    return g.sw <= kDirectMaxStride &&
+           static_cast<double>(g.Cg()) * double(direct_input_rows(g, 1)) * double(g.sw) *
+                   double(direct_row_pitch(g)) <= double(i64(1) << 24);
+}
+
 // The direct kernels for this conv, or null when it belongs to the slab/GEMM
 // path: too many taps, a huge stride, a rows buffer that would not fit even
 // for one output row (huge dilation), or no kernels in the ISA table.
 template <class T>
 const DirectKernels<T>* direct_kernels_for(const ConvGeom& g) {
-    if (g.taps() > kDirectMaxTaps || g.Cg() > kDirectMaxChannels || g.sw > kDirectMaxStride)
-        return nullptr;
-    if (static_cast<double>(g.Cg()) * double(direct_input_rows(g, 1)) * double(g.sw) *
-            double(direct_row_pitch(g)) > double(i64(1) << 24))
+    if (g.taps() > kDirectMaxTaps || g.Cg() > kDirectMaxChannels || !direct_one_row_fits(g))
         return nullptr;
     return direct_kernels<T>();
 }
 
-// Fill the rows buffer of image n, group gi, input rows [ih0, ih0 + RB).
+// The forward also takes NCHW convs with few output channels (fwd_nchw_rows).
+inline bool direct_rows_forward(const ConvGeom& g) {
+    return !g.nhwc && g.Kg() <= kDirectRowsMaxOut;
+}
+
 template <class T>
-void build_direct_rows(const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0, i64 RB, T* buf) {
+const DirectKernels<T>* direct_forward_kernels_for(const ConvGeom& g) {
+    if (direct_rows_forward(g) && g.taps() <= kDirectRowsMaxTaps && direct_one_row_fits(g))
+        return direct_kernels<T>();
+    return direct_kernels_for<T>(g);
+}
+
+// Fill the rows buffer of image n, group gi, input rows [ih0, ih0 + RB); with
+// zeros_in_place, only the parts copied from x (the zeros are already there).
+template <class T>
+void build_direct_rows(const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0, i64 RB, T* buf,
+                       bool zeros_in_place) {
     const i64 Cg = g.Cg(), sw = g.sw, Vs = direct_row_pitch(g);
     // element strides of x: channel, row, column
     const i64 cs = g.nhwc ? 1 : g.H * g.W, hs = g.nhwc ? g.W * g.C : g.W, ws = g.nhwc ? g.C : 1;
     const T* img = g.nhwc ? x + n * g.H * g.W * g.C + gi * Cg : x + (n * g.C + gi * Cg) * g.H * g.W;
+    // columns v of phase p with 0 <= v*sw + p - pl < W: [col_lo[p], col_hi[p]) (the
+    // same for every row; divisions are not cheap next to these short copies)
+    i64 col_lo[kDirectMaxStride], col_hi[kDirectMaxStride];
+    for (i64 p = 0; p < sw; ++p) {
+        col_lo[p] = std::min(Vs, g.pl - p <= 0 ? i64(0) : ceil_div(g.pl - p, sw));
+        col_hi[p] = std::max(col_lo[p], std::min(Vs, floor_div(g.W - 1 + g.pl - p, sw) + 1));
+    }
+    if (zeros_in_place && sw == 1 && ws == 1) {
+        // Repeated NCHW items: one contiguous copy per row in range, nothing else.
+        const i64 r0 = std::min(RB, std::max<i64>(0, -ih0));
+        const i64 r1 = std::max(r0, std::min(RB, g.H - ih0));
+        const i64 lo = col_lo[0], len = col_hi[0] - col_lo[0];
+        for (i64 c = 0; c < Cg && r0 < r1; ++c) {
+            const T* s = img + c * cs + (ih0 + r0) * hs + lo - g.pl;
+            T* d = buf + (c * RB + r0) * Vs + lo;
+            for (i64 r = r0; r < r1; ++r, s += hs, d += Vs) copy_short(s, len, d);
+        }
+        return;
+    }
     for (i64 c = 0; c < Cg; ++c)
         for (i64 r = 0; r < RB; ++r) {
             const i64 ih = ih0 + r;
             for (i64 p = 0; p < sw; ++p) {
                 T* d = buf + ((c * RB + r) * sw + p) * Vs;
                 if (!in_range(ih, g.H)) {
-                    zero_short(d, Vs);
+                    if (!zeros_in_place) zero_short(d, Vs);
                     continue;
                 }
-                // columns v with 0 <= v*sw + p - pl < W
-                const i64 lo = std::min(Vs, g.pl - p <= 0 ? i64(0) : ceil_div(g.pl - p, sw));
-                const i64 hi = std::max(lo, std::min(Vs, floor_div(g.W - 1 + g.pl - p, sw) + 1));
-                zero_short(d, lo);
-                zero_short(d + hi, Vs - hi);
+                const i64 lo = col_lo[p], hi = col_hi[p], step = sw * ws;
+                if (!zeros_in_place) {
+                    zero_short(d, lo);
+                    zero_short(d + hi, Vs - hi);
+                }
                 const T* s = img + c * cs + ih * hs + (lo * sw + p - g.pl) * ws;
-                const i64 step = sw * ws;
                 if (step == 1)
                     copy_short(s, hi - lo, d + lo);
                 else if (step == 2)  // stride-2 NCHW: a constant stride the compiler vectorises
@@ -161,12 +206,37 @@ template <class T>
 struct DirectScratch {
     AlignedBuffer<T> rows, planes;
     std::vector<const T*> tap, plane_ptr;
+    // Where `rows` holds the zeros of its last fill: a key of everything they
+    // depend on (rows_elems: the most ever asked of `rows`, so that a key is
+    // dropped whenever the buffer may have moved).
+    std::array<i64, 8> zeros_key{};
+    i64 rows_elems = 0;
 };
 
 template <class T>
 DirectScratch<T>& direct_scratch() {
     static thread_local DirectScratch<T> s;
     return s;
+}
+
+// The rows buffer of an item (elems elements, RB input rows from ih0).  Every
+// fill of DirectScratch::rows goes through here, so its key stays current.
+// The zeros (padding columns, rows outside x) depend only on the geometry and
+// ih0, which consecutive items of a thread mostly share (whole images): then
+// only the columns copied from x are written.  With few output channels per
+// input element, writing the zeros again costs about as much as the FMAs.
+template <class T>
+T* direct_rows_buffer(DirectScratch<T>& sc, const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0,
+                      i64 RB, i64 elems) {
+    if (elems > sc.rows_elems) {
+        sc.rows_elems = elems;
+        sc.zeros_key = {};
+    }
+    T* buf = sc.rows.get(static_cast<std::size_t>(elems));
+    const std::array<i64, 8> key = {g.Cg(), RB, g.sw, direct_row_pitch(g), ih0, g.H, g.W, g.pl};
+    build_direct_rows(g, x, n, gi, ih0, RB, buf, key == sc.zeros_key);
+    sc.zeros_key = key;
+    return buf;
 }
 
 // Output rows per NCHW kernel call: their tap planes stay within `bytes`
@@ -211,18 +281,30 @@ void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T*
                 for (i64 k = 0; k < Kg; ++k) br[gi * Kp + k] = bias[gi * Kg + k];
         }
     }
+    // The row-block kernel reads whole tiles of rows (the rows past the end are
+    // dropped) and slides along the kernel rows when they are one input row apart.
+    const bool rows_kernel = direct_rows_forward(g);
+    const bool slide = g.sh == 1 && g.dh == 1;
     parallel_items(g.N * G * ntile, nt, std::is_same<T, float>::value, [&](i64 it) {
         const i64 tix = it % ntile, gi = (it / ntile) % G, n = it / (ntile * G);
         const i64 oh0 = tix * rows, nr = std::min(rows, g.OH - oh0);
-        const i64 RB = direct_input_rows(g, nr);
+        const i64 brows = rows_kernel ? ceil_div(nr, kDirectRowsTile) * kDirectRowsTile : nr;
+        const i64 RB = direct_input_rows(g, brows);
         DirectScratch<T>& sc = direct_scratch<T>();
-        T* buf = sc.rows.get(static_cast<std::size_t>(direct_rows_elems(g, nr)));
-        build_direct_rows(g, x, n, gi, oh0 * g.sh - g.pt, RB, buf);
+        T* buf = direct_rows_buffer(sc, g, x, n, gi, oh0 * g.sh - g.pt, RB,
+                                    direct_rows_elems(g, brows));
         direct_taps(g, static_cast<const T*>(buf), RB, sc.tap);
         if (g.nhwc) {
             dk.fwd_nhwc(Kg, nr, g.OW, taps, sc.tap.data(), xrow, wr.data() + gi * taps * Kp, Kp,
                         bias ? br.data() + gi * Kp : nullptr,
                         y + (n * g.OH + oh0) * g.OW * g.K + gi * Kg, g.OW * g.K, g.K);
+            return;
+        }
+        if (rows_kernel) {
+            dk.fwd_nchw_rows(Kg, nr, g.OW, Cg, slide ? g.kh : 1, slide ? g.kw : g.kh * g.kw,
+                             sc.tap.data(), xrow, w + gi * Kg * taps, taps,
+                             bias ? bias + gi * Kg : nullptr,
+                             y + ((n * g.K + gi * Kg) * g.OH + oh0) * g.OW, g.OW, P);
             return;
         }
         const i64 crows = direct_plane_rows<T>(g, nr, i64(32) << 10);
@@ -240,6 +322,42 @@ void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T*
                         bias ? bias + gi * Kg : nullptr, yc, 0, P);
         }
     });
+}
+
+// Stride-1 NCHW backward-input with one or two input channels per group is
+// the forward conv of dY (K channels) into dX (C channels) with the weight
+// flipped spatially and its channel axes swapped:
+//   dX[c, h, x] = sum_{k,i,j} w[k, c, kh-1-i, kw-1-j] * dY[k, h + i*dh - pt', x + j*dw - pl']
+// with pt' = dh*(kh-1) - pt, pl' likewise (the bottom / right padding follow
+// from the sizes).  bias (C, may be null) is added to dX.  Returns false, having
+// done nothing, when that forward does not go to fwd_nchw_rows.
+template <class T>
+bool direct_conv_backward_input(const ConvGeom& g, const T* gy, const T* w, const T* bias,
+                                T* gx) {
+    if (g.nhwc || g.sh != 1 || g.sw != 1 || g.Cg() > kDirectRowsMaxOut) return false;
+    ConvGeom f = g;
+    f.C = g.K;
+    f.H = g.OH;
+    f.W = g.OW;
+    f.K = g.C;
+    f.OH = g.H;
+    f.OW = g.W;
+    f.pt = g.dh * (g.kh - 1) - g.pt;
+    f.pl = g.dw * (g.kw - 1) - g.pl;
+    if (f.pt < 0 || f.pl < 0) return false;  // padding past the kernel's reach
+    const DirectKernels<T>* dk = direct_forward_kernels_for<T>(f);
+    if (!dk || !direct_rows_forward(f)) return false;
+    const i64 Cg = g.Cg(), Kg = g.Kg(), kh = g.kh, kw = g.kw;
+    std::vector<T> wf(static_cast<std::size_t>(g.C * Kg * kh * kw));  // (C, K/groups, kh, kw)
+    for (i64 gi = 0; gi < g.groups; ++gi)
+        for (i64 c = 0; c < Cg; ++c)
+            for (i64 k = 0; k < Kg; ++k)
+                for (i64 i = 0; i < kh; ++i)
+                    for (i64 j = 0; j < kw; ++j)
+                        wf[(((gi * Cg + c) * Kg + k) * kh + i) * kw + j] =
+                            w[(((gi * Kg + k) * Cg + c) * kh + kh - 1 - i) * kw + kw - 1 - j];
+    direct_conv_forward(*dk, f, gy, wf.data(), bias, gx);
+    return true;
 }
 
 // Work items of backward-filter: whole images, or row tiles of them when the
@@ -290,15 +408,15 @@ void direct_conv_backward_filter(const DirectKernels<T>& dk, const ConvGeom& g, 
         for (i64 it = ch * items / nchunks; it < it1; ++it) {
             const i64 n = it / cpi, oh0 = (it % cpi) * rows, nr = std::min(rows, g.OH - oh0);
             const i64 RB = direct_input_rows(g, nr);
-            T* buf = sc.rows.get(static_cast<std::size_t>(direct_rows_elems(g, nr)));
+            const i64 elems = direct_rows_elems(g, nr);
             const i64 crows = g.nhwc ? nhwc_rows : direct_plane_rows<T>(g, nr, i64(64) << 10);
             T* planes = g.nhwc ? nullptr
                                : sc.planes.get(static_cast<std::size_t>(
                                      taps * direct_plane_pitch(crows, g.OW)));
             sc.plane_ptr.resize(static_cast<std::size_t>(taps));
             for (i64 gi = 0; gi < G; ++gi) {
-                build_direct_rows(g, x, n, gi, oh0 * g.sh - g.pt, RB, buf);
-                direct_taps(g, static_cast<const T*>(buf), RB, sc.tap);
+                const T* buf = direct_rows_buffer(sc, g, x, n, gi, oh0 * g.sh - g.pt, RB, elems);
+                direct_taps(g, buf, RB, sc.tap);
                 T* ag = acc + gi * per_group;
                 for (i64 r0 = 0; r0 < nr; r0 += crows) {
                     const i64 cr = std::min(crows, nr - r0);

@@ -156,6 +156,132 @@ void fwd_nchw(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
     });
 }
 
+// ------------------------------------------------- forward, NCHW, few outputs
+// Taps (c, i, j), c < nc, i < kh, j < kw, at tap[(c*kh + i)*kw + j], where kh
+// "slides": tap (c, i, j) of output row a is tap (c, 0, j) of row a + i, i.e.
+// tap[(c*kh + i)*kw + j] == tap[c*kh*kw + j] + i*xrow (stride and dilation 1).
+// y[m*ldyk + a*ldyr + q] = bias[m] + sum_{c,i,j} w[m*ldw + (c*kh + i)*kw + j] * tap(c, i, j)[xo + a*xrow + q]
+// for m < MR, a < na (<= RT) rows, q < (NV-1)*W + last.
+// With one or two output channels the weight broadcasts cannot be shared
+// across channels, and each input vector would feed only one or two FMAs, so
+// the loads bound the loop (most of them unaligned, split across lines).  The
+// tile therefore walks the input rows of RT output rows once per (c, j): each
+// loaded vector feeds the KH output rows it lies under, with the KH weights
+// held in registers.  Rows past na are computed and dropped (the caller's
+// rows buffer covers whole tiles).
+template <class V, int MR, int RT, int NV, int KH>
+inline void fwd_rows_tile(i64 nc, i64 kw, const typename V::T* const* tap, i64 xo, i64 xrow,
+                          const typename V::T* w, i64 ldw, const typename V::T* bias,
+                          typename V::T* y, i64 ldyr, i64 ldyk, i64 na, int last) {
+    using T = typename V::T;
+    using R = typename V::R;
+    constexpr int W = V::W;
+    R acc[MR][RT][NV];
+#pragma GCC unroll 64
+    for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 64
+        for (int a = 0; a < RT; ++a)
+#pragma GCC unroll 64
+            for (int v = 0; v < NV; ++v) acc[m][a][v] = V::zero();
+    for (i64 c = 0; c < nc; ++c)
+        for (i64 j = 0; j < kw; ++j) {
+            const i64 t0 = c * KH * kw + j;
+            const T* s = tap[t0] + xo;
+            R wr[MR][KH];
+#pragma GCC unroll 64
+            for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 64
+                for (int i = 0; i < KH; ++i) wr[m][i] = V::bcast(w + m * ldw + t0 + i * kw);
+#pragma GCC unroll 64
+            for (int u = 0; u < RT + KH - 1; ++u) {
+                R x[NV];
+#pragma GCC unroll 64
+                for (int v = 0; v < NV; ++v) x[v] = V::load(s + u * xrow + v * W);
+#pragma GCC unroll 64
+                for (int i = 0; i < KH; ++i) {
+                    const int a = u - i;
+                    if (a < 0 || a >= RT) continue;
+#pragma GCC unroll 64
+                    for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 64
+                        for (int v = 0; v < NV; ++v)
+                            acc[m][a][v] = V::fma(wr[m][i], x[v], acc[m][a][v]);
+                }
+            }
+        }
+#pragma GCC unroll 64
+    for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 64
+        for (int a = 0; a < RT; ++a) {
+            if (a >= na) break;
+            T* d = y + m * ldyk + a * ldyr;
+            if (bias) {
+                const R bm = V::bcast(bias + m);
+#pragma GCC unroll 64
+                for (int v = 0; v < NV; ++v) acc[m][a][v] = V::add(acc[m][a][v], bm);
+            }
+#pragma GCC unroll 64
+            for (int v = 0; v + 1 < NV; ++v) V::store(d + v * W, acc[m][a][v]);
+            if (last == W)
+                V::store(d + (NV - 1) * W, acc[m][a][NV - 1]);
+            else
+                V::store_part(d + (NV - 1) * W, acc[m][a][NV - 1], last);
+        }
+}
+
+// Power of two in [1, 8] (so it divides kDirectRowsTile) for a tile of MR x
+// RT x NV accumulators, NV input vectors and MR x KH weights in REGS registers.
+constexpr int rows_tile_max(int regs, int mr, int nv, int kh) {
+    const int fit = (regs - nv - mr * kh) / (mr * nv);
+    return fit >= 8 ? 8 : fit >= 4 ? 4 : fit >= 2 ? 2 : 1;
+}
+
+// K = 1 or 2 output channels of `rows` output rows, taps as for fwd_rows_tile
+// (kh sliding rows, KHMAX at most; taller kernels are read as kh*kw taps of
+// one row).  Column blocks of at most NVMAX vectors, each swept in tiles of
+// RT or RT/2 rows (whichever computes fewer rows past the end), RT the most
+// that REGS registers hold.  Reads input rows for `rows` rounded up to 8.
+template <class V, int REGS, int NVMAX, int KHMAX>
+void fwd_nchw_rows(i64 K, i64 rows, i64 ow, i64 nc, i64 kh, i64 kw,
+                   const typename V::T* const* tap, i64 xrow, const typename V::T* w, i64 ldw,
+                   const typename V::T* bias, typename V::T* y, i64 ldyr, i64 ldyk) {
+    constexpr int W = V::W;
+    if (kh > KHMAX) {
+        kw *= kh;
+        kh = 1;
+    }
+    const i64 nvec = (ow + W - 1) / W;
+    even_blocks(nvec, NVMAX, [&](i64 v0, i64 nv) {
+        const i64 q0 = v0 * W;
+        const int last = lanes_in_last<V>(ow - q0, nv);
+        with_int<NVMAX>(nv, [&](auto nvc) {
+            constexpr int NV = decltype(nvc)::value;
+            with_int<2>(K, [&](auto mr) {
+                constexpr int MR = decltype(mr)::value;
+                with_int<KHMAX>(kh, [&](auto khc) {
+                    constexpr int KH = decltype(khc)::value;
+                    constexpr int RT = rows_tile_max(REGS, MR, NV, KH);
+                    constexpr int RH = RT > 1 ? RT / 2 : 1;
+                    auto sweep = [&](auto rtc) {
+                        constexpr int RTS = decltype(rtc)::value;
+                        for (i64 a0 = 0; a0 < rows; a0 += RTS)
+                            fwd_rows_tile<V, MR, RTS, NV, KH>(
+                                nc, kw, tap, a0 * xrow + q0, xrow, w, ldw, bias,
+                                y + a0 * ldyr + q0, ldyr, ldyk,
+                                rows - a0 < RTS ? rows - a0 : RTS, last);
+                    };
+                    const i64 over = (rows + RT - 1) / RT * RT - rows;
+                    const i64 over_half = (rows + RH - 1) / RH * RH - rows;
+                    if (over_half < over)
+                        sweep(Int<RH>{});
+                    else
+                        sweep(Int<RT>{});
+                });
+            });
+        });
+    });
+}
+
 // ---------------------------------------------------------------- forward, NHWC
 // y[p*ldyp + k] = bias[k] + sum_t tap[t][xo + p] * w[t*ldw + k]
 // for p < MP pixels, k < (NV-1)*W + last: vectorised along the (contiguous)

@@ -3,9 +3,12 @@
 // <cstdint> and plain declarations, so no standard-library template compiled
 // with AVX flags can be ODR-merged into the generic path.
 //
-// All four take the input as tap pointers over padded rows (conv_direct.hpp):
+// All five take the input as tap pointers over padded rows (conv_direct.hpp):
 // tap[t][r*xrow + q] is the input under tap t of output row r, column q.
 //   fwd_nchw: y[k*ldy2 + r*ldyr + q] = bias[k] + sum_t w[k*ldw + t] * tap[t][r*xrow + q]
+//   fwd_nchw_rows: as fwd_nchw for K = 1 or 2, ldy2 = ldyk, ntaps = nc*kh*kw
+//             taps (c, i, j) whose kh rows slide (direct_templates.hpp); reads
+//             input rows for `rows` rounded up to kDirectRowsTile
 //   fwd_nhwc: y[r*ldyr + q*ldy2 + k] = bias[k] + sum_t tap[t][r*xrow + q] * w[t*ldw + k]
 //             (w rows and bias zero padded to a multiple of 16 entries)
 //   bwf_nchw: acc[k*ldacc + t*lanes + l] += sum_{r, q % lanes == l} gy[k*ldg2 + r*ldgr + q] * tap[t][r*xrow + q]
@@ -18,6 +21,9 @@
 
 namespace aek {
 
+// fwd_nchw_rows tiles are at most this many output rows (a power of two).
+constexpr std::int64_t kDirectRowsTile = 8;
+
 template <class T>
 struct DirectKernels {
     using fwd_fn = void (*)(std::int64_t K, std::int64_t rows, std::int64_t ow,
@@ -28,9 +34,15 @@ struct DirectKernels {
                             std::int64_t ntaps, const T* const* tap, std::int64_t xrow,
                             const T* gy, std::int64_t ldgr, std::int64_t ldg2, T* acc,
                             std::int64_t ldacc);
+    using rows_fn = void (*)(std::int64_t K, std::int64_t rows, std::int64_t ow,
+                             std::int64_t nc, std::int64_t kh, std::int64_t kw,
+                             const T* const* tap, std::int64_t xrow, const T* w, std::int64_t ldw,
+                             const T* bias, T* y, std::int64_t ldyr, std::int64_t ldyk);
     const char* name;
     std::int64_t lanes;  // vector width of bwf_nchw's accumulators
-    fwd_fn fwd_nchw, fwd_nhwc;
+    fwd_fn fwd_nchw;
+    rows_fn fwd_nchw_rows;
+    fwd_fn fwd_nhwc;
     bwf_fn bwf_nchw, bwf_nhwc;
 };
 
@@ -38,14 +50,20 @@ struct DirectKernels {
     void name(std::int64_t K, std::int64_t rows, std::int64_t ow, std::int64_t ntaps,        \
               const T* const* tap, std::int64_t xrow, const T* w, std::int64_t ldw,          \
               const T* bias, T* y, std::int64_t ldyr, std::int64_t ldy2)
+#define AEK_DECLARE_DIRECT_ROWS(name, T)                                                     \
+    void name(std::int64_t K, std::int64_t rows, std::int64_t ow, std::int64_t nc,            \
+              std::int64_t kh, std::int64_t kw, const T* const* tap, std::int64_t xrow,       \
+              const T* w, std::int64_t ldw, const T* bias, T* y, std::int64_t ldyr,           \
+              std::int64_t ldyk)
 #define AEK_DECLARE_DIRECT_BWF(name, T)                                                      \
     void name(std::int64_t K, std::int64_t rows, std::int64_t ow, std::int64_t ntaps,        \
               const T* const* tap, std::int64_t xrow, const T* gy, std::int64_t ldgr,        \
               std::int64_t ldg2, T* acc, std::int64_t ldacc)
 
-// The four kernels of one ISA and dtype, e.g. direct_f32_avx2_fwd_nchw.
+// The five kernels of one ISA and dtype, e.g. direct_f32_avx2_fwd_nchw.
 #define AEK_DECLARE_DIRECT_SET(isa, tname, T)            \
     AEK_DECLARE_DIRECT_FWD(direct_##tname##_##isa##_fwd_nchw, T); \
+    AEK_DECLARE_DIRECT_ROWS(direct_##tname##_##isa##_fwd_nchw_rows, T); \
     AEK_DECLARE_DIRECT_FWD(direct_##tname##_##isa##_fwd_nhwc, T); \
     AEK_DECLARE_DIRECT_BWF(direct_##tname##_##isa##_bwf_nchw, T); \
     AEK_DECLARE_DIRECT_BWF(direct_##tname##_##isa##_bwf_nhwc, T)
