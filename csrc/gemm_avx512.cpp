@@ -150,7 +150,7 @@ AEK_DECLARE_WIN(wino_in_f32_avx512, float) {
     simd::wino_input<F32x16>(slab, rs, cbs, ncb, TY, TX, v, vps, vcbs);
 }
 AEK_DECLARE_WOUT(wino_out_f32_avx512, float) {
-    simd::wino_output<F32x16>(m, mps, ldm, K, TY, TX, OHv, OW, bias, out, ms, hs, ws, buf);
+    simd::wino_output<F32x16>(m, ps, K, TY, TX, OHv, OW, bias, out, ms, hs, ws, buf);
 }
 
 }  // namespace aek::avx512

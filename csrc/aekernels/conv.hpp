@@ -483,7 +483,7 @@ inline bool is_3x3_stride1(const ConvGeom& g) {
 }
 
 // U = G g G^T of each 3x3 kernel g3[(m*C + c)*9 + 3i + j], rounded once from
-// double, as 16 planes of M x C packed for cl_rows.
+// double, as 16 planes of M x C, each packed for cl_rows as a 1x1 weight.
 template <class T>
 std::vector<std::vector<T>> wino_weights(const T* g3, i64 M, i64 C) {
     std::vector<T> planes(static_cast<std::size_t>(16 * M * C));
@@ -537,18 +537,19 @@ void winograd_conv(i64 N, const T* src, i64 C, i64 H, i64 W, const T* g3, i64 M,
         Workspace<T>& ws = thread_workspace<T>();
         const ClSlab<T> sl = build_cl_slab(image_src(src, n, 0, C, C, H, W, nhwc), cb, 2 * ty0,
                                            2 * TY, 2 * TX, oi, 3, oj, 3, ws);
-        const i64 vcbs = ntiles * cb, vps = sl.ncb * vcbs, mps = ntiles * Mpad;
+        // v: plane, channel block, tile, lane; m: tile, plane, channel
+        const i64 vcbs = ntiles * cb, vps = sl.ncb * vcbs;
         T* v = ws.a.get(static_cast<std::size_t>(16 * vps));
-        T* m = ws.b.get(static_cast<std::size_t>(16 * mps));
-        T* buf = ws.tmp.get(static_cast<std::size_t>(4 * TX * cb));
+        T* m = ws.b.get(static_cast<std::size_t>(16 * ntiles * Mpad));
+        T* buf = ws.tmp.get(static_cast<std::size_t>(4 * TY * TX * cb));
         wk.in(sl.data, sl.rs, sl.cbs, sl.ncb, TY, TX, v, vps, vcbs);
         for (int p = 0; p < 16; ++p)
             ck.fn(Mpad, 1, ntiles, 1, zero_off, 1, zero_off, sl.ncb, vcbs, 1, v + p * vps, 0,
-                  U[p].data(), m + p * mps, 0, Mpad, 1, nullptr);
+                  U[p].data(), m + p * Mpad, 0, 16 * Mpad, 1, nullptr);
         const i64 oh0 = 2 * ty0;
         T* o = nhwc ? out + (n * OH + oh0) * OW * M : out + n * M * OH * OW + oh0 * OW;
         const i64 ms = nhwc ? 1 : OH * OW, hs = nhwc ? OW * M : OW, wst = nhwc ? M : 1;
-        wk.out(m, mps, Mpad, M, TY, TX, OH - oh0, OW, bias, o, ms, hs, wst, buf);
+        wk.out(m, Mpad / cb, M, TY, TX, OH - oh0, OW, bias, o, ms, hs, wst, buf);
     });
 }
 

@@ -66,8 +66,8 @@ template <class T>
 struct WinoKernel {
     const char* name;
     void (*in)(const T* slab, i64 rs, i64 cbs, i64 ncb, i64 TY, i64 TX, T* v, i64 vps, i64 vcbs);
-    void (*out)(const T* m, i64 mps, i64 ldm, i64 K, i64 TY, i64 TX, i64 OHv, i64 OW,
-                const T* bias, T* y, i64 ms, i64 hs, i64 ws, T* buf);
+    void (*out)(const T* m, i64 ps, i64 K, i64 TY, i64 TX, i64 OHv, i64 OW, const T* bias,
+                T* y, i64 ms, i64 hs, i64 ws, T* buf);
 };
 
 struct IsaTable {

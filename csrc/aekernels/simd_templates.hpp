@@ -465,84 +465,108 @@ void wino_input(const typename V::T* slab, std::int64_t rs, std::int64_t cbs, st
 }
 
 // The inverse transform A^T m A of TY x TX tiles: plane p of tile t, channel
-// k at m[p*mps + t*ldm + k] (ldm a multiple of W) -> the 2 x 2 outputs
-// (2ty + i, 2tx + j) for rows < OHv and columns < OW, channel k < K:
-// out[k*ms + row*hs + col*ws] = bias[k] (if any) + result.  Channel-last
-// outputs (ms == 1) are stored as vectors; channel-major ones with unit column
-// stride go through buf (2 * 2TX * W) and W x W register transposes when the
-// traits have them.
-template <class V>
-void wino_output(const typename V::T* m, std::int64_t mps, std::int64_t ldm, std::int64_t K,
-                 std::int64_t TY, std::int64_t TX, std::int64_t OHv, std::int64_t OW,
-                 const typename V::T* bias, typename V::T* out, std::int64_t ms, std::int64_t hs,
-                 std::int64_t ws, typename V::T* buf) {
+// k at m[(t*16 + p)*PS*W + k] (PS vectors of channels per plane; a tile's 16
+// planes are adjacent) -> the 2 x 2 outputs (2ty + i, 2tx + j) for rows < OHv
+// and columns < OW, channel k < K: out[k*ms + row*hs + col*ws] = bias[k] (if
+// any) + result.  Channel-last outputs (ms == 1) are stored as vectors.
+// Channel-major ones whose rows are contiguous (ws == 1, hs == OW) go through
+// buf (min(2TY, OHv) * OW pixels of W lanes): the item's rows of a channel are
+// one run, transposed W pixels at a time in registers (traits with
+// kTranspose), so only its last store is partial.  PS is a template argument
+// for the common plane widths (every load then has a constant displacement);
+// PS = 0 reads it from ps.
+template <class V, int PS>
+void wino_output_ps(const typename V::T* m, std::int64_t ps, std::int64_t K, std::int64_t TY,
+                    std::int64_t TX, std::int64_t OHv, std::int64_t OW, const typename V::T* bias,
+                    typename V::T* out, std::int64_t ms, std::int64_t hs, std::int64_t ws,
+                    typename V::T* buf) {
     using T = typename V::T;
     using R = typename V::R;
     constexpr int W = V::W;
-    const std::int64_t OWt = 2 * TX;
-    for (std::int64_t ty = 0; ty < TY; ++ty) {
-        const std::int64_t nrow = OHv - 2 * ty < 2 ? OHv - 2 * ty : 2;
-        for (std::int64_t k0 = 0; k0 < K; k0 += W) {
-            const int kn = K - k0 < W ? static_cast<int>(K - k0) : W;
-            const R bv = !bias ? V::zero() : kn == W ? V::load(bias + k0)
-                                                     : V::load_part(bias + k0, kn);
+    const std::int64_t pstride = (PS > 0 ? PS : ps) * W;
+    const bool runs = ms != 1 && ws == 1 && hs == OW;
+    const std::int64_t rows = OHv < 2 * TY ? OHv : 2 * TY, npix = rows * OW;
+    for (std::int64_t k0 = 0; k0 < K; k0 += W) {
+        const int kn = K - k0 < W ? static_cast<int>(K - k0) : W;
+        const R bv = !bias ? V::zero() : kn == W ? V::load(bias + k0)
+                                                 : V::load_part(bias + k0, kn);
+        for (std::int64_t ty = 0; ty < TY; ++ty) {
+            const int nrow = rows - 2 * ty < 2 ? static_cast<int>(rows - 2 * ty) : 2;
             for (std::int64_t tx = 0; tx < TX; ++tx) {
-                const T* mt = m + (ty * TX + tx) * ldm + k0;
-                // A^T down each column: (m0 + m1 + m2, m1 - m2 - m3)
+                const T* mt = m + (ty * TX + tx) * 16 * pstride + k0;
+                // A^T down each column: (m0 + m1 + m2, m1 - m2 - m3); plane 5
+                // (i = j = 1) enters all four outputs with +1: it carries the bias
                 R s0[4], s1[4];
                 for (int j = 0; j < 4; ++j) {
-                    const R a = V::load(mt + j * mps), b = V::load(mt + (4 + j) * mps),
-                            c = V::load(mt + (8 + j) * mps), d = V::load(mt + (12 + j) * mps);
+                    const R a = V::load(mt + j * pstride), c = V::load(mt + (8 + j) * pstride),
+                            d = V::load(mt + (12 + j) * pstride);
+                    const R b = j == 1 ? V::add(V::load(mt + 5 * pstride), bv)
+                                       : V::load(mt + (4 + j) * pstride);
                     s0[j] = V::add(V::add(a, b), c);
                     s1[j] = V::sub(V::sub(b, c), d);
                 }
                 R o[2][2];
-                o[0][0] = V::add(V::add(V::add(s0[0], s0[1]), s0[2]), bv);
-                o[0][1] = V::add(V::sub(V::sub(s0[1], s0[2]), s0[3]), bv);
-                o[1][0] = V::add(V::add(V::add(s1[0], s1[1]), s1[2]), bv);
-                o[1][1] = V::add(V::sub(V::sub(s1[1], s1[2]), s1[3]), bv);
-                if (ms == 1) {
-                    for (int i = 0; i < nrow; ++i)
-                        for (int j = 0; j < 2; ++j) {
-                            if (2 * tx + j >= OW) continue;
-                            T* d = out + (2 * ty + i) * hs + (2 * tx + j) * ws + k0;
+                o[0][0] = V::add(V::add(s0[0], s0[1]), s0[2]);
+                o[0][1] = V::sub(V::sub(s0[1], s0[2]), s0[3]);
+                o[1][0] = V::add(V::add(s1[0], s1[1]), s1[2]);
+                o[1][1] = V::sub(V::sub(s1[1], s1[2]), s1[3]);
+                const int ncol = OW - 2 * tx < 2 ? 1 : 2;
+                for (int i = 0; i < nrow; ++i)
+                    for (int j = 0; j < ncol; ++j) {
+                        const std::int64_t r = 2 * ty + i, c = 2 * tx + j;
+                        if (runs) {
+                            V::store(buf + (r * OW + c) * W, o[i][j]);
+                            continue;
+                        }
+                        if (ms == 1) {
+                            T* d = out + r * hs + c * ws + k0;
                             if (kn == W)
                                 V::store(d, o[i][j]);
                             else
                                 V::store_part(d, o[i][j], kn);
+                            continue;
                         }
-                    continue;
-                }
-                for (int i = 0; i < 2; ++i)
-                    for (int j = 0; j < 2; ++j) V::store(buf + (i * OWt + 2 * tx + j) * W, o[i][j]);
-            }
-            if (ms == 1) continue;
-            // buf row i, column c, lane l -> out channel k0 + l
-            for (std::int64_t i = 0; i < nrow; ++i) {
-                const T* bi = buf + i * OWt * W;
-                T* oi = out + k0 * ms + (2 * ty + i) * hs;
-                if constexpr (V::kTranspose) {
-                    if (ws == 1) {
-                        for (std::int64_t c0 = 0; c0 < OW; c0 += W) {
-                            const int n = OW - c0 < W ? static_cast<int>(OW - c0) : W;
-                            R t[W];
-                            for (int r = 0; r < W; ++r)
-                                t[r] = r < n ? V::load(bi + (c0 + r) * W) : V::zero();
-                            V::transpose(t);
-                            for (int l = 0; l < kn; ++l) {
-                                if (n == W)
-                                    V::store(oi + l * ms + c0, t[l]);
-                                else
-                                    V::store_part(oi + l * ms + c0, t[l], n);
-                            }
-                        }
-                        continue;
+                        alignas(64) T lane[W];
+                        V::store(lane, o[i][j]);
+                        for (int l = 0; l < kn; ++l) out[(k0 + l) * ms + r * hs + c * ws] = lane[l];
                     }
-                }
-                for (int l = 0; l < kn; ++l)
-                    for (std::int64_t c = 0; c < OW; ++c) oi[l * ms + c * ws] = bi[c * W + l];
             }
         }
+        if (!runs) continue;
+        // buf pixel q, lane l -> out[(k0 + l)*ms + q]
+        T* ok = out + k0 * ms;
+        std::int64_t q0 = 0;
+        if constexpr (V::kTranspose) {
+            for (; q0 < npix; q0 += W) {
+                const int n = npix - q0 < W ? static_cast<int>(npix - q0) : W;
+                R t[W];
+                for (int r = 0; r < W; ++r) t[r] = r < n ? V::load(buf + (q0 + r) * W) : V::zero();
+                V::transpose(t);
+                if (n == W) {
+                    for (int l = 0; l < kn; ++l) V::store(ok + l * ms + q0, t[l]);
+                } else {
+                    for (int l = 0; l < kn; ++l) V::store_part(ok + l * ms + q0, t[l], n);
+                }
+            }
+        }
+        for (int l = 0; l < kn; ++l)
+            for (std::int64_t q = q0; q < npix; ++q) ok[l * ms + q] = buf[q * W + l];
+    }
+}
+
+template <class V>
+void wino_output(const typename V::T* m, std::int64_t ps, std::int64_t K, std::int64_t TY,
+                 std::int64_t TX, std::int64_t OHv, std::int64_t OW, const typename V::T* bias,
+                 typename V::T* out, std::int64_t ms, std::int64_t hs, std::int64_t ws,
+                 typename V::T* buf) {
+    switch (ps) {
+#define AEK_WINO_PS(n)                                                                    \
+    case n:                                                                               \
+        return wino_output_ps<V, n>(m, ps, K, TY, TX, OHv, OW, bias, out, ms, hs, ws, buf);
+        AEK_WINO_PS(1) AEK_WINO_PS(2) AEK_WINO_PS(3) AEK_WINO_PS(4)
+#undef AEK_WINO_PS
+        default:
+            return wino_output_ps<V, 0>(m, ps, K, TY, TX, OHv, OW, bias, out, ms, hs, ws, buf);
     }
 }
 

@@ -75,9 +75,9 @@ using shift_f64_fn = void (*)(std::int64_t M, std::int64_t ntaps, const double* 
     void name(const T* slab, std::int64_t rs, std::int64_t cbs, std::int64_t ncb,              \
               std::int64_t TY, std::int64_t TX, T* v, std::int64_t vps, std::int64_t vcbs)
 #define AEK_DECLARE_WOUT(name, T)                                                            \
-    void name(const T* m, std::int64_t mps, std::int64_t ldm, std::int64_t K, std::int64_t TY, \
-              std::int64_t TX, std::int64_t OHv, std::int64_t OW, const T* bias, T* out,       \
-              std::int64_t ms, std::int64_t hs, std::int64_t ws, T* buf)
+    void name(const T* m, std::int64_t ps, std::int64_t K, std::int64_t TY, std::int64_t TX,   \
+              std::int64_t OHv, std::int64_t OW, const T* bias, T* out, std::int64_t ms,       \
+              std::int64_t hs, std::int64_t ws, T* buf)
 
 #ifdef AEK_HAVE_X86_ISA
 // Defined in gemm_avx2.cpp / gemm_avx512.cpp, one namespace per ISA unit (see there).
