@@ -70,23 +70,25 @@ def _backward_input_case(n, c, k, h, w, padding, layout, seed):
                    K=k * 9, what="conv2d_backward_input")
 
 
+def _size_cases(shift):
+    """(h, w, padding) for every h of SIZES, w = another size (never only squares)."""
+    cases = []
+    for i, h in enumerate(SIZES):
+        w = SIZES[(i + shift) % len(SIZES)]
+        cases += [pytest.param(h, w, pad, id=f"{h}x{w}-{pad}") for pad in PADDINGS
+                  if _valid(h, w, pad)]
+    return cases
+
+
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
-@pytest.mark.parametrize("padding", PADDINGS, ids=str)
-@pytest.mark.parametrize("h", SIZES)
-def test_forward_odd_sizes_and_paddings(native, h, padding, layout):
-    w = SIZES[(SIZES.index(h) + 3) % len(SIZES)]  # every width, never only squares
-    if not _valid(h, w, padding):
-        pytest.skip("no output")
+@pytest.mark.parametrize("h,w,padding", _size_cases(3))
+def test_forward_odd_sizes_and_paddings(native, h, w, padding, layout):
     _forward_case(2, 16, 32, h, w, padding, layout, bias=h % 2 == 0, seed=h)
 
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
-@pytest.mark.parametrize("padding", PADDINGS, ids=str)
-@pytest.mark.parametrize("h", SIZES)
-def test_backward_input_odd_sizes_and_paddings(native, h, padding, layout):
-    w = SIZES[(SIZES.index(h) + 5) % len(SIZES)]
-    if not _valid(h, w, padding):
-        pytest.skip("no output")
+@pytest.mark.parametrize("h,w,padding", _size_cases(5))
+def test_backward_input_odd_sizes_and_paddings(native, h, w, padding, layout):
     _backward_input_case(2, 16, 32, h, w, padding, layout, seed=100 + h)
 
 
