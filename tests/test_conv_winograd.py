@@ -121,6 +121,23 @@ def test_conv_transpose2d_with_bias(native, padding, layout):
 
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_integer_valued_float32_is_exact(native, layout):
+    """TESTING.md: integer-valued fp32 data gives exact results; the transformed weights
+    are quarter-integers, exact in fp32 while the sums stay far below 2**22."""
+    rng = np.random.default_rng(7)
+    x = rng.integers(-1023, 1024, (2, 16, 14, 13)).astype(np.float64)
+    wt = rng.integers(-3, 4, (32, 16, 3, 3)).astype(np.float64)
+    y = aekernels.conv2d(H.data(x, layout, F32), H.weight(wt, layout, F32), padding=1,
+                         layout=layout)
+    H.assert_bitwise(y, R.from_nchw(R.conv2d(x, wt, None, padding=1), layout), F32)
+    gy = rng.integers(-1023, 1024, (2, 32, 14, 13)).astype(np.float64)
+    gx = aekernels.conv2d_backward_input(H.data(gy, layout, F32), H.weight(wt, layout, F32),
+                                         H.shape(x.shape, layout), padding=1, layout=layout)
+    H.assert_bitwise(gx, R.from_nchw(R.conv2d_backward_input(gy, wt, x.shape, padding=1),
+                                     layout), F32)
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 def test_adjoint_identity(native, layout):
     """<conv2d(x, w), g> == <x, conv2d_backward_input(g, w)> within fp32 rounding."""
     x = H.randn((2, 16, 9, 14), 31)
