@@ -101,6 +101,7 @@ IsaTable make_table() {
                     nullptr, nullptr};
         t.cl_f64 = {"conv_cl_f64_6x8_avx2", 4, 8, avx2::conv_cl_f64_6x8_avx2, 1,
                     nullptr, nullptr};
+        t.wino_f32 = {"wino_f32_avx2", avx2::wino_in_f32_avx2, avx2::wino_out_f32_avx2};
     } else if (level == kAvx512) {
         t.isa = "avx512";
         t.f32 = {"gemm_ukernel_f32_14x32_avx512", 14, 32, 168, 256, 4096,
@@ -116,6 +117,8 @@ IsaTable make_table() {
                     avx512::conv_clp_f32_avx512};
         t.cl_f64 = {"conv_cl_f64_14x16_avx512", 8, 16, avx512::conv_cl_f64_14x16_avx512, 4,
                     avx512::conv_clf_f64_4x6_avx512, nullptr};
+        t.wino_f32 = {"wino_f32_avx512", avx512::wino_in_f32_avx512,
+                      avx512::wino_out_f32_avx512};
     }
 #endif
     fill_direct_kernels(t);

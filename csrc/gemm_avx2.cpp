@@ -123,4 +123,12 @@ AEK_DECLARE_CL(conv_cl_f64_6x8_avx2, double) {
                                wpk, out, as, ps, ms, bias);
 }
 
+// Winograd F(2x2, 3x3) transforms over 8-channel vectors.
+AEK_DECLARE_WIN(wino_in_f32_avx2, float) {
+    simd::wino_input<F32x8>(slab, rs, cbs, ncb, TY, TX, v, vps, vcbs);
+}
+AEK_DECLARE_WOUT(wino_out_f32_avx2, float) {
+    simd::wino_output<F32x8>(m, ps, K, TY, TX, OHv, OW, bias, out, ms, hs, ws, buf);
+}
+
 }  // namespace aek::avx2

@@ -145,4 +145,12 @@ AEK_DECLARE_CLF(conv_clf_f64_4x6_avx512, double) {
     simd::cl_filter<F64x8, 4, 6>(Mpad, ncol, coff, rows, GB, slab, rs, g, gps, gms, gbs, c, ldc);
 }
 
+// Winograd F(2x2, 3x3) transforms over 16-channel vectors.
+AEK_DECLARE_WIN(wino_in_f32_avx512, float) {
+    simd::wino_input<F32x16>(slab, rs, cbs, ncb, TY, TX, v, vps, vcbs);
+}
+AEK_DECLARE_WOUT(wino_out_f32_avx512, float) {
+    simd::wino_output<F32x16>(m, ps, K, TY, TX, OHv, OW, bias, out, ms, hs, ws, buf);
+}
+
 }  // namespace aek::avx512

@@ -60,6 +60,16 @@ struct ClKernel {
     void (*pr)(const T* s, i64 hs, i64 rows, i64 lo, i64 n, i64 Wp, T* d) = nullptr;
 };
 
+// Winograd F(2x2, 3x3) transforms (wino_input / wino_output); in == nullptr:
+// not available, 3x3 convs stay on the direct paths.
+template <class T>
+struct WinoKernel {
+    const char* name;
+    void (*in)(const T* slab, i64 rs, i64 cbs, i64 ncb, i64 TY, i64 TX, T* v, i64 vps, i64 vcbs);
+    void (*out)(const T* m, i64 ps, i64 K, i64 TY, i64 TX, i64 OHv, i64 OW, const T* bias,
+                T* y, i64 ms, i64 hs, i64 ws, T* buf);
+};
+
 struct IsaTable {
     const char* isa;  // "avx512" | "avx2" | "generic"
     UKernel<float> f32;
@@ -70,6 +80,7 @@ struct IsaTable {
     DotKernel<double> dot_f64;
     ClKernel<float> cl_f32;
     ClKernel<double> cl_f64;
+    WinoKernel<float> wino_f32 = {"none", nullptr, nullptr};
     // Direct small-tap conv kernels (conv_direct.hpp); null: not provided
     // (e.g. a consumer's own table), the slab/GEMM path runs instead.
     const DirectKernels<float>* direct_f32 = nullptr;

@@ -9,7 +9,7 @@
 // Traits V: V::T scalar, V::R register, V::W lanes; zero(), load(p) (unaligned),
 // bcast(p), fma(a, b, c) = a*b + c, store(p, r) (unaligned), hsum(r) -> T,
 // load_part(p, n): lanes [0, n) from p, the rest zero, n in [1, W);
-// add(a, b); store_part(p, r, n): lanes [0, n) only (the channel-vector kernel).
+// add(a, b), sub(a, b); store_part(p, r, n): lanes [0, n) only (the channel-vector kernel).
 #pragma once
 
 #include <cstdint>
@@ -410,6 +410,163 @@ void cl_transpose_rows(const typename V::T* s, std::int64_t cs, std::int64_t nc,
                            : (w == W ? V::load(s + c * cs + c0) : V::load_part(s + c * cs + c0, w));
         V::transpose(t);
         for (int j = 0; j < w; ++j) V::store(d + (c0 + j) * W, t[j]);
+    }
+}
+
+
+// Winograd F(2x2, 3x3) transforms (Lavin & Gray 2015) over channel vectors.
+// A tile (ty, tx) reads the 4 x 4 window at slab rows 2ty.., columns 2tx.. of a
+// channel-blocked slab (src(row r, block cb, column c, lane l) =
+// slab[r*rs + cb*cbs + c*W + l], zero outside the image) and gives 16 planes
+// p = 4i + j of B^T d B, stored at v[p*vps + cb*vcbs + (ty*TX + tx)*W + l]:
+// per plane the channel-blocked "slab" of a 1x1 conv over the tiles (cl_rows).
+// Consecutive tiles of a row share two columns: their column transforms are
+// carried over instead of recomputed.
+template <class V>
+void wino_input(const typename V::T* slab, std::int64_t rs, std::int64_t cbs, std::int64_t ncb,
+                std::int64_t TY, std::int64_t TX, typename V::T* v, std::int64_t vps,
+                std::int64_t vcbs) {
+    using T = typename V::T;
+    using R = typename V::R;
+    constexpr int W = V::W;
+    // B^T applied down one column of the window: (d0 - d2, d1 + d2, d2 - d1, d1 - d3)
+    auto column = [&](const T* s, R* t) {
+        const R d0 = V::load(s), d1 = V::load(s + rs), d2 = V::load(s + 2 * rs),
+                d3 = V::load(s + 3 * rs);
+        t[0] = V::sub(d0, d2);
+        t[1] = V::add(d1, d2);
+        t[2] = V::sub(d2, d1);
+        t[3] = V::sub(d1, d3);
+    };
+    for (std::int64_t ty = 0; ty < TY; ++ty)
+        for (std::int64_t cb = 0; cb < ncb; ++cb) {
+            const T* s = slab + 2 * ty * rs + cb * cbs;
+            T* d = v + cb * vcbs + ty * TX * W;
+            R c0[4], c1[4], c2[4], c3[4];
+            column(s, c0);
+            column(s + W, c1);
+            for (std::int64_t tx = 0; tx < TX; ++tx) {
+                column(s + (2 * tx + 2) * W, c2);
+                column(s + (2 * tx + 3) * W, c3);
+                T* dt = d + tx * W;
+                // ... and along each row: (t0 - t2, t1 + t2, t2 - t1, t1 - t3)
+                for (int i = 0; i < 4; ++i) {
+                    V::store(dt + (4 * i + 0) * vps, V::sub(c0[i], c2[i]));
+                    V::store(dt + (4 * i + 1) * vps, V::add(c1[i], c2[i]));
+                    V::store(dt + (4 * i + 2) * vps, V::sub(c2[i], c1[i]));
+                    V::store(dt + (4 * i + 3) * vps, V::sub(c1[i], c3[i]));
+                }
+                for (int i = 0; i < 4; ++i) {
+                    c0[i] = c2[i];
+                    c1[i] = c3[i];
+                }
+            }
+        }
+}
+
+// The inverse transform A^T m A of TY x TX tiles: plane p of tile t, channel
+// k at m[(t*16 + p)*PS*W + k] (PS vectors of channels per plane; a tile's 16
+// planes are adjacent) -> the 2 x 2 outputs (2ty + i, 2tx + j) for rows < OHv
+// and columns < OW, channel k < K: out[k*ms + row*hs + col*ws] = bias[k] (if
+// any) + result.  Channel-last outputs (ms == 1) are stored as vectors.
+// Channel-major ones whose rows are contiguous (ws == 1, hs == OW) go through
+// buf (min(2TY, OHv) * OW pixels of W lanes): the item's rows of a channel are
+// one run, transposed W pixels at a time in registers (traits with
+// kTranspose), so only its last store is partial.  PS is a template argument
+// for the common plane widths (every load then has a constant displacement);
+// PS = 0 reads it from ps.
+template <class V, int PS>
+void wino_output_ps(const typename V::T* m, std::int64_t ps, std::int64_t K, std::int64_t TY,
+                    std::int64_t TX, std::int64_t OHv, std::int64_t OW, const typename V::T* bias,
+                    typename V::T* out, std::int64_t ms, std::int64_t hs, std::int64_t ws,
+                    typename V::T* buf) {
+    using T = typename V::T;
+    using R = typename V::R;
+    constexpr int W = V::W;
+    const std::int64_t pstride = (PS > 0 ? PS : ps) * W;
+    const bool runs = ms != 1 && ws == 1 && hs == OW;
+    const std::int64_t rows = OHv < 2 * TY ? OHv : 2 * TY, npix = rows * OW;
+    for (std::int64_t k0 = 0; k0 < K; k0 += W) {
+        const int kn = K - k0 < W ? static_cast<int>(K - k0) : W;
+        const R bv = !bias ? V::zero() : kn == W ? V::load(bias + k0)
+                                                 : V::load_part(bias + k0, kn);
+        for (std::int64_t ty = 0; ty < TY; ++ty) {
+            const int nrow = rows - 2 * ty < 2 ? static_cast<int>(rows - 2 * ty) : 2;
+            for (std::int64_t tx = 0; tx < TX; ++tx) {
+                const T* mt = m + (ty * TX + tx) * 16 * pstride + k0;
+                // A^T down each column: (m0 + m1 + m2, m1 - m2 - m3); plane 5
+                // (i = j = 1) enters all four outputs with +1: it carries the bias
+                R s0[4], s1[4];
+                for (int j = 0; j < 4; ++j) {
+                    const R a = V::load(mt + j * pstride), c = V::load(mt + (8 + j) * pstride),
+                            d = V::load(mt + (12 + j) * pstride);
+                    const R b = j == 1 ? V::add(V::load(mt + 5 * pstride), bv)
+                                       : V::load(mt + (4 + j) * pstride);
+                    s0[j] = V::add(V::add(a, b), c);
+                    s1[j] = V::sub(V::sub(b, c), d);
+                }
+                R o[2][2];
+                o[0][0] = V::add(V::add(s0[0], s0[1]), s0[2]);
+                o[0][1] = V::sub(V::sub(s0[1], s0[2]), s0[3]);
+                o[1][0] = V::add(V::add(s1[0], s1[1]), s1[2]);
+                o[1][1] = V::sub(V::sub(s1[1], s1[2]), s1[3]);
+                const int ncol = OW - 2 * tx < 2 ? 1 : 2;
+                for (int i = 0; i < nrow; ++i)
+                    for (int j = 0; j < ncol; ++j) {
+                        const std::int64_t r = 2 * ty + i, c = 2 * tx + j;
+                        if (runs) {
+                            V::store(buf + (r * OW + c) * W, o[i][j]);
+                            continue;
+                        }
+                        if (ms == 1) {
+                            T* d = out + r * hs + c * ws + k0;
+                            if (kn == W)
+                                V::store(d, o[i][j]);
+                            else
+                                V::store_part(d, o[i][j], kn);
+                            continue;
+                        }
+                        alignas(64) T lane[W];
+                        V::store(lane, o[i][j]);
+                        for (int l = 0; l < kn; ++l) out[(k0 + l) * ms + r * hs + c * ws] = lane[l];
+                    }
+            }
+        }
+        if (!runs) continue;
+        // buf pixel q, lane l -> out[(k0 + l)*ms + q]
+        T* ok = out + k0 * ms;
+        std::int64_t q0 = 0;
+        if constexpr (V::kTranspose) {
+            for (; q0 < npix; q0 += W) {
+                const int n = npix - q0 < W ? static_cast<int>(npix - q0) : W;
+                R t[W];
+                for (int r = 0; r < W; ++r) t[r] = r < n ? V::load(buf + (q0 + r) * W) : V::zero();
+                V::transpose(t);
+                if (n == W) {
+                    for (int l = 0; l < kn; ++l) V::store(ok + l * ms + q0, t[l]);
+                } else {
+                    for (int l = 0; l < kn; ++l) V::store_part(ok + l * ms + q0, t[l], n);
+                }
+            }
+        }
+        for (int l = 0; l < kn; ++l)
+            for (std::int64_t q = q0; q < npix; ++q) ok[l * ms + q] = buf[q * W + l];
+    }
+}
+
+template <class V>
+void wino_output(const typename V::T* m, std::int64_t ps, std::int64_t K, std::int64_t TY,
+                 std::int64_t TX, std::int64_t OHv, std::int64_t OW, const typename V::T* bias,
+                 typename V::T* out, std::int64_t ms, std::int64_t hs, std::int64_t ws,
+                 typename V::T* buf) {
+    switch (ps) {
+#define AEK_WINO_PS(n)                                                                    \
+    case n:                                                                               \
+        return wino_output_ps<V, n>(m, ps, K, TY, TX, OHv, OW, bias, out, ms, hs, ws, buf);
+        AEK_WINO_PS(1) AEK_WINO_PS(2) AEK_WINO_PS(3) AEK_WINO_PS(4)
+#undef AEK_WINO_PS
+        default:
+            return wino_output_ps<V, 0>(m, ps, K, TY, TX, OHv, OW, bias, out, ms, hs, ws, buf);
     }
 }
 

@@ -69,6 +69,16 @@ using shift_f64_fn = void (*)(std::int64_t M, std::int64_t ntaps, const double* 
     void name(const T* s, std::int64_t hs, std::int64_t rows, std::int64_t lo, std::int64_t n, \
               std::int64_t Wp, T* d)
 
+// Winograd F(2x2, 3x3) input / output transforms over channel vectors
+// (simd_templates.hpp, wino_input / wino_output).
+#define AEK_DECLARE_WIN(name, T)                                                             \
+    void name(const T* slab, std::int64_t rs, std::int64_t cbs, std::int64_t ncb,              \
+              std::int64_t TY, std::int64_t TX, T* v, std::int64_t vps, std::int64_t vcbs)
+#define AEK_DECLARE_WOUT(name, T)                                                            \
+    void name(const T* m, std::int64_t ps, std::int64_t K, std::int64_t TY, std::int64_t TX,   \
+              std::int64_t OHv, std::int64_t OW, const T* bias, T* out, std::int64_t ms,       \
+              std::int64_t hs, std::int64_t ws, T* buf)
+
 #ifdef AEK_HAVE_X86_ISA
 // Defined in gemm_avx2.cpp / gemm_avx512.cpp, one namespace per ISA unit (see there).
 namespace avx2 {
@@ -78,6 +88,8 @@ AEK_DECLARE_SHIFT(conv_shift_f32_3x24_avx2, float);
 AEK_DECLARE_SHIFT(conv_shift_f64_3x12_avx2, double);
 AEK_DECLARE_CL(conv_cl_f32_6x16_avx2, float);
 AEK_DECLARE_CL(conv_cl_f64_6x8_avx2, double);
+AEK_DECLARE_WIN(wino_in_f32_avx2, float);
+AEK_DECLARE_WOUT(wino_out_f32_avx2, float);
 void gemm_ukernel_f32_6x16_avx2(std::int64_t kc, const float* a, const float* b,
                                 float* c, std::int64_t ldc, int accumulate);
 void gemm_ukernel_f64_6x8_avx2(std::int64_t kc, const double* a, const double* b,
@@ -94,6 +106,8 @@ AEK_DECLARE_CLF(conv_clf_f32_4x6_avx512, float);
 AEK_DECLARE_CLF(conv_clf_f64_4x6_avx512, double);
 AEK_DECLARE_CLT(conv_clt_f32_avx512, float);
 AEK_DECLARE_CLP(conv_clp_f32_avx512, float);
+AEK_DECLARE_WIN(wino_in_f32_avx512, float);
+AEK_DECLARE_WOUT(wino_out_f32_avx512, float);
 void gemm_ukernel_f32_14x32_avx512(std::int64_t kc, const float* a, const float* b,
                                    float* c, std::int64_t ldc, int accumulate);
 void gemm_ukernel_f64_14x16_avx512(std::int64_t kc, const double* a, const double* b,

@@ -30,6 +30,7 @@ struct F32x8 {
     static constexpr bool kTranspose = false;
     static void transpose(R*) {}
     static R add(R a, R b) { return _mm256_add_ps(a, b); }
+    static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
     static void store_part(T* p, R r, int n) {
         const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         _mm256_maskstore_ps(p, _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane), r);
@@ -56,6 +57,7 @@ struct F64x4 {
     static constexpr bool kTranspose = false;
     static void transpose(R*) {}
     static R add(R a, R b) { return _mm256_add_pd(a, b); }
+    static R sub(R a, R b) { return _mm256_sub_pd(a, b); }
     static void store_part(T* p, R r, int n) {
         const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);
         _mm256_maskstore_pd(p, _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), lane), r);

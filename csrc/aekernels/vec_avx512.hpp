@@ -22,6 +22,7 @@ struct F32x16 {
         return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1u), p);
     }
     static R add(R a, R b) { return _mm512_add_ps(a, b); }
+    static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
     static void store_part(T* p, R r, int n) {
         _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << n) - 1u), r);
     }
@@ -72,6 +73,7 @@ struct F64x8 {
     static constexpr bool kTranspose = false;
     static void transpose(R*) {}
     static R add(R a, R b) { return _mm512_add_pd(a, b); }
+    static R sub(R a, R b) { return _mm512_sub_pd(a, b); }
     static void store_part(T* p, R r, int n) {
         _mm512_mask_storeu_pd(p, static_cast<__mmask8>((1u << n) - 1u), r);
     }

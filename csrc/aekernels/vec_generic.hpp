@@ -23,6 +23,10 @@ struct Lanes4 {
         for (int i = 0; i < 4; ++i) a.v[i] += b.v[i];
         return a;
     }
+    static R sub(R a, R b) {
+        for (int i = 0; i < 4; ++i) a.v[i] -= b.v[i];
+        return a;
+    }
     static void store(T* p, R r) {
         for (int i = 0; i < 4; ++i) p[i] = r.v[i];
     }
