@@ -29,7 +29,9 @@ from ._api import (  # noqa: E402
 from ._dispatch import (  # noqa: E402
     available_backends,
     backend,
+    get_conv_algorithm,
     get_num_threads,
+    set_conv_algorithm,
     set_num_threads,
     show_config,
     use_backend,
@@ -56,7 +58,8 @@ backend()  # choose now, so a fallback warning appears at import, not at the fir
 __all__ = [
     "__version__", "available_backends", "avg_pool2d", "avg_pool2d_backward", "backend",
     "conv2d", "conv2d_backward_bias", "conv2d_backward_filter", "conv2d_backward_input",
-    "conv_transpose2d", "get_include", "get_num_threads", "max_pool2d", "max_pool2d_backward",
-    "max_unpool2d", "max_unpool2d_backward", "set_num_threads", "show_config",
-    "upsample_nearest2d", "upsample_nearest2d_backward", "use_backend",
+    "conv_transpose2d", "get_conv_algorithm", "get_include", "get_num_threads", "max_pool2d",
+    "max_pool2d_backward", "max_unpool2d", "max_unpool2d_backward", "set_conv_algorithm",
+    "set_num_threads", "show_config", "upsample_nearest2d", "upsample_nearest2d_backward",
+    "use_backend",
 ]

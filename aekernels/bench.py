@@ -532,6 +532,7 @@ def machine_info(threads: int, torch: Any) -> dict[str, Any]:
         "cores": os.cpu_count(),
         "cpu_isa_flags": isa_flags,
         "aekernels_isa": _dispatch.isa(),
+        "conv_algorithm": _dispatch.get_conv_algorithm(),
         "isa_env": os.environ.get("AEKERNELS_ISA", ""),
         "threads": threads,
         "python": platform.python_version(),
@@ -677,7 +678,8 @@ def summary_lines(result: dict) -> list[str]:
     m, c = result["machine"], result["ceilings"]
     lines = [f"note: {result['note']}"] if result.get("note") else []
     lines += [f"machine: {m['cpu']}, {m['cores']} cores, CPU flags {' '.join(m['cpu_isa_flags'])}",
-             f"aekernels {m['aekernels']} ISA path {m['aekernels_isa']}, threads {m['threads']} "
+             f"aekernels {m['aekernels']} ISA path {m['aekernels_isa']}, conv algorithm "
+             f"{m.get('conv_algorithm', 'direct')}, threads {m['threads']} "
              f"(torch {m['torch_threads']}); numpy {m['numpy']}, numba {m['numba']}, "
              f"torch {m['torch']}; {m['date']}"]
     for name, g in c.get("gemm_gflops", {}).items():
@@ -774,6 +776,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default=None, help="float32, float64 or float32,float64")
     p.add_argument("--budget", type=float, default=None,
                    help="seconds per case (default 1.0, --quick 0.25)")
+    p.add_argument("--conv-algorithm", choices=("direct", "winograd"), default=None,
+                   help="aekernels.set_conv_algorithm for the run (default: the current one, "
+                        "'direct' unless AEKERNELS_CONV_ALGORITHM says otherwise)")
     p.add_argument("--note", default=None,
                    help="free text stored in the JSON and printed in the report "
                         "(e.g. the commit measured)")
@@ -826,13 +831,16 @@ def run(args: argparse.Namespace) -> int:
 
     torch = _import_torch(required=True) if args.compare == "torch" else None
     ak.set_num_threads(threads)
+    if args.conv_algorithm:
+        ak.set_conv_algorithm(args.conv_algorithm)
     if torch is not None:
         torch.set_num_threads(threads)
     info = machine_info(threads, torch)
     load_before = _loadavg()
     print(f"aekernels bench: {len(selected)} cases x backend {', '.join(backends)}"
           f"{' vs torch' if torch is not None else ''}, {threads} threads, "
-          f"{budget.seconds:g} s per case, ISA path {info['aekernels_isa']}", flush=True)
+          f"{budget.seconds:g} s per case, ISA path {info['aekernels_isa']}, "
+          f"conv algorithm {info['conv_algorithm']}", flush=True)
 
     # Ceilings first, then the cases; BLAS at the same thread count throughout.
     ceilings: dict[str, Any] = {"gemm_gflops": {}, "gemm_mnk": {}}

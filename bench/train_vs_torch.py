@@ -2,6 +2,7 @@
 
     python bench/train_vs_torch.py [--models conv-ae lenet5 dense-ae] [--rounds 5]
                                    [--threads 2] [--backend native] [--json FILE]
+                                   [--conv-algorithm winograd|direct]
 
 Setting (DESIGN.md / issue 5): 4,000 MNIST-5k training images, batch 128, Adam 1e-3,
 float32, 2 threads for both libraries.  An epoch is what ``Model.fit`` does: one shuffled
@@ -210,6 +211,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--backend", choices=("native", "numba"), default=None)
+    ap.add_argument("--conv-algorithm", choices=("direct", "winograd"), default="winograd",
+                    help="as `aekernels train` (default winograd)")
     ap.add_argument("--json", default=None, help="write the results to this file")
     ap.add_argument("--layers", action="store_true",
                     help="also print per-layer forward/backward times, ours vs the torch op")
@@ -223,6 +226,7 @@ def main(argv=None) -> int:
     if args.backend:
         ak.use_backend(args.backend)
     ak.set_num_threads(args.threads)
+    ak.set_conv_algorithm(args.conv_algorithm)
     torch.set_num_threads(args.threads)
     try:
         from threadpoolctl import threadpool_info
@@ -233,7 +237,7 @@ def main(argv=None) -> int:
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")),
                platform.processor())
     print(f"cpu: {cpu}; aekernels {ak.__version__} from {os.path.dirname(ak.__file__)} "
-          f"backend {ak.backend()} ({ak._dispatch.isa()}), "
+          f"backend {ak.backend()} ({ak._dispatch.isa()}, conv {ak.get_conv_algorithm()}), "
           f"{ak.get_num_threads()} threads; torch {torch.__version__} {torch.get_num_threads()} threads; "
           f"numpy BLAS: {blas}; load average {os.getloadavg()[0]:.2f}")
     results = []
@@ -269,6 +273,7 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(cpu=cpu, backend=ak.backend(), threads=args.threads, results=results,
+                           conv_algorithm=ak.get_conv_algorithm(),
                            torch=torch.__version__), f, indent=2)
     return 0
 

@@ -201,4 +201,6 @@ PYBIND11_MODULE(_native, m) {
     m.def("set_num_threads", &aek::set_num_threads, arg("n"));
     m.def("get_num_threads", &aek::num_threads);
     m.def("isa", [] { return std::string(aek::isa_table().isa); });
+    m.def("set_winograd", [](bool on) { aek::winograd_enabled().store(on); }, arg("on"));
+    m.def("get_winograd", [] { return aek::winograd_enabled().load(); });
 }

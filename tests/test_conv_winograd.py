@@ -1,6 +1,6 @@
 """The native Winograd F(2x2, 3x3) path (csrc/aekernels/conv.hpp, winograd_conv): fp32,
 groups 1, 3x3, stride 1, dilation 1, channel counts that fill the channel vectors
-(use_winograd).  It computes the conv from 4 x 4 input tiles and clips the 2 x 2 output
+(use_winograd), run when aekernels.set_conv_algorithm("winograd").  It computes the conv from 4 x 4 input tiles and clips the 2 x 2 output
 tiles at the edges, so odd sizes, tiny images, every padding (the tile gather's zero
 fill) and the channel counts at the predicate's edges are checked against the float64
 reference with the fp32 tolerance of TESTING.md; forward, backward-input and
@@ -30,10 +30,14 @@ CHANNELS = [(7, 16), (8, 8), (15, 16), (16, 16), (16, 17), (16, 32), (32, 16), (
 @pytest.fixture
 def native():
     ensure_backend("native")
-    before = aekernels.get_num_threads()
-    with aekernels.use_backend("native"):
-        yield
-    aekernels.set_num_threads(before)
+    before = aekernels.get_num_threads(), aekernels.get_conv_algorithm()
+    aekernels.set_conv_algorithm("winograd")
+    try:
+        with aekernels.use_backend("native"):
+            yield
+    finally:
+        aekernels.set_num_threads(before[0])
+        aekernels.set_conv_algorithm(before[1])
 
 
 def _pads(padding, h, w):
@@ -185,6 +189,7 @@ _CHILD = textwrap.dedent("""
     import aekernels, helpers as H, reference as R
     from aekernels import _dispatch
     aekernels.use_backend("native")
+    assert aekernels.get_conv_algorithm() == "winograd"
     out = {{"isa": _dispatch.isa()}}
     for (c, k, h, w, pad) in [(16, 32, 14, 14, 1), (32, 16, 7, 9, 0), (8, 24, 5, 3, 2)]:
         x = H.randn((2, c, h, w), 61); wt = H.randn((k, c, 3, 3), 62); b = H.randn((k,), 63)
@@ -212,8 +217,53 @@ def test_each_isa_level(native, isa):
     tests = os.path.dirname(os.path.abspath(__file__))
     env = child_env()
     env["AEKERNELS_ISA"] = isa
+    env["AEKERNELS_CONV_ALGORITHM"] = "winograd"
     proc = subprocess.run([sys.executable, "-c", _CHILD.format(tests=tests)], env=env,
                           cwd=package_parent(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])["isa"]
     assert got == isa or (isa != "generic" and got in ("generic", "avx2"))  # capped by the CPU
+
+
+def _mixed_magnitudes():
+    """Only the corner tap is non-zero, and it only ever meets the small inputs: the exact
+    outputs are small, while Winograd's tiles mix in the large neighbours."""
+    x = np.where(np.indices((6, 6)).sum(0) % 2 == 1, 1000.0, 1e-3)
+    x = np.broadcast_to(x, (1, 16, 6, 6)).copy()
+    wt = np.zeros((16, 16, 3, 3))
+    wt[:, :, 0, 0] = H.randn((16, 16), 71)
+    return x, wt
+
+
+def test_direct_is_the_default_and_keeps_the_per_output_bound():
+    ensure_backend("native")
+    assert aekernels.get_conv_algorithm() == "direct"
+    x, wt = _mixed_magnitudes()
+    with aekernels.use_backend("native"):
+        y = aekernels.conv2d(x.astype(F32), wt.astype(F32), padding=1)
+    bound = R.conv2d(np.abs(x), np.abs(wt), None, padding=1)
+    H.assert_close(y, R.conv2d(x, wt, None, padding=1), F32, bound=bound, K=16 * 9)
+
+
+def test_the_switch_selects_the_path(native):
+    """Winograd and the direct sum round differently: different bits prove which ran."""
+    x = H.randn((2, 16, 14, 14), 81).astype(F32)
+    wt = H.randn((32, 16, 3, 3), 82).astype(F32)
+    wino = aekernels.conv2d(x, wt, padding=1)
+    aekernels.set_conv_algorithm("direct")
+    direct = aekernels.conv2d(x, wt, padding=1)
+    assert not np.array_equal(wino, direct)
+    np.testing.assert_allclose(wino, direct, rtol=1e-4, atol=1e-4)
+    x64 = x.astype(np.float64)  # float64 never takes Winograd
+    aekernels.set_conv_algorithm("winograd")
+    a = aekernels.conv2d(x64, wt.astype(np.float64), padding=1)
+    aekernels.set_conv_algorithm("direct")
+    np.testing.assert_array_equal(a, aekernels.conv2d(x64, wt.astype(np.float64), padding=1))
+
+
+@pytest.mark.parametrize("bad", ["fast", "", None, "WINOGRAD", 1])
+def test_set_conv_algorithm_refuses_unknown_names(bad):
+    before = aekernels.get_conv_algorithm()
+    with pytest.raises(ValueError, match="set_conv_algorithm"):
+        aekernels.set_conv_algorithm(bad)
+    assert aekernels.get_conv_algorithm() == before

@@ -92,6 +92,15 @@ AEK_ROW_COPY void zero_short(T* d, i64 n) {
 int num_threads();
 void set_num_threads(int n);
 
+// May fp32 3x3 stride-1 convs run on Winograd F(2x2,3x3) (aekernels.set_conv_algorithm)?
+// Off by default: its rounding error follows the transformed tiles, not sum|x*w| of each
+// output (TESTING.md's fp32 bound), and on data mixing large and small magnitudes it
+// exceeds that bound.  Process-wide; a header-only consumer gets its own, off.
+inline std::atomic<bool>& winograd_enabled() {
+    static std::atomic<bool> enabled{false};
+    return enabled;
+}
+
 // Threads for a call doing `work` multiply-adds (or element visits): tiny calls
 // run on one thread, because waking the team costs more than it saves (and on a
 // busy machine a descheduled worker stalls the whole call).

@@ -468,7 +468,8 @@ inline const WinoKernel<float>* wino_kernel<float>() {
 }
 
 // Whether a 3x3 stride-1 dilation-1 correlation from C to M channels
-// (groups 1) with OH x OW outputs per image runs on Winograd: both channel
+// (groups 1) with OH x OW outputs per image runs on Winograd: enabled
+// (winograd_enabled, common.hpp), both channel
 // counts fill the vectors (use_cl_path) and stay within the range measured,
 // and the image has enough outputs to amortise the transforms (1 x 1 and
 // 2 x 2 outputs of 32 channels: 1.3-2.8x slower than the direct kernel, 3 x 3
@@ -477,7 +478,8 @@ constexpr i64 kWinoMaxChannels = 256;
 constexpr i64 kWinoMinOutputs = 9;
 template <class T>
 bool use_winograd(i64 C, i64 M, i64 OH, i64 OW) {
-    return wino_kernel<T>() && use_cl_path<T>(C, M) && C <= kWinoMaxChannels &&
+    return winograd_enabled().load(std::memory_order_relaxed) && wino_kernel<T>() &&
+           use_cl_path<T>(C, M) && C <= kWinoMaxChannels &&
            M <= kWinoMaxChannels && OH * OW >= kWinoMinOutputs;
 }
 
