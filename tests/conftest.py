@@ -1,4 +1,4 @@
-"""Shared fixtures: backend (native/numba), dtype (float32/float64), layout (NCHW/NHWC).
+"""Shared fixtures: backend (native/numba), native, dtype (float32/float64), layout (NCHW/NHWC).
 
 NUMBA_BOUNDSCHECK must be set before numba is first imported, so it is set here, at the
 top of the first module pytest imports, before ``import aekernels``.
@@ -63,6 +63,19 @@ def backend(request):
     with aekernels.use_backend(name):
         assert aekernels.backend() == name
         yield name
+
+
+@pytest.fixture
+def native():
+    """The native backend active; thread count and conv algorithm restored afterwards."""
+    ensure_backend("native")
+    before = aekernels.get_num_threads(), aekernels.get_conv_algorithm()
+    try:
+        with aekernels.use_backend("native"):
+            yield
+    finally:
+        aekernels.set_num_threads(before[0])
+        aekernels.set_conv_algorithm(before[1])
 
 
 @pytest.fixture(params=[np.float32, np.float64], ids=["f32", "f64"])

@@ -10,7 +10,6 @@ import pytest
 
 import aekernels
 import helpers as H
-from backends import ensure_backend
 
 # (N, C, H, W, K, k, stride, padding, groups): first-layer and depthwise shapes
 SHAPES = [
@@ -18,15 +17,6 @@ SHAPES = [
     pytest.param((5, 3, 30, 29, 16, 3, 2, 1, 1), id="stem_s2_like"),
     pytest.param((4, 6, 13, 17, 12, 3, 1, 1, 6), id="depthwise_mult2"),
 ]
-
-
-@pytest.fixture
-def native():
-    ensure_backend("native")
-    before = aekernels.get_num_threads()
-    with aekernels.use_backend("native"):
-        yield
-    aekernels.set_num_threads(before)
 
 
 @functools.lru_cache(maxsize=None)

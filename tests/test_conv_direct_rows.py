@@ -16,7 +16,6 @@ import pytest
 import aekernels
 import helpers as H
 import reference as R
-from backends import ensure_backend
 
 DTYPES = [pytest.param(np.float32, id="f32"), pytest.param(np.float64, id="f64")]
 
@@ -59,15 +58,6 @@ BACKWARD = [
     pytest.param((1, 1, 9, 10, 40, (5, 5), 1, 2, 1, 1), id="taps1000"),
     pytest.param((1, 1, 9, 10, 41, (5, 5), 1, 2, 1, 1), id="taps1025_other_path"),
 ]
-
-
-@pytest.fixture
-def native():
-    ensure_backend("native")
-    before = aekernels.get_num_threads()
-    with aekernels.use_backend("native"):
-        yield
-    aekernels.set_num_threads(before)
 
 
 def _args(shape):

@@ -7,6 +7,7 @@ reference with the fp32 tolerance of TESTING.md; forward, backward-input and
 conv_transpose2d (the latter two run it with the flipped kernels), both layouts, bias,
 each ISA level (child interpreters, AEKERNELS_ISA is read at import)."""
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,7 @@ import pytest
 import aekernels
 import helpers as H
 import reference as R
-from backends import child_env, ensure_backend, package_parent
+from backends import child_env, package_parent
 
 F32 = np.float32
 SIZES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 14, 15]
@@ -28,16 +29,8 @@ CHANNELS = [(7, 16), (8, 8), (15, 16), (16, 16), (16, 17), (16, 32), (32, 16), (
 
 
 @pytest.fixture
-def native():
-    ensure_backend("native")
-    before = aekernels.get_num_threads(), aekernels.get_conv_algorithm()
-    aekernels.set_conv_algorithm("winograd")
-    try:
-        with aekernels.use_backend("native"):
-            yield
-    finally:
-        aekernels.set_num_threads(before[0])
-        aekernels.set_conv_algorithm(before[1])
+def winograd(native):
+    aekernels.set_conv_algorithm("winograd")  # the conftest fixture restores it
 
 
 def _pads(padding, h, w):
@@ -86,32 +79,32 @@ def _size_cases(shift):
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 @pytest.mark.parametrize("h,w,padding", _size_cases(3))
-def test_forward_odd_sizes_and_paddings(native, h, w, padding, layout):
+def test_forward_odd_sizes_and_paddings(winograd, h, w, padding, layout):
     _forward_case(2, 16, 32, h, w, padding, layout, bias=h % 2 == 0, seed=h)
 
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 @pytest.mark.parametrize("h,w,padding", _size_cases(5))
-def test_backward_input_odd_sizes_and_paddings(native, h, w, padding, layout):
+def test_backward_input_odd_sizes_and_paddings(winograd, h, w, padding, layout):
     _backward_input_case(2, 16, 32, h, w, padding, layout, seed=100 + h)
 
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 @pytest.mark.parametrize("c,k", CHANNELS)
-def test_channel_counts_at_the_predicate_edges(native, c, k, layout):
+def test_channel_counts_at_the_predicate_edges(winograd, c, k, layout):
     _forward_case(1, c, k, 13, 14, 1, layout, bias=True, seed=c * 1000 + k)
     _backward_input_case(1, c, k, 14, 13, 1, layout, seed=c * 1000 + k)
 
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
-def test_wide_channels_and_batch_one(native, layout):
+def test_wide_channels_and_batch_one(winograd, layout):
     _forward_case(1, 256, 256, 5, 7, "same", layout, bias=True, seed=5)
     _backward_input_case(1, 256, 64, 7, 5, 2, layout, seed=6)
 
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 @pytest.mark.parametrize("padding", [0, 1, ((1, 2), (2, 1))], ids=str)
-def test_conv_transpose2d_with_bias(native, padding, layout):
+def test_conv_transpose2d_with_bias(winograd, padding, layout):
     # the decoder direction of the autoencoder: 32 -> 16 channels at 14 x 14
     x = H.randn((3, 32, 14, 13), 21)
     wt = H.randn((32, 16, 3, 3), 22)
@@ -125,7 +118,7 @@ def test_conv_transpose2d_with_bias(native, padding, layout):
 
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
-def test_integer_valued_float32_is_exact(native, layout):
+def test_integer_valued_float32_is_exact(winograd, layout):
     """TESTING.md: integer-valued fp32 data gives exact results; the transformed weights
     are quarter-integers, exact in fp32 while the sums stay far below 2**22."""
     rng = np.random.default_rng(7)
@@ -142,7 +135,7 @@ def test_integer_valued_float32_is_exact(native, layout):
 
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
-def test_adjoint_identity(native, layout):
+def test_adjoint_identity(winograd, layout):
     """<conv2d(x, w), g> == <x, conv2d_backward_input(g, w)> within fp32 rounding."""
     x = H.randn((2, 16, 9, 14), 31)
     wt = H.randn((32, 16, 3, 3), 32)
@@ -157,7 +150,7 @@ def test_adjoint_identity(native, layout):
 
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
-def test_same_bits_for_any_thread_count(native, layout):
+def test_same_bits_for_any_thread_count(winograd, layout):
     """Items are (image, tile rows) writing disjoint outputs: no reductions across threads."""
     x = H.data(H.randn((3, 16, 15, 14), 41), layout, F32)
     wt = H.weight(H.randn((32, 16, 3, 3), 42), layout, F32)
@@ -174,7 +167,7 @@ def test_same_bits_for_any_thread_count(native, layout):
         np.testing.assert_array_equal(gx, results[0][1])
 
 
-def test_layouts_give_the_same_bits(native):
+def test_layouts_give_the_same_bits(winograd):
     x = H.randn((2, 16, 11, 14), 51)
     wt = H.randn((32, 16, 3, 3), 52)
     y = [R.to_nchw(aekernels.conv2d(H.data(x, lay, F32), H.weight(wt, lay, F32), padding=1,
@@ -212,8 +205,7 @@ _CHILD = textwrap.dedent("""
 
 
 @pytest.mark.parametrize("isa", ["generic", "avx2", "avx512"])
-def test_each_isa_level(native, isa):
-    import os
+def test_each_isa_level(winograd, isa):
     tests = os.path.dirname(os.path.abspath(__file__))
     env = child_env()
     env["AEKERNELS_ISA"] = isa
@@ -235,17 +227,17 @@ def _mixed_magnitudes():
     return x, wt
 
 
-def test_direct_is_the_default_and_keeps_the_per_output_bound():
-    ensure_backend("native")
-    assert aekernels.get_conv_algorithm() == "direct"
+def test_direct_is_the_default_and_keeps_the_per_output_bound(native):
+    if "AEKERNELS_CONV_ALGORITHM" not in os.environ:
+        assert aekernels.get_conv_algorithm() == "direct"
+    aekernels.set_conv_algorithm("direct")
     x, wt = _mixed_magnitudes()
-    with aekernels.use_backend("native"):
-        y = aekernels.conv2d(x.astype(F32), wt.astype(F32), padding=1)
+    y = aekernels.conv2d(x.astype(F32), wt.astype(F32), padding=1)
     bound = R.conv2d(np.abs(x), np.abs(wt), None, padding=1)
     H.assert_close(y, R.conv2d(x, wt, None, padding=1), F32, bound=bound, K=16 * 9)
 
 
-def test_the_switch_selects_the_path(native):
+def test_the_switch_selects_the_path(winograd):
     """Winograd and the direct sum round differently: different bits prove which ran."""
     x = H.randn((2, 16, 14, 14), 81).astype(F32)
     wt = H.randn((32, 16, 3, 3), 82).astype(F32)
