@@ -1,7 +1,9 @@
 """The native row-block direct forward for NCHW convs with one or two output channels per
 group (up to 1024 taps; fwd_nchw_rows in csrc/aekernels/direct_templates.hpp), and the
 stride-1 NCHW backward-input with one or two input channels per group, which runs it with
-the weight flipped and its channel axes swapped (conv_direct.hpp).
+the weight flipped and its channel axes swapped (conv_direct.hpp); with 3..8 input channels
+per group too where that measured faster (f32 AVX-512 with dX rows within one vector; the
+kernel then reads the taps one by one).
 
 What the kernel special-cases: tiles of output rows that slide along the kernel rows
 (stride and dilation 1, kh <= 5; otherwise the taps are read row by row), whole tiles with
@@ -57,6 +59,18 @@ BACKWARD = [
     pytest.param((1, 2, 6, 70, 3, (5, 5), 1, 2, 1, 1), id="w70"),
     pytest.param((1, 1, 9, 10, 40, (5, 5), 1, 2, 1, 1), id="taps1000"),
     pytest.param((1, 1, 9, 10, 41, (5, 5), 1, 2, 1, 1), id="taps1025_other_path"),
+    # 3..8 input channels per group: the rows kernel with KH = 1 (f32 AVX-512 and dX rows
+    # within one vector only; elsewhere the other path).  H picks the row tails: full
+    # tiles of 4, then a half tile (tail <= 2) or a whole one (tail 3).
+    pytest.param((2, 6, 14, 14, 16, (5, 5), 1, 0, 1, 1), id="lenet_c3"),
+    pytest.param((1, 3, 9, 16, 4, (3, 3), 1, 1, 1, 1), id="c3_w16_vector_batch1"),
+    pytest.param((2, 8, 7, 5, 3, (3, 3), 1, "same", 1, 1), id="c8_w5_same_tail3"),
+    pytest.param((2, 10, 15, 11, 4, (3, 5), 1, ((1, 2), (0, 3)), 1, 2),
+                 id="c5_groups2_asym"),
+    pytest.param((2, 4, 13, 13, 3, (3, 3), 1, 2, (2, 3), 1), id="c4_dilated"),
+    pytest.param((1, 7, 6, 23, 5, (5, 5), 1, 2, 1, 1), id="c7_w23_other_path"),
+    pytest.param((1, 9, 6, 10, 2, (3, 3), 1, 1, 1, 1), id="c9_other_path"),
+    pytest.param((2, 6, 9, 1, 3, (3, 1), 1, 0, 1, 1), id="c6_w1"),
 ]
 
 
@@ -155,6 +169,19 @@ def test_forward_same_bits_for_any_thread_count(native, shape, dtype):
         aekernels.set_num_threads(threads)
         results.append(aekernels.conv2d(x.astype(dtype), wt.astype(dtype), b.astype(dtype),
                                         **_args(shape)))
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [BACKWARD[3], BACKWARD[13], BACKWARD[16]])
+def test_backward_input_same_bits_for_any_thread_count(native, shape, dtype):
+    gy, wt, _, _ = _backward_case(shape)
+    results = []
+    for threads in (1, 2, 3):
+        aekernels.set_num_threads(threads)
+        results.append(aekernels.conv2d_backward_input(gy.astype(dtype), wt.astype(dtype),
+                                                       shape[:4], **_args(shape)))
     for other in results[1:]:
         np.testing.assert_array_equal(other, results[0])
 

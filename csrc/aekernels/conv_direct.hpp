@@ -45,6 +45,13 @@ constexpr i64 kDirectMaxStride = 16;
 constexpr i64 kDirectRowsBytes = i64(256) << 10;
 // Row-block forward (fwd_nchw_rows): output channels per group, and taps, at most.
 constexpr i64 kDirectRowsMaxOut = 2;
+// ... and, for the flipped stride-1 backward-input only, input channels per
+// group (fwd_nchw_rows reads taps one by one for 3..8 outputs).  Measured
+// (EPYC Zen4, 2026-12-05): lenet c3 backward-input (16 -> 6 channels, 5x5,
+// 10x10 -> 14x14) beats the GEMM path it replaces; the forward with 3..8
+// outputs per group stays on the slab/GEMM and fwd_nchw paths (not measured
+// faster there).
+constexpr i64 kDirectRowsMaxBackwardIn = 8;
 constexpr i64 kDirectRowsMaxTaps = 1024;
 
 template <class T>
@@ -252,9 +259,11 @@ i64 direct_plane_rows(const ConvGeom& g, i64 rows, i64 bytes) {
 // NHWC: x (N,H,W,C), w (kh,kw,C/g,K), bias (K) -> y (N,OH,OW,K)
 // Every output element is written once by one item: scheduling never changes
 // the result.
+// rows_kernel: take fwd_nchw_rows (NCHW only) even for more than
+// kDirectRowsMaxOut output channels per group (the flipped backward-input).
 template <class T>
 void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T* x, const T* w,
-                         const T* bias, T* y) {
+                         const T* bias, T* y, bool force_rows_kernel = false) {
     const i64 Cg = g.Cg(), Kg = g.Kg(), G = g.groups, taps = g.taps(), P = g.OH * g.OW;
     const int nt = threads_for_work(double(g.N) * P * g.K * taps);
     // Whole images per item when batch x groups already feed every thread.
@@ -283,7 +292,7 @@ void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T*
     }
     // The row-block kernel reads whole tiles of rows (the rows past the end are
     // dropped) and slides along the kernel rows when they are one input row apart.
-    const bool rows_kernel = direct_rows_forward(g);
+    const bool rows_kernel = !g.nhwc && (force_rows_kernel || direct_rows_forward(g));
     const bool slide = g.sh == 1 && g.dh == 1;
     parallel_items(g.N * G * ntile, nt, std::is_same<T, float>::value, [&](i64 it) {
         const i64 tix = it % ntile, gi = (it / ntile) % G, n = it / (ntile * G);
@@ -324,7 +333,17 @@ void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T*
     });
 }
 
-// Stride-1 NCHW backward-input with one or two input channels per group is
+// 3..kDirectRowsMaxBackwardIn input channels per group: only where the rows
+// kernel measured faster than the GEMM path (lenet c3, f32 AVX-512: 1.37 vs
+// 1.61 ms at 1 thread).  That needs the 32-register plan (64-byte vectors: a
+// tile of 4 rows x MR channels) and dX rows within one vector; with AVX2's
+// 16 registers the tile is one row and it was 20% slower (2.24 vs 1.84 ms).
+template <class T>
+bool direct_rows_backward_wide(const DirectKernels<T>& dk, const ConvGeom& g) {
+    return dk.lanes * static_cast<i64>(sizeof(T)) == 64 && g.W <= dk.lanes;
+}
+
+// Stride-1 NCHW backward-input with 1..kDirectRowsMaxBackwardIn input channels per group is
 // the forward conv of dY (K channels) into dX (C channels) with the weight
 // flipped spatially and its channel axes swapped:
 //   dX[c, h, x] = sum_{k,i,j} w[k, c, kh-1-i, kw-1-j] * dY[k, h + i*dh - pt', x + j*dw - pl']
@@ -334,7 +353,7 @@ void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T*
 template <class T>
 bool direct_conv_backward_input(const ConvGeom& g, const T* gy, const T* w, const T* bias,
                                 T* gx) {
-    if (g.nhwc || g.sh != 1 || g.sw != 1 || g.Cg() > kDirectRowsMaxOut) return false;
+    if (g.nhwc || g.sh != 1 || g.sw != 1 || g.Cg() > kDirectRowsMaxBackwardIn) return false;
     ConvGeom f = g;
     f.C = g.K;
     f.H = g.OH;
@@ -345,8 +364,11 @@ bool direct_conv_backward_input(const ConvGeom& g, const T* gy, const T* w, cons
     f.pt = g.dh * (g.kh - 1) - g.pt;
     f.pl = g.dw * (g.kw - 1) - g.pl;
     if (f.pt < 0 || f.pl < 0) return false;  // padding past the kernel's reach
-    const DirectKernels<T>* dk = direct_forward_kernels_for<T>(f);
-    if (!dk || !direct_rows_forward(f)) return false;
+    // Past kDirectRowsMaxOut the forward selection would not take the rows
+    // kernel, so the checks of direct_forward_kernels_for are made here.
+    if (f.taps() > kDirectRowsMaxTaps || !direct_one_row_fits(f)) return false;
+    const DirectKernels<T>* dk = direct_kernels<T>();
+    if (!dk || (g.Cg() > kDirectRowsMaxOut && !direct_rows_backward_wide(*dk, g))) return false;
     const i64 Cg = g.Cg(), Kg = g.Kg(), kh = g.kh, kw = g.kw;
     std::vector<T> wf(static_cast<std::size_t>(g.C * Kg * kh * kw));  // (C, K/groups, kh, kw)
     for (i64 gi = 0; gi < g.groups; ++gi)
@@ -356,7 +378,7 @@ bool direct_conv_backward_input(const ConvGeom& g, const T* gy, const T* w, cons
                     for (i64 j = 0; j < kw; ++j)
                         wf[(((gi * Cg + c) * Kg + k) * kh + i) * kw + j] =
                             w[(((gi * Kg + k) * Cg + c) * kh + kh - 1 - i) * kw + kw - 1 - j];
-    direct_conv_forward(*dk, f, gy, wf.data(), bias, gx);
+    direct_conv_forward(*dk, f, gy, wf.data(), bias, gx, true);
     return true;
 }
 

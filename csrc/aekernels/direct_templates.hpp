@@ -236,17 +236,20 @@ constexpr int rows_tile_max(int regs, int mr, int nv, int kh) {
     return fit >= 8 ? 8 : fit >= 4 ? 4 : fit >= 2 ? 2 : 1;
 }
 
-// K = 1 or 2 output channels of `rows` output rows, taps as for fwd_rows_tile
+// K <= 8 output channels of `rows` output rows, taps as for fwd_rows_tile
 // (kh sliding rows, KHMAX at most; taller kernels are read as kh*kw taps of
 // one row).  Column blocks of at most NVMAX vectors, each swept in tiles of
 // RT or RT/2 rows (whichever computes fewer rows past the end), RT the most
 // that REGS registers hold.  Reads input rows for `rows` rounded up to 8.
+// K > 2 (the flipped backward-input of a conv with 3..8 input channels): the
+// taps are read one by one (KH = 1), so only MR weights sit in registers and
+// the accumulators go to rows; this also bounds the instances to MR x NV.
 template <class V, int REGS, int NVMAX, int KHMAX>
 void fwd_nchw_rows(i64 K, i64 rows, i64 ow, i64 nc, i64 kh, i64 kw,
                    const typename V::T* const* tap, i64 xrow, const typename V::T* w, i64 ldw,
                    const typename V::T* bias, typename V::T* y, i64 ldyr, i64 ldyk) {
     constexpr int W = V::W;
-    if (kh > KHMAX) {
+    if (kh > KHMAX || K > 2) {
         kw *= kh;
         kh = 1;
     }
@@ -256,27 +259,47 @@ void fwd_nchw_rows(i64 K, i64 rows, i64 ow, i64 nc, i64 kh, i64 kw,
         const int last = lanes_in_last<V>(ow - q0, nv);
         with_int<NVMAX>(nv, [&](auto nvc) {
             constexpr int NV = decltype(nvc)::value;
-            with_int<2>(K, [&](auto mr) {
+            auto run = [&](auto mr, auto khc) {
                 constexpr int MR = decltype(mr)::value;
-                with_int<KHMAX>(kh, [&](auto khc) {
-                    constexpr int KH = decltype(khc)::value;
-                    constexpr int RT = rows_tile_max(REGS, MR, NV, KH);
-                    constexpr int RH = RT > 1 ? RT / 2 : 1;
-                    auto sweep = [&](auto rtc) {
-                        constexpr int RTS = decltype(rtc)::value;
-                        for (i64 a0 = 0; a0 < rows; a0 += RTS)
-                            fwd_rows_tile<V, MR, RTS, NV, KH>(
-                                nc, kw, tap, a0 * xrow + q0, xrow, w, ldw, bias,
-                                y + a0 * ldyr + q0, ldyr, ldyk,
-                                rows - a0 < RTS ? rows - a0 : RTS, last);
-                    };
-                    const i64 over = (rows + RT - 1) / RT * RT - rows;
-                    const i64 over_half = (rows + RH - 1) / RH * RH - rows;
-                    if (over_half < over)
-                        sweep(Int<RH>{});
+                constexpr int KH = decltype(khc)::value;
+                constexpr int RT = rows_tile_max(REGS, MR, NV, KH);
+                constexpr int RH = RT > 1 ? RT / 2 : 1;
+                auto tile = [&](auto rtc, i64 a0) {
+                    constexpr int RTS = decltype(rtc)::value;
+                    fwd_rows_tile<V, MR, RTS, NV, KH>(nc, kw, tap, a0 * xrow + q0, xrow, w, ldw,
+                                                      bias, y + a0 * ldyr + q0, ldyr, ldyk,
+                                                      rows - a0 < RTS ? rows - a0 : RTS, last);
+                };
+                if constexpr (MR > 2) {
+                    // RT is small here (MR accumulators per row): full tiles,
+                    // then a half tile for a short tail, which wastes less
+                    // than a whole sweep in half tiles would cost in loads.
+                    i64 a0 = 0;
+                    for (; a0 + RT <= rows; a0 += RT) tile(Int<RT>{}, a0);
+                    if (a0 < rows) {
+                        if (rows - a0 <= RH)
+                            tile(Int<RH>{}, a0);
+                        else
+                            tile(Int<RT>{}, a0);
+                    }
+                    return;
+                }
+                const i64 over = (rows + RT - 1) / RT * RT - rows;
+                const i64 over_half = (rows + RH - 1) / RH * RH - rows;
+                const bool half = over_half < over;
+                for (i64 a0 = 0; a0 < rows; a0 += half ? RH : RT) {
+                    if (half)
+                        tile(Int<RH>{}, a0);
                     else
-                        sweep(Int<RT>{});
-                });
+                        tile(Int<RT>{}, a0);
+                }
+            };
+            if (K > 2) {
+                with_int<8>(K, [&](auto mr) { run(mr, Int<1>{}); });
+                return;
+            }
+            with_int<2>(K, [&](auto mr) {
+                with_int<KHMAX>(kh, [&](auto khc) { run(mr, khc); });
             });
         });
     });
