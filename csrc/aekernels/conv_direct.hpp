@@ -259,7 +259,7 @@ i64 direct_plane_rows(const ConvGeom& g, i64 rows, i64 bytes) {
 // NHWC: x (N,H,W,C), w (kh,kw,C/g,K), bias (K) -> y (N,OH,OW,K)
 // Every output element is written once by one item: scheduling never changes
 // the result.
-// rows_kernel: take fwd_nchw_rows (NCHW only) even for more than
+// force_rows_kernel: take fwd_nchw_rows (NCHW only) even for more than
 // kDirectRowsMaxOut output channels per group (the flipped backward-input).
 template <class T>
 void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T* x, const T* w,
