@@ -166,16 +166,17 @@ def available_backends() -> tuple[str, ...]:
     return tuple(name for name in BACKEND_NAMES if _get(name) is not None)
 
 
-def _check_name(name: object) -> str:
-    if name not in BACKEND_NAMES:
-        raise ValueError(f"backend must be one of {BACKEND_NAMES}, got {name!r}")
-    return name  # type: ignore[return-value]
+def _one_of(value: object, choices: tuple[str, ...], what: str) -> str:
+    """``value`` if it is one of ``choices``, else a ValueError naming ``what``."""
+    if value not in choices:
+        raise ValueError(f"{what} must be one of {choices}, got {value!r}")
+    return value  # type: ignore[return-value]
 
 
 def _select_initial() -> str:
     requested = os.environ.get("AEKERNELS_BACKEND", "").strip().lower()
     if requested:
-        _check_name(requested)
+        _one_of(requested, BACKEND_NAMES, "backend")
         if _get(requested) is None:
             raise ImportError(
                 f"AEKERNELS_BACKEND={requested} but that backend failed to load: "
@@ -239,7 +240,7 @@ class use_backend(contextlib.ContextDecorator):
 
     def __init__(self, name: str) -> None:
         global _current
-        _check_name(name)
+        _one_of(name, BACKEND_NAMES, "backend")
         if _get(name) is None:
             raise RuntimeError(f"backend {name!r} is unavailable: {_load_errors[name]}")
         self._previous = backend()
@@ -289,12 +290,6 @@ def _apply_conv_algorithm(ns: types.SimpleNamespace) -> None:
             module.set_winograd(get_conv_algorithm() == "winograd")
 
 
-def _check_algorithm(name: object, what: str) -> str:
-    if name not in CONV_ALGORITHMS:
-        raise ValueError(f"{what} must be one of {CONV_ALGORITHMS}, got {name!r}")
-    return name  # type: ignore[return-value]
-
-
 def set_conv_algorithm(name: str) -> None:
     """Choose how the native backend computes fp32 3x3 stride-1 convolutions.
 
@@ -314,7 +309,7 @@ def set_conv_algorithm(name: str) -> None:
         Process-wide; the numba backend always computes directly.
     """
     global _conv_algorithm
-    _conv_algorithm = _check_algorithm(name, "set_conv_algorithm: name")
+    _conv_algorithm = _one_of(name, CONV_ALGORITHMS, "set_conv_algorithm: name")
     for ns in _loaded.values():
         _apply_conv_algorithm(ns)
 
@@ -324,7 +319,7 @@ def get_conv_algorithm() -> str:
     global _conv_algorithm
     if _conv_algorithm is None:
         env = os.environ.get("AEKERNELS_CONV_ALGORITHM", "").strip().lower() or "direct"
-        _conv_algorithm = _check_algorithm(env, "AEKERNELS_CONV_ALGORITHM")
+        _conv_algorithm = _one_of(env, CONV_ALGORITHMS, "AEKERNELS_CONV_ALGORITHM")
     return _conv_algorithm
 
 

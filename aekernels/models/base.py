@@ -144,7 +144,6 @@ class Model:
                 self.optimizer.lr = self.lr * 0.5 * (1 + np.cos(np.pi * epoch / epochs))
             self.net.train()
             perm = self.rng.permutation(n)
-            xs = x[perm]                                   # one copy; batches are views
             ys = None if y is None else np.asarray(y)[perm]
             it = range(0, n, batch_size)
             bar = None
@@ -154,7 +153,7 @@ class Model:
             t0 = time.perf_counter()
             total, count = 0.0, 0
             for start in it:
-                xb = xs[start:start + batch_size]
+                xb = x[perm[start:start + batch_size]]  # gathered per batch: still in cache for layer 1
                 inp = self.augment(xb, self.rng) if self.augment is not None else xb
                 target = xb if self.kind == "autoencoder" else ys[start:start + batch_size]
                 if self.kind == "autoencoder" and self.augment is not None:
