@@ -596,32 +596,77 @@ cdef extern from * nogil:
         } \\
     } \\
      \\
-    /* NCHW average pooling backward of one plane: gx = 0, then each (oh, i, j, ow) adds \\
-       gy / divisor; for one gx element the additions come in (oh, j) order, as in the NHWC \\
-       kernel, so both layouts give bitwise the same result. */ \\
-    AEK_CLONES static void AEK_FN(avgbwd_plane_nchw)(const T* AEK_R gyp, T* AEK_R gxp, \\
-            const aek_geom_t* g, const aek_tab_t* tb) \\
+    /* NCHW average pooling backward, gather form, `planes` consecutive planes.  Each \\
+       plane first divides gy by the window divisors once into q (OH, OW) (the interior \\
+       columns share one divisor); each gx row ih then sums the q rows of the windows \\
+       covering it, visited in (oh, j) order like the NHWC kernel, so both layouts give \\
+       bitwise the same result.  A stride-2 row is built as its even and odd columns \\
+       (ev, od: every tap then adds a contiguous, shifted q row) and interleaved at the \\
+       end; stride 1 adds into the gx row directly.  scratch: OH*OW + W + 2 elements. */ \\
+    AEK_CLONES_V4 AEK_NOINLINE static void AEK_FN(avgbwd_planes_nchw)(const T* AEK_R gy, \\
+            T* AEK_R gx, Py_ssize_t planes, const aek_geom_t* g, const aek_tab_t* tb, \\
+            T* AEK_R scratch) \\
     { \\
-        const Py_ssize_t W = g->W, OW = g->OW, sw = g->sw; \\
-        Py_ssize_t oh, ow, i, j; \\
-        memset(gxp, 0, (size_t)(g->H * W) * sizeof(T)); \\
-        for (oh = 0; oh < g->OH; oh++) { \\
-            const T* AEK_R gyr = gyp + oh * OW; \\
-            const Py_ssize_t rd = tb->rowdiv[oh]; \\
-            for (i = tb->ia[oh]; i < tb->ib[oh]; i++) { \\
-                T* AEK_R gxr = gxp + (oh * g->sh - g->pt + i * g->dh) * W; \\
-                for (j = 0; j < g->kw; j++) { \\
-                    const Py_ssize_t off = j * g->dw - g->pl, lo = tb->owlo[j], hi = tb->owhi[j]; \\
-                    if (sw == 2) { \\
-                        for (ow = lo; ow < hi; ow++) \\
-                            gxr[ow * 2 + off] += gyr[ow] / (T)(rd * tb->coldiv[ow]); \\
-                    } else if (sw == 1) { \\
-                        for (ow = lo; ow < hi; ow++) \\
-                            gxr[ow + off] += gyr[ow] / (T)(rd * tb->coldiv[ow]); \\
-                    } else { \\
-                        for (ow = lo; ow < hi; ow++) \\
-                            gxr[ow * sw + off] += gyr[ow] / (T)(rd * tb->coldiv[ow]); \\
+        const Py_ssize_t W = g->W, OW = g->OW, OHW = g->OH * OW, sw = g->sw; \\
+        const Py_ssize_t owa = tb->owlo[0] < OW ? tb->owlo[0] : OW;     /* as in maxplane */ \\
+        const Py_ssize_t owb = tb->owhi[g->kw - 1] > owa ? tb->owhi[g->kw - 1] : owa; \\
+        T* AEK_R q = scratch; \\
+        T* AEK_R ev = scratch + OHW; \\
+        T* AEK_R od = ev + (W + 1) / 2; \\
+        Py_ssize_t p, oh, ow, ih, i, j, m; \\
+        for (p = 0; p < planes; p++) { \\
+            const T* AEK_R gyp = gy + p * OHW; \\
+            T* AEK_R gxp = gx + p * g->H * W; \\
+            for (oh = 0; oh < g->OH; oh++) { \\
+                const T* AEK_R gyr = gyp + oh * OW; \\
+                T* AEK_R qr = q + oh * OW; \\
+                const Py_ssize_t rd = tb->rowdiv[oh]; \\
+                for (ow = 0; ow < owa; ow++) qr[ow] = gyr[ow] / (T)(rd * tb->coldiv[ow]); \\
+                if (owb > owa) { \\
+                    const T d = (T)(rd * tb->coldiv[owa]); \\
+                    for (ow = owa; ow < owb; ow++) qr[ow] = gyr[ow] / d; \\
+                } \\
+                for (ow = owb; ow < OW; ow++) qr[ow] = gyr[ow] / (T)(rd * tb->coldiv[ow]); \\
+            } \\
+            for (ih = 0; ih < g->H; ih++) { \\
+                T* AEK_R gxr = gxp + ih * W; \\
+                if (sw == 2) { \\
+                    for (m = 0; m < (W + 1) / 2; m++) ev[m] = 0; \\
+                    for (m = 0; m < W / 2; m++) od[m] = 0; \\
+                } else { \\
+                    for (m = 0; m < W; m++) gxr[m] = 0; \\
+                } \\
+                for (i = g->kh - 1; i >= 0; i--) { \\
+                    /* window row oh = t / sh covers gx row ih if that divides; strides 1 \\
+                       and 2 without an integer division (it would dominate 2 x 2 planes) */ \\
+                    const Py_ssize_t t = ih + g->pt - i * g->dh; \\
+                    Py_ssize_t oh_; \\
+                    if (t < 0) continue; \\
+                    if (g->sh == 1) oh_ = t; \\
+                    else if (g->sh == 2) { if (t & 1) continue; oh_ = t >> 1; } \\
+                    else { if (t % g->sh != 0) continue; oh_ = t / g->sh; } \\
+                    if (oh_ >= g->OH) continue; \\
+                    const T* AEK_R qr = q + oh_ * OW; \\
+                    for (j = 0; j < g->kw; j++) { \\
+                        const Py_ssize_t off = j * g->dw - g->pl, lo = tb->owlo[j], hi = tb->owhi[j]; \\
+                        if (sw == 2) { \\
+                            /* column 2*ow + off = 2*(ow + sh) + par */ \\
+                            const Py_ssize_t par = off & 1, sh = (off - par) / 2; \\
+                            T* AEK_R ph = (par ? od : ev) + sh; \\
+                            for (ow = lo; ow < hi; ow++) ph[ow] += qr[ow]; \\
+                        } else if (sw == 1) { \\
+                            for (ow = lo; ow < hi; ow++) gxr[ow + off] += qr[ow]; \\
+                        } else { \\
+                            for (ow = lo; ow < hi; ow++) gxr[ow * sw + off] += qr[ow]; \\
+                        } \\
                     } \\
+                } \\
+                if (sw == 2) { \\
+                    for (m = 0; m < W / 2; m++) { \\
+                        gxr[2 * m] = ev[m]; \\
+                        gxr[2 * m + 1] = od[m]; \\
+                    } \\
+                    if (W & 1) gxr[W - 1] = ev[W / 2]; \\
                 } \\
             } \\
         } \\
@@ -740,9 +785,33 @@ cdef extern from * nogil:
             int h_; \\
             for (h_ = 0; h_ < 4; h_ += AEK_L_##SUF) \\
                 AEK_V22_LANES(SUF, r0, W, yr, ir, base, (b0) + h_) }
+    /* Average-pool backward: the gradients of 4 output columns b0.. from gyr, divided by
+       d, each written twice (window columns 0 and 1) to gx rows r0 and r1. */
+    #define AEK_DUPLO_f32(v) AEK_SHUF(v, v, aek_mt_f32, 0, 0, 1, 1)
+    #define AEK_DUPHI_f32(v) AEK_SHUF(v, v, aek_mt_f32, 2, 2, 3, 3)
+    #if AEK_L_f64 == 4
+    #define AEK_DUPLO_f64(v) AEK_SHUF(v, v, aek_mt_f64, 0, 0, 1, 1)
+    #define AEK_DUPHI_f64(v) AEK_SHUF(v, v, aek_mt_f64, 2, 2, 3, 3)
+    #else
+    #define AEK_DUPLO_f64(v) AEK_SHUF(v, v, aek_mt_f64, 0, 0)
+    #define AEK_DUPHI_f64(v) AEK_SHUF(v, v, aek_mt_f64, 1, 1)
+    #endif
+    #define AEK_B22_BLOCK(SUF, gyr, d, r0, r1, b0) { \
+            int h_; \
+            for (h_ = 0; h_ < 4; h_ += AEK_L_##SUF) { \
+                aek_vt_##SUF v_, lo_, hi_; \
+                memcpy(&v_, (gyr) + (b0) + h_, sizeof(v_)); \
+                v_ = v_ / (d) + 0;      /* + 0: the sum from 0 of the scatter form */ \
+                lo_ = AEK_DUPLO_##SUF(v_); \
+                hi_ = AEK_DUPHI_##SUF(v_); \
+                memcpy((r0) + 2 * ((b0) + h_), &lo_, sizeof(lo_)); \
+                memcpy((r0) + 2 * ((b0) + h_) + AEK_L_##SUF, &hi_, sizeof(hi_)); \
+                memcpy((r1) + 2 * ((b0) + h_), &lo_, sizeof(lo_)); \
+                memcpy((r1) + 2 * ((b0) + h_) + AEK_L_##SUF, &hi_, sizeof(hi_)); } }
     #else
     #define AEK_VEC22 0
     #define AEK_V22_BLOCK(SUF, r0, W, yr, ir, base, b0) { }
+    #define AEK_B22_BLOCK(SUF, gyr, d, r0, r1, b0) { }
     #endif
     #define AEK_DEFINE_POOL22(T, SUF, AEK_FN) \\
     /* One window of nr rows x nc columns (1 or 2 each) at p, plane position pos. */ \\
@@ -802,6 +871,51 @@ cdef extern from * nogil:
                 AEK_FN(max22_row)(xp + 2 * oh * W, yp + oh * OW, ip ? ip + oh * OW : NULL, fw, \\
                                   OW, W, oh < fh ? 2 : 1, 2 * oh * W); \\
         } \\
+    } \\
+    /* Average pooling backward of `planes` consecutive NCHW planes, same geometry: the \\
+       windows do not overlap, so every gx element is 0 + its window's gy / divisor \\
+       (the value of the scatter form) or 0 where no window reaches (floor mode, odd \\
+       size), written in one streaming pass.  Full windows share one divisor per row; \\
+       the 1-wide ones of ceil_mode take theirs from the table. */ \\
+    AEK_CLONES_V4 AEK_NOINLINE static void AEK_FN(avgbwd22_nchw)(const T* AEK_R gy, \\
+            T* AEK_R gx, Py_ssize_t planes, const aek_geom_t* g, const aek_tab_t* tb) \\
+    { \\
+        const Py_ssize_t H = g->H, W = g->W, OH = g->OH, OW = g->OW; \\
+        const Py_ssize_t fh = H / 2 < OH ? H / 2 : OH, fw = W / 2 < OW ? W / 2 : OW; \\
+        const Py_ssize_t rows = fh + OH, cols = fw + OW;   /* rows, columns reached */ \\
+        Py_ssize_t p, oh, ow, b0, c; \\
+        for (p = 0; p < planes; p++) { \\
+            const T* AEK_R gyp = gy + p * OH * OW; \\
+            T* AEK_R gxp = gx + p * H * W; \\
+            for (oh = 0; oh < OH; oh++) { \\
+                const T* AEK_R gyr = gyp + oh * OW; \\
+                T* AEK_R r0 = gxp + 2 * oh * W; \\
+                T* r1 = oh < fh ? r0 + W : r0;   /* a 1-high window: r0 twice */ \\
+                const Py_ssize_t rd = tb->rowdiv[oh]; \\
+                ow = 0; \\
+                if (fw > 0) { \\
+                    const T d = (T)(rd * tb->coldiv[0]); \\
+                    if (AEK_VEC22 && fw >= 4) { \\
+                        for (b0 = 0;; b0 += 4) { \\
+                            if (b0 > fw - 4) b0 = fw - 4; \\
+                            AEK_B22_BLOCK(SUF, gyr, d, r0, r1, b0) \\
+                            if (b0 + 4 >= fw) break; \\
+                        } \\
+                        ow = fw; \\
+                    } \\
+                    for (; ow < fw; ow++) { \\
+                        const T v = gyr[ow] / d + 0; \\
+                        r0[2 * ow] = v; r0[2 * ow + 1] = v; r1[2 * ow] = v; r1[2 * ow + 1] = v; \\
+                    } \\
+                } \\
+                for (; ow < OW; ow++) { \\
+                    const T v = gyr[ow] / (T)(rd * tb->coldiv[ow]) + 0; \\
+                    r0[fw + ow] = v; r1[fw + ow] = v; \\
+                } \\
+                for (c = cols; c < W; c++) { r0[c] = 0; r1[c] = 0; } \\
+            } \\
+            for (c = rows * W; c < H * W; c++) gxp[c] = 0; \\
+        } \\
     }
 
     AEK_DEFINE_POOL22(float, f32, AEK_FN_f32)
@@ -838,13 +952,17 @@ cdef extern from * nogil:
                                 Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW)
     void aek_maxpool22_nchw_f64(const double* x, double* y, int64_t* ind, Py_ssize_t planes,
                                 Py_ssize_t H, Py_ssize_t W, Py_ssize_t OH, Py_ssize_t OW)
+    void aek_avgbwd22_nchw_f32(const float* gy, float* gx, Py_ssize_t planes,
+                               const aek_geom_t* g, const aek_tab_t* tb)
+    void aek_avgbwd22_nchw_f64(const double* gy, double* gx, Py_ssize_t planes,
+                               const aek_geom_t* g, const aek_tab_t* tb)
     void aek_maxrow_nhwc_f32(const float* xn, float* yrow, int64_t* irow, const aek_geom_t* g,
                             const aek_tab_t* tb, Py_ssize_t oh)
     void aek_avgplane_nchw_f32(const float* xp, float* yp, const aek_geom_t* g, const aek_tab_t* tb)
     void aek_avgrow_nhwc_f32(const float* xn, float* yrow, const aek_geom_t* g, const aek_tab_t* tb,
                             Py_ssize_t oh)
-    void aek_avgbwd_plane_nchw_f32(const float* gyp, float* gxp, const aek_geom_t* g,
-                                  const aek_tab_t* tb)
+    void aek_avgbwd_planes_nchw_f32(const float* gy, float* gx, Py_ssize_t planes,
+                                    const aek_geom_t* g, const aek_tab_t* tb, float* scratch)
     void aek_avgbwd_row_nhwc_f32(const float* gyn, float* gxr, const aek_geom_t* g,
                                 const aek_tab_t* tb, Py_ssize_t ih)
     void aek_maxplane_nchw_f32w(const float* xp, float* yp, int64_t* ip, const aek_geom_t* g,
@@ -854,8 +972,6 @@ cdef extern from * nogil:
     void aek_avgplane_nchw_f32w(const float* xp, float* yp, const aek_geom_t* g, const aek_tab_t* tb)
     void aek_avgrow_nhwc_f32w(const float* xn, float* yrow, const aek_geom_t* g, const aek_tab_t* tb,
                             Py_ssize_t oh)
-    void aek_avgbwd_plane_nchw_f32w(const float* gyp, float* gxp, const aek_geom_t* g,
-                                  const aek_tab_t* tb)
     void aek_avgbwd_row_nhwc_f32w(const float* gyn, float* gxr, const aek_geom_t* g,
                                 const aek_tab_t* tb, Py_ssize_t ih)
     void aek_maxplane_nchw_f64(const double* xp, double* yp, int64_t* ip, const aek_geom_t* g,
@@ -865,8 +981,8 @@ cdef extern from * nogil:
     void aek_avgplane_nchw_f64(const double* xp, double* yp, const aek_geom_t* g, const aek_tab_t* tb)
     void aek_avgrow_nhwc_f64(const double* xn, double* yrow, const aek_geom_t* g, const aek_tab_t* tb,
                             Py_ssize_t oh)
-    void aek_avgbwd_plane_nchw_f64(const double* gyp, double* gxp, const aek_geom_t* g,
-                                  const aek_tab_t* tb)
+    void aek_avgbwd_planes_nchw_f64(const double* gy, double* gx, Py_ssize_t planes,
+                                    const aek_geom_t* g, const aek_tab_t* tb, double* scratch)
     void aek_avgbwd_row_nhwc_f64(const double* gyn, double* gxr, const aek_geom_t* g,
                                 const aek_tab_t* tb, Py_ssize_t ih)
 
@@ -1305,14 +1421,44 @@ cdef int avg_pool2d_backward_c(const pool_float_t* gy, pool_float_t* gx,
             else:
                 aek_avgbwd_row_nhwc_f64(gy + n * OHW * C, gx + r * g.W * C, &a, &t, r % g.H)
     else:
-        nt = _threads(nthreads, g.N * C, g.N * C * (HW + OHW))
-        for p in prange(g.N * C, num_threads=nt, schedule="guided"):
-            if pool_float_t is float:
-                aek_avgbwd_plane_nchw_f32(gy + p * OHW, gx + p * HW, &a, &t)
-            else:
-                aek_avgbwd_plane_nchw_f64(gy + p * OHW, gx + p * HW, &a, &t)
+        rc = _avg_bwd_nchw(gy, gx, g, &a, &t, nthreads)
     free(t.owlo)
-    return AEK_OK
+    return rc
+
+
+cdef int _avg_bwd_nchw(const pool_float_t* gy, pool_float_t* gx, const pool2d_geom_t* g,
+                       const aek_geom_t* a, const aek_tab_t* t, int nthreads) noexcept nogil:
+    # Tasks are ranges of whole planes, a few per thread (as _max_pool22_nchw).  The
+    # 2 x 2 / stride 2 windows do not overlap: one streaming pass; the gather kernel
+    # of any other geometry takes a scratch per task (the plane's scaled gradient and
+    # a gx row's even and odd columns).
+    cdef Py_ssize_t P = g.N * g.C, HW = g.H * g.W, OHW = g.OH * g.OW
+    cdef Py_ssize_t q, p0, per, ntask, nomem = 0
+    cdef pool_float_t* scratch
+    cdef int nt = _threads(nthreads, P, P * (HW + OHW))
+    ntask = min(P, 4 * nt) if nt > 1 else 1
+    per = (P + ntask - 1) // ntask
+    ntask = (P + per - 1) // per
+    for q in prange(ntask, num_threads=nt, schedule="dynamic"):
+        p0 = q * per
+        if _is_pool22(g):
+            if pool_float_t is float:
+                aek_avgbwd22_nchw_f32(gy + p0 * OHW, gx + p0 * HW, min(per, P - p0), a, t)
+            else:
+                aek_avgbwd22_nchw_f64(gy + p0 * OHW, gx + p0 * HW, min(per, P - p0), a, t)
+            continue
+        scratch = <pool_float_t*>malloc((OHW + g.W + 2) * sizeof(pool_float_t))
+        if scratch == NULL:
+            nomem += 1
+        else:
+            if pool_float_t is float:
+                aek_avgbwd_planes_nchw_f32(gy + p0 * OHW, gx + p0 * HW, min(per, P - p0),
+                                           a, t, scratch)
+            else:
+                aek_avgbwd_planes_nchw_f64(gy + p0 * OHW, gx + p0 * HW, min(per, P - p0),
+                                           a, t, scratch)
+            free(scratch)
+    return AEK_NO_MEMORY if nomem != 0 else AEK_OK
 
 
 # ----------------------------------------------------------------------------------
