@@ -186,7 +186,7 @@ cdef extern from * nogil:
     /* Every kernel below is defined once, for element type T, window-offset type IT
        (int32 for float so the selects stay as wide as T; int64 for double) and name
        maker AEK_FN, and instantiated per dtype at the end. */
-    #define AEK_DEFINE_KERNELS(T, IT, AEK_FN) \\
+    #define AEK_DEFINE_KERNELS(T, IT, AEK_FN, SUF, VEC) \\
     /* ===== NCHW max pooling ===== */ \\
      \\
     /* Interior output row, K x K window (K = 2 or 3), stride S, dilation 1: every tap is \\
@@ -201,6 +201,16 @@ cdef extern from * nogil:
         const T* AEK_R r0 = x0; \\
         const T* AEK_R r1 = x0 + W; \\
         const T* AEK_R r2 = x0 + 2 * W; \\
+        if ((VEC) && AEK_VEC22 && S == 2 && n >= 4) { \\
+            /* vector extensions, 4 columns per step (the last step shifted back) */ \\
+            for (b0 = 0;; b0 += 4) { \\
+                if (b0 > n - 4) b0 = n - 4; \\
+                if (ir) AEK_MAXS2_BLOCK(SUF, K, x0, W, yr, ir, base, b0) \\
+                else AEK_MAXS2_BLOCK(SUF, K, x0, W, yr, (int64_t*)NULL, base, b0) \\
+                if (b0 + 4 >= n) break; \\
+            } \\
+            return; \\
+        } \\
         if (K == 2 && n >= AEK_BL) { \\
             for (b0 = 0;; b0 += AEK_BL) { \\
                 if (b0 > n - AEK_BL) b0 = n - AEK_BL; \\
@@ -471,6 +481,14 @@ cdef extern from * nogil:
         const T* AEK_R r0 = x0; \\
         const T* AEK_R r1 = x0 + W; \\
         const T* AEK_R r2 = x0 + 2 * W; \\
+        if ((VEC) && AEK_VEC22 && S == 2 && n >= 4) { \\
+            for (b0 = 0;; b0 += 4) {     /* as in maxrow_fast */ \\
+                if (b0 > n - 4) b0 = n - 4; \\
+                AEK_AVGS2_BLOCK(SUF, K, x0, W, yr, d, b0) \\
+                if (b0 + 4 >= n) break; \\
+            } \\
+            return; \\
+        } \\
         if (K == 2 && n >= AEK_BL) { \\
             for (b0 = 0;; b0 += AEK_BL) { \\
                 if (b0 > n - AEK_BL) b0 = n - AEK_BL; \\
@@ -698,12 +716,6 @@ cdef extern from * nogil:
         } \\
     }
 
-    #define AEK_FN_f32(name) aek_##name##_f32
-    #define AEK_FN_f32w(name) aek_##name##_f32w
-    #define AEK_FN_f64(name) aek_##name##_f64
-    AEK_DEFINE_KERNELS(float, int32_t, AEK_FN_f32)
-    AEK_DEFINE_KERNELS(float, int64_t, AEK_FN_f32w)    /* float planes of >= 2**31 elements */
-    AEK_DEFINE_KERNELS(double, int64_t, AEK_FN_f64)
 
     /* ===== NCHW max pooling: 2 x 2 window, stride 2, no padding, dilation 1 =====
        (LeNet-5, the conv autoencoder.)  Written with GCC/Clang vector extensions, 4 output
@@ -796,23 +808,93 @@ cdef extern from * nogil:
     #define AEK_DUPLO_f64(v) AEK_SHUF(v, v, aek_mt_f64, 0, 0)
     #define AEK_DUPHI_f64(v) AEK_SHUF(v, v, aek_mt_f64, 1, 1)
     #endif
-    #define AEK_B22_BLOCK(SUF, gyr, d, r0, r1, b0) { \
-            int h_; \
-            for (h_ = 0; h_ < 4; h_ += AEK_L_##SUF) { \
-                aek_vt_##SUF v_, lo_, hi_; \
-                memcpy(&v_, (gyr) + (b0) + h_, sizeof(v_)); \
-                v_ = v_ / (d) + 0;      /* + 0: the sum from 0 of the scatter form */ \
-                lo_ = AEK_DUPLO_##SUF(v_); \
-                hi_ = AEK_DUPHI_##SUF(v_); \
-                memcpy((r0) + 2 * ((b0) + h_), &lo_, sizeof(lo_)); \
-                memcpy((r0) + 2 * ((b0) + h_) + AEK_L_##SUF, &hi_, sizeof(hi_)); \
-                memcpy((r1) + 2 * ((b0) + h_), &lo_, sizeof(lo_)); \
+    #define AEK_B22_BLOCK(SUF, gyr, d, r0, r1, b0) { \\
+            int h_; \\
+            for (h_ = 0; h_ < 4; h_ += AEK_L_##SUF) { \\
+                aek_vt_##SUF v_, lo_, hi_; \\
+                memcpy(&v_, (gyr) + (b0) + h_, sizeof(v_)); \\
+                v_ = v_ / (d) + 0;      /* + 0: the sum from 0 of the scatter form */ \\
+                lo_ = AEK_DUPLO_##SUF(v_); \\
+                hi_ = AEK_DUPHI_##SUF(v_); \\
+                memcpy((r0) + 2 * ((b0) + h_), &lo_, sizeof(lo_)); \\
+                memcpy((r0) + 2 * ((b0) + h_) + AEK_L_##SUF, &hi_, sizeof(hi_)); \\
+                memcpy((r1) + 2 * ((b0) + h_), &lo_, sizeof(lo_)); \\
                 memcpy((r1) + 2 * ((b0) + h_) + AEK_L_##SUF, &hi_, sizeof(hi_)); } }
+    /* Stride-2 rows of a K x K window (K = 2 or 3, dilation 1), L output columns from c0
+       on (the interior rows of maxplane_nchw / avgplane_nchw): the taps of window column
+       j of row `row` are its elements 2*c0 + j, + 2, ...: the even (j = 0) or odd (j = 1)
+       ones of the 2L at row + 2*c0, and for j = 2 the odd ones of the 2L at row + 2*c0 + 1
+       (which end at the last tap: nothing past the window is read). */
+    #define AEK_LANE_f32 int32_t
+    #define AEK_LANE_f64 int64_t
+    #define AEK_S2_TAP(SUF, row, c0, j, v) { \\
+            aek_vt_##SUF lo_, hi_; \\
+            memcpy(&lo_, (row) + 2 * (c0) + ((j) == 2), sizeof(lo_)); \\
+            memcpy(&hi_, (row) + 2 * (c0) + ((j) == 2) + AEK_L_##SUF, sizeof(hi_)); \\
+            v = (j) == 0 ? AEK_EV_##SUF(lo_, hi_) : AEK_OD_##SUF(lo_, hi_); }
+    /* Average: the sum from 0 in row-major tap order (as every other path), / d. */
+    #define AEK_AVGS2_LANES(SUF, K, x0, W, yr, d, c0) { \\
+            aek_vt_##SUF s_ = {0}, v_; \\
+            int i_, j_; \\
+            for (i_ = 0; i_ < (K); i_++) \\
+                for (j_ = 0; j_ < (K); j_++) { \\
+                    AEK_S2_TAP(SUF, (x0) + i_ * (W), c0, j_, v_) \\
+                    s_ = s_ + v_; } \\
+            s_ = s_ / (d); \\
+            memcpy((yr) + (c0), &s_, sizeof(s_)); }
+    /* Max: the AEK_V22_STEP rule tap by tap in row-major order; t_ = the offset of each
+       lane's tap from its tap 0; plane positions base + 2*ow + t_ to ir unless NULL. */
+    #define AEK_MAXS2_LANES(SUF, K, x0, W, yr, ir, base, c0) { \\
+            aek_vt_##SUF m, v_; \\
+            aek_mt_##SUF u, t_ = {0}; \\
+            int i_, j_; \\
+            AEK_S2_TAP(SUF, x0, c0, 0, m) \\
+            for (i_ = 0; i_ < (K); i_++) \\
+                for (j_ = 0; j_ < (K); j_++) { \\
+                    if (i_ == 0 && j_ == 0) continue; \\
+                    AEK_S2_TAP(SUF, (x0) + i_ * (W), c0, j_, v_) \\
+                    AEK_V22_STEP(aek_vt_##SUF, aek_mt_##SUF, v_) \\
+                    t_ = (t_ & ~u) | (u & (AEK_LANE_##SUF)(i_ * (W) + j_)); } \\
+            memcpy((yr) + (c0), &m, sizeof(m)); \\
+            if (ir) { \\
+                aek_qt_##SUF pos = AEK_COLS_##SUF + (int64_t)((base) + 2 * (c0)) \\
+                                   + AEK_WIDEN_##SUF(t_); \\
+                memcpy((ir) + (c0), &pos, sizeof(pos)); } }
+    /* Output columns b0..b0+3. */
+    /* The input rows of the output row AEK_PFROWS rows on, requested ahead: these rows
+       read three streams of short rows, which the hardware prefetchers follow poorly
+       once the planes come from DRAM (fp64 3 x 3 / stride 2 max and average pooling:
+       about 1.3x faster).  A prefetch never faults, so the rows may lie past the plane. */
+    #ifndef AEK_PFROWS
+    #define AEK_PFROWS 2
+    #endif
+    #define AEK_S2_PREFETCH(x0, W, b0) { \\
+            __builtin_prefetch((x0) + (1 + 2 * AEK_PFROWS) * (W) + 2 * (b0)); \\
+            __builtin_prefetch((x0) + (2 + 2 * AEK_PFROWS) * (W) + 2 * (b0)); }
+    #define AEK_AVGS2_BLOCK(SUF, K, x0, W, yr, d, b0) { \\
+            int h_; \\
+            AEK_S2_PREFETCH(x0, W, b0) \\
+            for (h_ = 0; h_ < 4; h_ += AEK_L_##SUF) \\
+                AEK_AVGS2_LANES(SUF, K, x0, W, yr, d, (b0) + h_) }
+    #define AEK_MAXS2_BLOCK(SUF, K, x0, W, yr, ir, base, b0) { \\
+            int h_; \\
+            AEK_S2_PREFETCH(x0, W, b0) \\
+            for (h_ = 0; h_ < 4; h_ += AEK_L_##SUF) \\
+                AEK_MAXS2_LANES(SUF, K, x0, W, yr, ir, base, (b0) + h_) }
     #else
     #define AEK_VEC22 0
     #define AEK_V22_BLOCK(SUF, r0, W, yr, ir, base, b0) { }
     #define AEK_B22_BLOCK(SUF, gyr, d, r0, r1, b0) { }
+    #define AEK_AVGS2_BLOCK(SUF, K, x0, W, yr, d, b0) { }
+    #define AEK_MAXS2_BLOCK(SUF, K, x0, W, yr, ir, base, b0) { }
     #endif
+    #define AEK_FN_f32(name) aek_##name##_f32
+    #define AEK_FN_f32w(name) aek_##name##_f32w
+    #define AEK_FN_f64(name) aek_##name##_f64
+    AEK_DEFINE_KERNELS(float, int32_t, AEK_FN_f32, f32, 1)
+    AEK_DEFINE_KERNELS(float, int64_t, AEK_FN_f32w, f32, 0)  /* float planes of >= 2**31 elements */
+    AEK_DEFINE_KERNELS(double, int64_t, AEK_FN_f64, f64, 1)
+
     #define AEK_DEFINE_POOL22(T, SUF, AEK_FN) \\
     /* One window of nr rows x nc columns (1 or 2 each) at p, plane position pos. */ \\
     static inline AEK_INLINE void AEK_FN(max22_px)(const T* AEK_R p, Py_ssize_t W, int nr, \\
