@@ -517,6 +517,21 @@ cdef extern from * nogil:
     AEK_CLONES AEK_NOINLINE static void AEK_FN(avgrow_fast31)(AEK_AVGFAST_ARGS(T)) \\
     { AEK_FN(avgrow_fast)(x0, W, yr, n, d, 3, 1); } \\
      \\
+    /* One output element, any geometry (border columns of the fast rows): the sum from 0 \\
+       over the in-image taps in row-major order, as the row-wise form below. */ \\
+    static inline void AEK_FN(avg_px)(const T* AEK_R xp, const aek_geom_t* g, \\
+            const aek_tab_t* tb, Py_ssize_t oh, Py_ssize_t ow, T* AEK_R y) \\
+    { \\
+        Py_ssize_t i, j; \\
+        T s = 0; \\
+        for (i = tb->ia[oh]; i < tb->ib[oh]; i++) { \\
+            const T* AEK_R xr = xp + (oh * g->sh - g->pt + i * g->dh) * g->W \\
+                                + ow * g->sw - g->pl; \\
+            for (j = tb->ja[ow]; j < tb->jb[ow]; j++) s += xr[j * g->dw]; \\
+        } \\
+        *y = s / (T)(tb->rowdiv[oh] * tb->coldiv[ow]); \\
+    } \\
+     \\
     /* Average pooling of one NCHW plane: x (H, W) -> y (OH, OW). */ \\
     AEK_CLONES static void AEK_FN(avgplane_nchw)(const T* AEK_R xp, T* AEK_R yp, \\
             const aek_geom_t* g, const aek_tab_t* tb) \\
@@ -530,37 +545,29 @@ cdef extern from * nogil:
         for (oh = 0; oh < g->OH; oh++) { \\
             T* AEK_R yr = yp + oh * OW; \\
             const Py_ssize_t ia = tb->ia[oh], ib = tb->ib[oh], rd = tb->rowdiv[oh]; \\
-            Py_ssize_t fa = 0, fb = 0;      /* columns done by the fast path */ \\
             if (fast && ia == 0 && ib == K && owb > owa) { \\
                 const Py_ssize_t ih = oh * g->sh - g->pt; \\
                 const T* x0 = xp + ih * W + owa * sw - g->pl; \\
                 const T d = (T)(rd * tb->coldiv[owa]);   /* interior columns share one */ \\
-                fa = owa; \\
-                fb = owb; \\
-                if (K == 2 && sw == 2) AEK_FN(avgrow_fast22)(x0, W, yr + fa, fb - fa, d); \\
-                else if (K == 3 && sw == 2) AEK_FN(avgrow_fast32)(x0, W, yr + fa, fb - fa, d); \\
-                else if (K == 2) AEK_FN(avgrow_fast21)(x0, W, yr + fa, fb - fa, d); \\
-                else AEK_FN(avgrow_fast31)(x0, W, yr + fa, fb - fa, d); \\
+                if (K == 2 && sw == 2) AEK_FN(avgrow_fast22)(x0, W, yr + owa, owb - owa, d); \\
+                else if (K == 3 && sw == 2) AEK_FN(avgrow_fast32)(x0, W, yr + owa, owb - owa, d); \\
+                else if (K == 2) AEK_FN(avgrow_fast21)(x0, W, yr + owa, owb - owa, d); \\
+                else AEK_FN(avgrow_fast31)(x0, W, yr + owa, owb - owa, d); \\
+                for (ow = 0; ow < owa; ow++) AEK_FN(avg_px)(xp, g, tb, oh, ow, yr + ow); \\
+                for (ow = owb; ow < OW; ow++) AEK_FN(avg_px)(xp, g, tb, oh, ow, yr + ow); \\
+                continue; \\
             } \\
-            /* everything else: sum tap by tap over the row, skipping [fa, fb) */ \\
-            for (ow = 0; ow < fa; ow++) yr[ow] = 0; \\
-            for (ow = fb; ow < OW; ow++) yr[ow] = 0; \\
+            /* any other row: sum tap by tap over the row */ \\
+            for (ow = 0; ow < OW; ow++) yr[ow] = 0; \\
             for (i = ia; i < ib; i++) { \\
                 const Py_ssize_t ih = oh * g->sh - g->pt + i * g->dh; \\
                 const T* AEK_R xr = xp + ih * W; \\
                 for (j = 0; j < g->kw; j++) { \\
                     const Py_ssize_t off = j * g->dw - g->pl, lo = tb->owlo[j], hi = tb->owhi[j]; \\
-                    const Py_ssize_t h1 = hi < fa ? hi : fa, l2 = lo > fb ? lo : fb; \\
-                    if (fb > fa) { \\
-                        for (ow = lo; ow < h1; ow++) yr[ow] += xr[ow * sw + off]; \\
-                        for (ow = l2; ow < hi; ow++) yr[ow] += xr[ow * sw + off]; \\
-                    } else { \\
-                        for (ow = lo; ow < hi; ow++) yr[ow] += xr[ow * sw + off]; \\
-                    } \\
+                    for (ow = lo; ow < hi; ow++) yr[ow] += xr[ow * sw + off]; \\
                 } \\
             } \\
-            for (ow = 0; ow < fa; ow++) yr[ow] = yr[ow] / (T)(rd * tb->coldiv[ow]); \\
-            for (ow = fb; ow < OW; ow++) yr[ow] = yr[ow] / (T)(rd * tb->coldiv[ow]); \\
+            for (ow = 0; ow < OW; ow++) yr[ow] = yr[ow] / (T)(rd * tb->coldiv[ow]); \\
         } \\
     } \\
      \\
@@ -924,6 +931,8 @@ cdef extern from * nogil:
         if (AEK_VEC22 && nr == 2 && nfull >= 4) { \\
             for (b0 = 0;; b0 += 4) { \\
                 if (b0 > nfull - 4) b0 = nfull - 4; \\
+                __builtin_prefetch(r0 + 2 * AEK_PFROWS * W + 2 * b0);   /* as AEK_S2_PREFETCH */ \\
+                __builtin_prefetch(r0 + (2 * AEK_PFROWS + 1) * W + 2 * b0); \\
                 if (ir) AEK_V22_BLOCK(SUF, r0, W, yr, ir, base, b0) \\
                 else AEK_V22_BLOCK(SUF, r0, W, yr, (int64_t*)NULL, base, b0) \\
                 if (b0 + 4 >= nfull) break; \\
