@@ -1217,17 +1217,23 @@ cdef inline bint _is_pool22(const pool2d_geom_t* g) noexcept nogil:
             and g.dh == 1 and g.dw == 1)
 
 
+cdef inline Py_ssize_t _plane_tasks(Py_ssize_t P, int nt, Py_ssize_t* per) noexcept nogil:
+    # Tasks of P planes on nt threads: ranges of whole planes, a few per thread so that
+    # a core slowed by other load is evened out.  Returns their number; *per = planes
+    # per range (the last range may have fewer).
+    cdef Py_ssize_t ntask = min(P, 4 * nt) if nt > 1 else 1
+    per[0] = (P + ntask - 1) // ntask
+    return (P + per[0] - 1) // per[0]
+
+
 cdef void _max_pool22_nchw(const pool_float_t* x, pool_float_t* y, int64_t* ind,
                            const pool2d_geom_t* g, int nthreads) noexcept nogil:
-    # Tasks are ranges of whole planes, one kernel call each; a few per thread, so a
-    # core slowed by other load is evened out.  _check_geom has run: every window
-    # starts inside the image.
+    # Tasks are ranges of whole planes (_plane_tasks), one kernel call each.
+    # _check_geom has run: every window starts inside the image.
     cdef Py_ssize_t P = g.N * g.C, HW = g.H * g.W, OHW = g.OH * g.OW
-    cdef Py_ssize_t q, p0, per, ntask
+    cdef Py_ssize_t q, p0, per
     cdef int nt = _threads(nthreads, P, P * (HW + OHW))
-    ntask = min(P, 4 * nt) if nt > 1 else 1
-    per = (P + ntask - 1) // ntask
-    ntask = (P + per - 1) // per
+    cdef Py_ssize_t ntask = _plane_tasks(P, nt, &per)
     for q in prange(ntask, num_threads=nt, schedule="dynamic"):
         p0 = q * per
         if pool_float_t is float:
@@ -1519,17 +1525,15 @@ cdef int avg_pool2d_backward_c(const pool_float_t* gy, pool_float_t* gx,
 
 cdef int _avg_bwd_nchw(const pool_float_t* gy, pool_float_t* gx, const pool2d_geom_t* g,
                        const aek_geom_t* a, const aek_tab_t* t, int nthreads) noexcept nogil:
-    # Tasks are ranges of whole planes, a few per thread (as _max_pool22_nchw).  The
+    # Tasks are ranges of whole planes (_plane_tasks).  The
     # 2 x 2 / stride 2 windows do not overlap: one streaming pass; the gather kernel
     # of any other geometry takes a scratch per task (the plane's scaled gradient and
     # a gx row's even and odd columns).
     cdef Py_ssize_t P = g.N * g.C, HW = g.H * g.W, OHW = g.OH * g.OW
-    cdef Py_ssize_t q, p0, per, ntask, nomem = 0
+    cdef Py_ssize_t q, p0, per, nomem = 0
     cdef pool_float_t* scratch
     cdef int nt = _threads(nthreads, P, P * (HW + OHW))
-    ntask = min(P, 4 * nt) if nt > 1 else 1
-    per = (P + ntask - 1) // ntask
-    ntask = (P + per - 1) // per
+    cdef Py_ssize_t ntask = _plane_tasks(P, nt, &per)
     for q in prange(ntask, num_threads=nt, schedule="dynamic"):
         p0 = q * per
         if _is_pool22(g):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+import aekernels
 import reference as R
 
 EPS32 = 2.0 ** -24
@@ -20,6 +21,16 @@ def distinct(shape, seed, dtype=np.float64):
     rng = np.random.default_rng(seed)
     n = int(np.prod(shape))
     return (rng.permutation(n).astype(np.float64) / 8.0 - n / 16.0).reshape(shape).astype(dtype)
+
+
+def tricky(shape, seed):
+    """Few distinct levels (many ties), with NaN and -inf sprinkled in (max pooling)."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, size=shape).astype(np.float64)
+    r = rng.random(shape)
+    x[r < 0.04] = np.nan
+    x[(r >= 0.04) & (r < 0.08)] = -np.inf
+    return x
 
 
 def data(a_nchw, layout, dtype):
@@ -80,3 +91,15 @@ def filled_out(shape_, dtype, value=np.nan):
     out = np.empty(shape_, dtype=dtype)
     out[...] = value
     return out
+
+
+def check_max_pool2d(x, layout, dtype, what, **geom):
+    """max_pool2d of the float64 NCHW array x in ``layout`` / ``dtype``: values and
+    indices (and the values of return_indices=False) bitwise equal to the reference."""
+    y_ref, i_ref = R.max_pool2d(x, **geom)
+    xd = data(x, layout, dtype)
+    y, idx = aekernels.max_pool2d(xd, **geom, return_indices=True, layout=layout)
+    assert_bitwise(y, R.from_nchw(y_ref, layout), dtype, what=f"{what} values")
+    assert_bitwise(idx, R.from_nchw(i_ref, layout), np.int64, what=f"{what} indices")
+    y_only = aekernels.max_pool2d(xd, **geom, layout=layout)
+    assert_bitwise(y_only, R.from_nchw(y_ref, layout), dtype, what=f"{what} values only")

@@ -19,35 +19,15 @@ from backends import ensure_backend
 SIZES = list(range(1, 10)) + [14, 17, 28]
 
 
-def _tricky(shape, seed):
-    """Few distinct levels (many ties), with NaN and -inf sprinkled in."""
-    rng = np.random.default_rng(seed)
-    x = rng.integers(-2, 3, size=shape).astype(np.float64)
-    r = rng.random(shape)
-    x[r < 0.04] = np.nan
-    x[(r >= 0.04) & (r < 0.08)] = -np.inf
-    return x
-
-
-def _check(x, layout, dtype, what, **geom):
-    y_ref, i_ref = R.max_pool2d(x, **geom)
-    xd = H.data(x, layout, dtype)
-    y, idx = aekernels.max_pool2d(xd, **geom, return_indices=True, layout=layout)
-    H.assert_bitwise(y, R.from_nchw(y_ref, layout), dtype, what=f"{what} values")
-    H.assert_bitwise(idx, R.from_nchw(i_ref, layout), np.int64, what=f"{what} indices")
-    y_only = aekernels.max_pool2d(xd, **geom, layout=layout)
-    H.assert_bitwise(y_only, R.from_nchw(y_ref, layout), dtype, what=f"{what} values only")
-
-
 @pytest.mark.parametrize("ceil_mode", [False, True], ids=["floor", "ceil"])
 @pytest.mark.parametrize("h", SIZES)
 def test_pool22_every_small_size(backend, dtype, layout, h, ceil_mode):
     for w in SIZES:
         if not ceil_mode and (h < 2 or w < 2):
             continue   # no full window: refused (tested in test_bad_input)
-        x = _tricky((2, 3, h, w), zlib.crc32(repr((h, w, ceil_mode)).encode()))
-        _check(x, layout, dtype, f"{h}x{w} ceil={ceil_mode}", kernel_size=2,
-               ceil_mode=ceil_mode)
+        x = H.tricky((2, 3, h, w), zlib.crc32(repr((h, w, ceil_mode)).encode()))
+        H.check_max_pool2d(x, layout, dtype, f"{h}x{w} ceil={ceil_mode}", kernel_size=2,
+                           ceil_mode=ceil_mode)
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 28, 28), (1, 5, 7, 7), (1, 1, 2, 2), (1, 1, 1, 1),
@@ -57,8 +37,8 @@ def test_pool22_batch_one_and_odd_plane_counts(backend, dtype, shape):
     for ceil_mode in (False, True):
         if not ceil_mode and min(shape[2:]) < 2:
             continue
-        _check(x, "NCHW", dtype, f"{shape} ceil={ceil_mode}", kernel_size=2, stride=2,
-               ceil_mode=ceil_mode)
+        H.check_max_pool2d(x, "NCHW", dtype, f"{shape} ceil={ceil_mode}", kernel_size=2,
+                           stride=2, ceil_mode=ceil_mode)
 
 
 def test_pool22_ties_nan_and_inf_rules(backend, dtype):
@@ -76,10 +56,10 @@ def test_pool22_ties_nan_and_inf_rules(backend, dtype):
     x[0, 5, 1, :] = 1.0
     x[0, 5, 1, 3] = 2.0                            # bottom-left beats a tied top row
     for ceil_mode in (False, True):
-        _check(x, "NCHW", dtype, f"rules ceil={ceil_mode}", kernel_size=2,
-               ceil_mode=ceil_mode)
-        _check(x[:, :, :3, :9], "NCHW", dtype, f"rules odd ceil={ceil_mode}",
-               kernel_size=2, ceil_mode=ceil_mode)
+        H.check_max_pool2d(x, "NCHW", dtype, f"rules ceil={ceil_mode}", kernel_size=2,
+                           ceil_mode=ceil_mode)
+        H.check_max_pool2d(x[:, :, :3, :9], "NCHW", dtype, f"rules odd ceil={ceil_mode}",
+                           kernel_size=2, ceil_mode=ceil_mode)
 
 
 def test_pool22_first_nan_payload_is_kept(dtype):
@@ -104,10 +84,10 @@ def test_pool22_first_nan_payload_is_kept(dtype):
     ids=lambda g: repr(sorted(g.items())))
 def test_other_geometries_still_correct(backend, dtype, layout, geom):
     for shape in ((2, 3, 7, 9), (1, 2, 14, 14), (1, 1, 10, 5)):
-        x = _tricky(shape, zlib.crc32(repr((shape, sorted(geom.items()))).encode()))
+        x = H.tricky(shape, zlib.crc32(repr((shape, sorted(geom.items()))).encode()))
         for ceil_mode in (False, True):
-            _check(x, layout, dtype, f"{shape} {geom} ceil={ceil_mode}", **geom,
-                   ceil_mode=ceil_mode)
+            H.check_max_pool2d(x, layout, dtype, f"{shape} {geom} ceil={ceil_mode}", **geom,
+                               ceil_mode=ceil_mode)
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 28, 28), (2, 4, 14, 14), (1, 2, 9, 7),
