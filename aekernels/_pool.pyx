@@ -25,6 +25,12 @@ contiguous memory that the compiler vectorises):
   the conv autoencoder) has a kernel of its own: tasks are ranges of whole planes, and
   4 output columns go per step in GCC/Clang vector extensions (the generic rows keep
   short rows such as OW = 7 scalar).
+* Interior rows with stride 2 (K = 2 or 3) also go 4 output columns per step in vector
+  extensions (even / odd input columns by shuffles), prefetching the rows ahead.
+* NCHW average-pool backward gathers per gx row: each plane's gradient is divided by
+  the window sizes once, then every gx row sums the rows of the windows covering it (a
+  stride-2 row as its even and odd columns, each tap a contiguous shifted add).  The
+  2 x 2 / stride 2 windows do not overlap: one streaming pass writes each gx element.
 * NHWC: OpenMP over (n, output row); per output pixel the inner loop runs over C.
   Average-pool backward in NHWC gathers per input row, so no two tasks write one element.
 * Scatters (max-pool backward, unpool) own whole (n, c) planes (NCHW) or
@@ -663,7 +669,7 @@ cdef extern from * nogil:
                 } \\
                 for (i = g->kh - 1; i >= 0; i--) { \\
                     /* window row oh = t / sh covers gx row ih if that divides; strides 1 \\
-                       and 2 without an integer division (it would dominate 2 x 2 planes) */ \\
+                       and 2 without an integer division (dearer than a short row's adds) */ \\
                     const Py_ssize_t t = ih + g->pt - i * g->dh; \\
                     Py_ssize_t oh_; \\
                     if (t < 0) continue; \\
@@ -867,11 +873,11 @@ cdef extern from * nogil:
                 aek_qt_##SUF pos = AEK_COLS_##SUF + (int64_t)((base) + 2 * (c0)) \\
                                    + AEK_WIDEN_##SUF(t_); \\
                 memcpy((ir) + (c0), &pos, sizeof(pos)); } }
-    /* Output columns b0..b0+3. */
     /* The input rows of the output row AEK_PFROWS rows on, requested ahead: these rows
-       read three streams of short rows, which the hardware prefetchers follow poorly
-       once the planes come from DRAM (fp64 3 x 3 / stride 2 max and average pooling:
-       about 1.3x faster).  A prefetch never faults, so the rows may lie past the plane. */
+       read two or three streams of short rows, which the hardware prefetchers follow
+       poorly once the planes come from DRAM (fp64 3 x 3 / stride 2 max and average
+       pooling, 1 thread: 1.15-1.3x faster).  A prefetch never faults, so the rows may lie
+       past the plane.  Then output columns b0..b0+3. */
     #ifndef AEK_PFROWS
     #define AEK_PFROWS 2
     #endif
