@@ -633,8 +633,10 @@ cdef extern from * nogil:
        covering it, visited in (oh, j) order like the NHWC kernel, so both layouts give \\
        bitwise the same result.  A stride-2 row is built as its even and odd columns \\
        (ev, od: every tap then adds a contiguous, shifted q row) and interleaved at the \\
-       end; stride 1 adds into the gx row directly.  scratch: OH*OW + W + 2 elements. */ \\
-    AEK_CLONES_V4 AEK_NOINLINE static void AEK_FN(avgbwd_planes_nchw)(const T* AEK_R gy, \\
+       end; stride 1 adds into the gx row directly.  scratch: OH*OW + W + 2 elements. \\
+       AVX2, not AVX-512: 16-float vectors leave these short rows mostly to remainder \\
+       code (3 x 3 / stride 2, 112 columns: 1.25x slower with them). */ \\
+    AEK_CLONES AEK_NOINLINE static void AEK_FN(avgbwd_planes_nchw)(const T* AEK_R gy, \\
             T* AEK_R gx, Py_ssize_t planes, const aek_geom_t* g, const aek_tab_t* tb, \\
             T* AEK_R scratch) \\
     { \\
