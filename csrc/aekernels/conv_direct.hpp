@@ -94,14 +94,38 @@ inline bool direct_one_row_fits(const ConvGeom& g) {
                    double(direct_row_pitch(g)) <= double(i64(1) << 24);
 }
 
+// Past kDirectMaxTaps, convs with few input channels per group still take
+// the direct path when their output channels per group fill the vectors
+// (at most 1/4 padding) and number at most kDirectKvecMaxOut: the kernels
+// then run along the output channels (NHWC: fwd_nhwc / bwf_nhwc; NCHW:
+// fwd_nchw_kvec / bwf_nchw_kvec, which transpose y / dY in registers), so
+// every FMA is useful.  The slab/GEMM path they replace computes the junk
+// columns of its grid (lenet c3: 6 -> 16 channels, 5x5, 10 x 10 outputs: 14
+// columns per row of 10, and the grid rounded up to whole vectors: 144 of
+// every 100 FMAs) and its channel-vector kernels need 16 input channels.
+// Measured (EPYC Zen4, 2026-12-06, lenet c3 at 1 thread): forward XXX vs 923 us,
+// backward-filter XXX vs 1335 us.  The cap bounds the weight rows and the dY
+// buffer of bwf_nchw_kvec (kDirectKvecBuf >= 64 entries per pixel).
+constexpr i64 kDirectKvecMaxOut = 64;
+static_assert(kDirectKvecBuf >= kDirectKvecMaxOut, "bwf_nchw_kvec needs a whole pixel");
+
+template <class T>
+bool direct_kvec(const DirectKernels<T>& dk, const ConvGeom& g) {
+    const i64 Kg = g.Kg(), L = dk.lanes;
+    return g.taps() > kDirectMaxTaps && Kg >= L && Kg <= kDirectKvecMaxOut &&
+           4 * ceil_div(Kg, L) * L <= 5 * Kg;
+}
+
 // The direct kernels for this conv, or null when it belongs to the slab/GEMM
-// path: too many taps, a huge stride, a rows buffer that would not fit even
-// for one output row (huge dilation), or no kernels in the ISA table.
+// path: too many input channels per group, too many taps (unless
+// direct_kvec), a huge stride, a rows buffer that would not fit even for one
+// output row (huge dilation), or no kernels in the ISA table.
 template <class T>
 const DirectKernels<T>* direct_kernels_for(const ConvGeom& g) {
-    if (g.taps() > kDirectMaxTaps || g.Cg() > kDirectMaxChannels || !direct_one_row_fits(g))
-        return nullptr;
-    return direct_kernels<T>();
+    if (g.Cg() > kDirectMaxChannels || !direct_one_row_fits(g)) return nullptr;
+    const DirectKernels<T>* dk = direct_kernels<T>();
+    if (!dk || (g.taps() > kDirectMaxTaps && !direct_kvec(*dk, g))) return nullptr;
+    return dk;
 }
 
 // The forward also takes NCHW convs with few output channels (fwd_nchw_rows).
@@ -272,18 +296,21 @@ void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T*
     const i64 rows = std::max<i64>(1, std::min(ceil_div(g.OH, tiles), direct_rows_cap<T>(g)));
     const i64 ntile = ceil_div(g.OH, rows);
     const i64 xrow = g.sh * g.sw * direct_row_pitch(g);
-    // NHWC runs along the output channels: the weight as [group][tap][Kg
-    // padded to whole vectors] (taps (c, i, j)), the bias padded likewise.
+    // NHWC, and NCHW past kDirectMaxTaps (direct_kvec), run along the output
+    // channels: the weight as [group][tap][Kg padded to whole vectors] (taps
+    // (c, i, j)), the bias padded likewise.
+    const bool kvec = !g.nhwc && !force_rows_kernel && direct_kvec(dk, g);
     const i64 Kp = ceil_div(Kg, 16) * 16;
     std::vector<T> wr, br;
-    if (g.nhwc) {
+    if (g.nhwc || kvec) {
         wr.assign(static_cast<std::size_t>(G * taps * Kp), T(0));
         for (i64 gi = 0; gi < G; ++gi)
             for (i64 c = 0; c < Cg; ++c)
                 for (i64 ij = 0; ij < g.kh * g.kw; ++ij)
                     for (i64 k = 0; k < Kg; ++k)
                         wr[(gi * taps + c * g.kh * g.kw + ij) * Kp + k] =
-                            w[(ij * Cg + c) * g.K + gi * Kg + k];
+                            g.nhwc ? w[(ij * Cg + c) * g.K + gi * Kg + k]
+                                   : w[((gi * Kg + k) * Cg + c) * g.kh * g.kw + ij];
         if (bias) {
             br.assign(static_cast<std::size_t>(G * Kp), T(0));
             for (i64 gi = 0; gi < G; ++gi)
@@ -307,6 +334,12 @@ void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T*
             dk.fwd_nhwc(Kg, nr, g.OW, taps, sc.tap.data(), xrow, wr.data() + gi * taps * Kp, Kp,
                         bias ? br.data() + gi * Kp : nullptr,
                         y + (n * g.OH + oh0) * g.OW * g.K + gi * Kg, g.OW * g.K, g.K);
+            return;
+        }
+        if (kvec) {
+            dk.fwd_nchw_kvec(Kg, nr, g.OW, taps, sc.tap.data(), xrow, wr.data() + gi * taps * Kp,
+                             Kp, bias ? br.data() + gi * Kp : nullptr,
+                             y + ((n * g.K + gi * Kg) * g.OH + oh0) * g.OW, g.OW, P);
             return;
         }
         if (rows_kernel) {
@@ -405,15 +438,17 @@ void direct_conv_backward_filter(const DirectKernels<T>& dk, const ConvGeom& g, 
     const i64 cpi = ceil_div(g.OH, rows);
     const i64 items = g.N * cpi;
     // (fewer chunks only when their partials would exceed ~16 MB: huge K x taps)
-    const i64 chunk_bytes = g.K * taps * (g.nhwc ? 1 : dk.lanes) * static_cast<i64>(sizeof(T));
+    // NCHW past kDirectMaxTaps runs along the dY channels, as NHWC does (direct_kvec).
+    const bool kvec = !g.nhwc && direct_kvec(dk, g), along_k = g.nhwc || kvec;
+    const i64 chunk_bytes = g.K * taps * (along_k ? 1 : dk.lanes) * static_cast<i64>(sizeof(T));
     const i64 nchunks = std::min(items, std::min(kDirectFilterChunks,
                                                  std::max<i64>(nt, (i64(16) << 20) / chunk_bytes)));
     const i64 xrow = g.sh * g.sw * direct_row_pitch(g);
     // A chunk's accumulators, per group: NCHW [Kg][taps][lanes] vectors (the
-    // kernel's dot products; lanes are summed once, at the end), NHWC
-    // [taps][Kg padded].
+    // kernel's dot products; lanes are summed once, at the end), NHWC and
+    // kvec [taps][Kg padded].
     const i64 L = dk.lanes, Kp = ceil_div(Kg, 16) * 16;
-    const i64 per_group = g.nhwc ? taps * Kp : Kg * taps * L;
+    const i64 per_group = along_k ? taps * Kp : Kg * taps * L;
     const i64 per_chunk = G * per_group;
     // (uninitialised: each chunk zeroes its own, in parallel)
     std::unique_ptr<T[]> part(new T[static_cast<std::size_t>(nchunks * per_chunk)]);
@@ -431,8 +466,11 @@ void direct_conv_backward_filter(const DirectKernels<T>& dk, const ConvGeom& g, 
             const i64 n = it / cpi, oh0 = (it % cpi) * rows, nr = std::min(rows, g.OH - oh0);
             const i64 RB = direct_input_rows(g, nr);
             const i64 elems = direct_rows_elems(g, nr);
-            const i64 crows = g.nhwc ? nhwc_rows : direct_plane_rows<T>(g, nr, i64(64) << 10);
-            T* planes = g.nhwc ? nullptr
+            // (kvec: the kernel cuts the rows itself, see bwf_nchw_kvec)
+            const i64 crows = g.nhwc ? nhwc_rows
+                              : kvec ? nr
+                                     : direct_plane_rows<T>(g, nr, i64(64) << 10);
+            T* planes = along_k ? nullptr
                                : sc.planes.get(static_cast<std::size_t>(
                                      taps * direct_plane_pitch(crows, g.OW)));
             sc.plane_ptr.resize(static_cast<std::size_t>(taps));
@@ -442,7 +480,11 @@ void direct_conv_backward_filter(const DirectKernels<T>& dk, const ConvGeom& g, 
                 T* ag = acc + gi * per_group;
                 for (i64 r0 = 0; r0 < nr; r0 += crows) {
                     const i64 cr = std::min(crows, nr - r0);
-                    if (!g.nhwc) {
+                    if (kvec) {
+                        dk.bwf_nchw_kvec(Kg, cr, g.OW, taps, sc.tap.data(), xrow,
+                                         gy + ((n * g.K + gi * Kg) * g.OH + oh0 + r0) * g.OW,
+                                         g.OW, P, ag, Kp);
+                    } else if (!g.nhwc) {
                         direct_tap_planes(sc.tap.data(), taps, xrow, cr, g.OW, i64(0), planes,
                                           sc.plane_ptr.data());
                         dk.bwf_nchw(Kg, 1, cr * g.OW, taps, sc.plane_ptr.data(), 0,
@@ -471,7 +513,9 @@ void direct_conv_backward_filter(const DirectKernels<T>& dk, const ConvGeom& g, 
                 for (i64 ij = 0; ij < g.kh * g.kw; ++ij) {
                     const i64 t = c * g.kh * g.kw + ij;
                     const T* e = sum + gi * per_group;
-                    if (!g.nhwc) {
+                    if (kvec) {
+                        gw[(gi * Kg + k) * taps + t] = e[t * Kp + k];
+                    } else if (!g.nhwc) {
                         e += (k * taps + t) * L;
                         T v = e[0];
                         for (i64 l = 1; l < L; ++l) v += e[l];

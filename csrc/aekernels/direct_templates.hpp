@@ -305,18 +305,16 @@ void fwd_nchw_rows(i64 K, i64 rows, i64 ow, i64 nc, i64 kh, i64 kw,
     });
 }
 
-// ---------------------------------------------------------------- forward, NHWC
-// y[p*ldyp + k] = bias[k] + sum_t tap[t][xo + p] * w[t*ldw + k]
-// for p < MP pixels, k < (NV-1)*W + last: vectorised along the (contiguous)
-// output channels.  w rows and bias are zero padded to whole vectors.
+// ------------------------------------------------ forward along output channels
+// acc[p][v] = sum_t tap[t][xo + p] * w[t*ldw + v*W + lane] for p < MP pixels of
+// one output row and NV vectors of output channels (w rows zero padded to
+// whole vectors): one weight load per tap feeds MP x NV FMAs.
 template <class V, int MP, int NV>
-inline void fwd_nhwc_tile(i64 ntaps, const typename V::T* const* tap, i64 xo,
-                          const typename V::T* w, i64 ldw, const typename V::T* bias,
-                          typename V::T* y, i64 ldyp, int last) {
+inline void kvec_accumulate(i64 ntaps, const typename V::T* const* tap, i64 xo,
+                            const typename V::T* w, i64 ldw, typename V::R (&acc)[MP][NV]) {
     using T = typename V::T;
     using R = typename V::R;
     constexpr int W = V::W;
-    R acc[MP][NV];
     for (int p = 0; p < MP; ++p)
         for (int v = 0; v < NV; ++v) acc[p][v] = V::zero();
     for (i64 t = 0; t < ntaps; ++t) {
@@ -329,6 +327,21 @@ inline void fwd_nhwc_tile(i64 ntaps, const typename V::T* const* tap, i64 xo,
             for (int v = 0; v < NV; ++v) acc[p][v] = V::fma(a, b[v], acc[p][v]);
         }
     }
+}
+
+// ---------------------------------------------------------------- forward, NHWC
+// y[p*ldyp + k] = bias[k] + sum_t tap[t][xo + p] * w[t*ldw + k]
+// for p < MP pixels, k < (NV-1)*W + last: vectorised along the (contiguous)
+// output channels.  w rows and bias are zero padded to whole vectors.
+template <class V, int MP, int NV>
+inline void fwd_nhwc_tile(i64 ntaps, const typename V::T* const* tap, i64 xo,
+                          const typename V::T* w, i64 ldw, const typename V::T* bias,
+                          typename V::T* y, i64 ldyp, int last) {
+    using T = typename V::T;
+    using R = typename V::R;
+    constexpr int W = V::W;
+    R acc[MP][NV];
+    kvec_accumulate<V, MP, NV>(ntaps, tap, xo, w, ldw, acc);
     R bv[NV];
     for (int v = 0; v < NV; ++v) bv[v] = bias ? V::load(bias + v * W) : V::zero();
     for (int p = 0; p < MP; ++p) {
@@ -365,6 +378,74 @@ void fwd_nhwc(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
                 });
             });
         }
+}
+
+// ------------------------------------------- forward, NCHW, along output channels
+// y[k*ldyk + q] = bias[k] + sum_t tap[t][xo + q] * w[t*ldw + k] for q < MP
+// pixels of one output row, k < kvalid (<= NV*W): computed as fwd_nhwc_tile
+// does (w rows and bias zero padded to whole vectors), then each channel's MP
+// pixels are stored as one run: transposed in registers (traits with
+// kTranspose, MP <= W) or through a small buffer.
+template <class V, int MP, int NV>
+inline void fwd_kvec_tile(i64 ntaps, const typename V::T* const* tap, i64 xo,
+                          const typename V::T* w, i64 ldw, const typename V::T* bias,
+                          typename V::T* y, i64 ldyk, i64 kvalid) {
+    using T = typename V::T;
+    using R = typename V::R;
+    constexpr int W = V::W;
+    R acc[MP][NV];
+    kvec_accumulate<V, MP, NV>(ntaps, tap, xo, w, ldw, acc);
+    if (bias)
+        for (int v = 0; v < NV; ++v) {
+            const R bv = V::load(bias + v * W);
+            for (int p = 0; p < MP; ++p) acc[p][v] = V::add(acc[p][v], bv);
+        }
+    if constexpr (V::kTranspose && MP <= W) {
+        for (int v = 0; v < NV; ++v) {
+            R t[W];
+            for (int p = 0; p < W; ++p) t[p] = p < MP ? acc[p < MP ? p : 0][v] : V::zero();
+            V::transpose(t);
+            for (int l = 0; l < W; ++l) {
+                const i64 k = i64(v) * W + l;
+                if (k >= kvalid) break;
+                if (MP == W)
+                    V::store(y + k * ldyk, t[l]);
+                else
+                    V::store_part(y + k * ldyk, t[l], MP);
+            }
+        }
+    } else {
+        alignas(64) T tile[MP][NV * W];
+        for (int p = 0; p < MP; ++p)
+            for (int v = 0; v < NV; ++v) V::store(&tile[p][v * W], acc[p][v]);
+        for (i64 k = 0; k < kvalid; ++k)
+            for (int p = 0; p < MP; ++p) y[k * ldyk + p] = tile[p][k];
+    }
+}
+
+// All K channels of `rows` output rows (y[k*ldyk + r*ldyr + q]), rows cut
+// into even tiles of at most MPMAX pixels.
+template <class V, int MPMAX, int NVMAX>
+void fwd_nchw_kvec(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* tap, i64 xrow,
+                   const typename V::T* w, i64 ldw, const typename V::T* bias, typename V::T* y,
+                   i64 ldyr, i64 ldyk) {
+    constexpr int W = V::W;
+    const i64 nvec = (K + W - 1) / W;
+    for (i64 r = 0; r < rows; ++r)
+        even_blocks(ow, MPMAX, [&](i64 p0, i64 np) {
+            with_int<MPMAX>(np, [&](auto mp) {
+                constexpr int MP = decltype(mp)::value;
+                even_blocks(nvec, NVMAX, [&](i64 v0, i64 nv) {
+                    const i64 k0 = v0 * W;
+                    const i64 kvalid = K - k0 < nv * W ? K - k0 : nv * W;
+                    with_int<NVMAX>(nv, [&](auto nvc) {
+                        fwd_kvec_tile<V, MP, decltype(nvc)::value>(
+                            ntaps, tap, r * xrow + p0, w + k0, ldw, bias ? bias + k0 : nullptr,
+                            y + k0 * ldyk + r * ldyr + p0, ldyk, kvalid);
+                    });
+                });
+            });
+        });
 }
 
 // ------------------------------------------------------- backward-filter, NCHW
@@ -438,7 +519,7 @@ void bwf_nchw(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
 // accumulator stays a plain partial sum of one gw entry.  PB pixels per step
 // share each tap pointer.
 template <class V, int NT, int NV>
-inline void bwf_nhwc_tile(i64 rows, i64 ow, const typename V::T* const* tap, i64 xrow,
+inline void bwf_nhwc_tile(i64 rows, i64 ow, const typename V::T* const* tap, i64 x0, i64 xrow,
                           const typename V::T* gy, i64 ldgr, i64 ldg2, int last,
                           typename V::T* acc, i64 ldacc) {
     using T = typename V::T;
@@ -453,7 +534,7 @@ inline void bwf_nhwc_tile(i64 rows, i64 ow, const typename V::T* const* tap, i64
     };
     for (i64 r = 0; r < rows; ++r) {
         const T* g = gy + r * ldgr;
-        const i64 xo = r * xrow;
+        const i64 xo = x0 + r * xrow;
         i64 p = 0;
         for (; p + 2 <= ow; p += 2) {
             R b0[NV], b1[NV];
@@ -482,10 +563,12 @@ inline void bwf_nhwc_tile(i64 rows, i64 ow, const typename V::T* const* tap, i64
         }
 }
 
-// ACC accumulators per tile: NT = ACC / NV taps per pass over dY.
+// ACC accumulators per tile: NT = ACC / NV taps per pass over dY.  The taps
+// of output row r, column q are at tap[t][x0 + r*xrow + q].
 template <class V, int ACC, int NVMAX>
-void bwf_nhwc(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* tap, i64 xrow,
-              const typename V::T* gy, i64 ldgr, i64 ldg2, typename V::T* acc, i64 ldacc) {
+void bwf_nhwc(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* tap, i64 x0,
+              i64 xrow, const typename V::T* gy, i64 ldgr, i64 ldg2, typename V::T* acc,
+              i64 ldacc) {
     constexpr int W = V::W;
     const i64 nvec = (K + W - 1) / W;
     even_blocks(nvec, NVMAX, [&](i64 v0, i64 nv) {
@@ -495,13 +578,68 @@ void bwf_nhwc(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
             constexpr int NTMAX = ACC / NV;
             even_blocks(ntaps, NTMAX, [&](i64 t0, i64 nt) {
                 with_int<NTMAX>(nt, [&](auto ntc) {
-                    bwf_nhwc_tile<V, decltype(ntc)::value, NV>(rows, ow, tap + t0, xrow,
+                    bwf_nhwc_tile<V, decltype(ntc)::value, NV>(rows, ow, tap + t0, x0, xrow,
                                                                gy + v0 * W, ldgr, ldg2, last,
                                                                acc + t0 * ldacc + v0 * W, ldacc);
                 });
             });
         });
     });
+}
+
+// ----------------------------------- backward-filter, NCHW, along dY channels
+// acc[t*ldacc + k] += sum_{r < rows, q < ow} tap[t][r*xrow + q] * gy[k*ldg2 + r*ldgr + q]
+// for k < K (acc rows padded to a multiple of 16 entries): bwf_nhwc over dY
+// transposed to pixel-major order, BUF elements at a time (whole
+// rows when they fit, else pieces of one row), channels padded with zeros to
+// whole 16-entry rows.  Each accumulator stays a partial sum of one gw entry
+// whatever the pieces.
+template <class V, int ACC, int NVMAX, i64 BUF>
+void bwf_nchw_kvec(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* tap,
+                   i64 xrow, const typename V::T* gy, i64 ldgr, i64 ldg2, typename V::T* acc,
+                   i64 ldacc) {
+    using T = typename V::T;
+    using R = typename V::R;
+    constexpr int W = V::W;
+    const i64 Kp = (K + 15) / 16 * 16;
+    alignas(64) T buf[BUF];
+    // pixels per piece: whole rows, or a run of one row
+    const i64 run = ow * Kp <= BUF ? ow : BUF / Kp;
+    const i64 nrow = ow * Kp <= BUF ? BUF / (ow * Kp) : 1;
+    for (i64 r0 = 0; r0 < rows; r0 += nrow) {
+        const i64 nr = rows - r0 < nrow ? rows - r0 : nrow;
+        for (i64 q0 = 0; q0 < ow; q0 += run) {
+            const i64 nq = ow - q0 < run ? ow - q0 : run;
+            for (i64 r = 0; r < nr; ++r) {
+                const T* g = gy + (r0 + r) * ldgr + q0;
+                T* d = buf + r * nq * Kp;
+                i64 q = 0;
+                if constexpr (V::kTranspose) {
+                    // W channels x W pixels per register transpose
+                    for (; q < nq; q += W) {
+                        const int n = nq - q < W ? static_cast<int>(nq - q) : W;
+                        for (i64 k0 = 0; k0 < Kp; k0 += W) {
+                            R t[W];
+                            for (int c = 0; c < W; ++c) {
+                                const T* s = g + (k0 + c) * ldg2 + q;
+                                t[c] = k0 + c >= K ? V::zero()
+                                                   : n == W ? V::load(s) : V::load_part(s, n);
+                            }
+                            V::transpose(t);
+                            for (int j = 0; j < n; ++j) V::store(d + (q + j) * Kp + k0, t[j]);
+                        }
+                    }
+                } else {
+                    for (; q < nq; ++q) {
+                        for (i64 k = 0; k < K; ++k) d[q * Kp + k] = g[k * ldg2 + q];
+                        for (i64 k = K; k < Kp; ++k) d[q * Kp + k] = T(0);
+                    }
+                }
+            }
+            bwf_nhwc<V, ACC, NVMAX>(K, nr, nq, ntaps, tap, r0 * xrow + q0, xrow, buf, nq * Kp, Kp,
+                                    acc, ldacc);
+        }
+    }
 }
 
 }  // namespace direct
