@@ -40,7 +40,7 @@ void bwf_nchw_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* tap, i
 template <class T>
 void bwf_nhwc_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* tap, i64 xrow,
                       const T* gy, i64 ldgr, i64 ldg2, T* acc, i64 ldacc) {
-    direct::bwf_nhwc<Lanes4<T>, 8, 2>(K, rows, ow, ntaps, tap, 0, xrow, gy, ldgr, ldg2, acc,
+    direct::bwf_nhwc<Lanes4<T>, 8, 2, 4>(K, rows, ow, ntaps, tap, 0, xrow, gy, ldgr, ldg2, acc,
                                       ldacc);
 }
 template <class T>
@@ -52,7 +52,7 @@ void fwd_nchw_kvec_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* t
 template <class T>
 void bwf_nchw_kvec_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* tap, i64 xrow,
                            const T* gy, i64 ldgr, i64 ldg2, T* acc, i64 ldacc) {
-    direct::bwf_nchw_kvec<Lanes4<T>, 8, 2, kDirectKvecBuf>(K, rows, ow, ntaps, tap, xrow, gy,
+    direct::bwf_nchw_kvec<Lanes4<T>, 8, 2, 4, kDirectKvecBuf>(K, rows, ow, ntaps, tap, xrow, gy,
                                                            ldgr, ldg2, acc, ldacc);
 }
 

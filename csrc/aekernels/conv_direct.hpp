@@ -142,8 +142,10 @@ const DirectKernels<T>* direct_forward_kernels_for(const ConvGeom& g) {
 
 // Fill the rows buffer of image n, group gi, input rows [ih0, ih0 + RB); with
 // zeros_in_place, only the parts copied from x (the zeros are already there).
+// (AEK_INLINE_LOOPS: the row copies inlined here would otherwise become
+// libc memmove calls again, one per row of a few tens of elements.)
 template <class T>
-void build_direct_rows(const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0, i64 RB, T* buf,
+AEK_INLINE_LOOPS void build_direct_rows(const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0, i64 RB, T* buf,
                        bool zeros_in_place) {
     const i64 Cg = g.Cg(), sw = g.sw, Vs = direct_row_pitch(g);
     // element strides of x: channel, row, column
@@ -194,16 +196,17 @@ void build_direct_rows(const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0, i6
 }
 
 // Tap pointers (taps ordered (c, i, j) like an OIHW weight row) of output row 0.
+// The column offsets (a division each) are worked out once, for c = i = 0.
 template <class T>
 void direct_taps(const ConvGeom& g, const T* buf, i64 RB, std::vector<const T*>& tap) {
-    const i64 Vs = direct_row_pitch(g);
+    const i64 Vs = direct_row_pitch(g), kw = g.kw;
     tap.resize(static_cast<std::size_t>(g.taps()));
-    i64 t = 0;
+    for (i64 j = 0; j < kw; ++j) tap[j] = buf + ((j * g.dw) % g.sw) * Vs + (j * g.dw) / g.sw;
+    const i64 row_step = g.dh * g.sw * Vs, chan_step = RB * g.sw * Vs;
+    i64 t = kw;
     for (i64 c = 0; c < g.Cg(); ++c)
-        for (i64 i = 0; i < g.kh; ++i)
-            for (i64 j = 0; j < g.kw; ++j, ++t)
-                tap[t] = buf + ((c * RB + i * g.dh) * g.sw + (j * g.dw) % g.sw) * Vs +
-                         (j * g.dw) / g.sw;
+        for (i64 i = c == 0 ? 1 : 0; i < g.kh; ++i)
+            for (i64 j = 0; j < kw; ++j, ++t) tap[t] = tap[j] + c * chan_step + i * row_step;
 }
 
 // NCHW runs along the output plane itself: the taps of `rows` output rows

@@ -513,12 +513,14 @@ void bwf_nchw(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
 }
 
 // ------------------------------------------------------- backward-filter, NHWC
-// acc[t*ldacc + k] += sum_{r < rows, p < ow} tap[t][r*xrow + p] * gy[r*ldgr + p*ldg2 + k]
+// acc[t*ldacc + k] += sum_{r < rows, p < ow} tap[t][x0 + r*xrow + p] * gy[r*ldgr + p*ldg2 + k]
 // for t < NT taps, k < NV vectors of channels (lanes past `last` in the last
 // vector load zeros): vectorised along the contiguous channels of dY, so every
 // accumulator stays a plain partial sum of one gw entry.  PB pixels per step
-// share each tap pointer.
-template <class V, int NT, int NV>
+// share each tap pointer (loaded once per step: NT pointers do not fit in
+// registers).  The loops over taps and vectors are unrolled completely so that
+// the NT x NV accumulators stay in registers (GCC keeps them in memory otherwise).
+template <class V, int NT, int NV, int PB>
 inline void bwf_nhwc_tile(i64 rows, i64 ow, const typename V::T* const* tap, i64 x0, i64 xrow,
                           const typename V::T* gy, i64 ldgr, i64 ldg2, int last,
                           typename V::T* acc, i64 ldacc) {
@@ -526,46 +528,52 @@ inline void bwf_nhwc_tile(i64 rows, i64 ow, const typename V::T* const* tap, i64
     using R = typename V::R;
     constexpr int W = V::W;
     R s[NT][NV];
+#pragma GCC unroll 64
     for (int t = 0; t < NT; ++t)
+#pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) s[t][v] = V::zero();
     auto load_gy = [&](const T* g, R* b) {
+#pragma GCC unroll 8
         for (int v = 0; v + 1 < NV; ++v) b[v] = V::load(g + v * W);
         b[NV - 1] = last == W ? V::load(g + (NV - 1) * W) : V::load_part(g + (NV - 1) * W, last);
+    };
+    // pixels [p, p + NP) of row r, NP <= PB
+    auto step = [&](auto npc, const T* g, i64 xo, i64 p) {
+        constexpr int NP = decltype(npc)::value;
+        R b[NP][NV];
+#pragma GCC unroll 8
+        for (int u = 0; u < NP; ++u) load_gy(g + (p + u) * ldg2, b[u]);
+#pragma GCC unroll 64
+        for (int t = 0; t < NT; ++t) {
+            const T* xp = tap[t] + xo + p;
+#pragma GCC unroll 8
+            for (int u = 0; u < NP; ++u) {
+                const R a = V::bcast(xp + u);
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; ++v) s[t][v] = V::fma(a, b[u][v], s[t][v]);
+            }
+        }
     };
     for (i64 r = 0; r < rows; ++r) {
         const T* g = gy + r * ldgr;
         const i64 xo = x0 + r * xrow;
         i64 p = 0;
-        for (; p + 2 <= ow; p += 2) {
-            R b0[NV], b1[NV];
-            load_gy(g + p * ldg2, b0);
-            load_gy(g + (p + 1) * ldg2, b1);
-            for (int t = 0; t < NT; ++t) {
-                const T* xp = tap[t] + xo + p;
-                const R a0 = V::bcast(xp), a1 = V::bcast(xp + 1);
-                for (int v = 0; v < NV; ++v) s[t][v] = V::fma(a0, b0[v], s[t][v]);
-                for (int v = 0; v < NV; ++v) s[t][v] = V::fma(a1, b1[v], s[t][v]);
-            }
-        }
-        if (p < ow) {
-            R b0[NV];
-            load_gy(g + p * ldg2, b0);
-            for (int t = 0; t < NT; ++t) {
-                const R a0 = V::bcast(tap[t] + xo + p);
-                for (int v = 0; v < NV; ++v) s[t][v] = V::fma(a0, b0[v], s[t][v]);
-            }
-        }
+        for (; p + PB <= ow; p += PB) step(Int<PB>{}, g, xo, p);
+        for (; p < ow; ++p) step(Int<1>{}, g, xo, p);
     }
+#pragma GCC unroll 64
     for (int t = 0; t < NT; ++t)
+#pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) {
             T* d = acc + t * ldacc + v * W;
             V::store(d, V::add(V::load(d), s[t][v]));
         }
 }
 
-// ACC accumulators per tile: NT = ACC / NV taps per pass over dY.  The taps
-// of output row r, column q are at tap[t][x0 + r*xrow + q].
-template <class V, int ACC, int NVMAX>
+// ACC accumulators per tile: NT = ACC / NV taps per pass over dY, and GYR
+// registers of dY vectors: GYR / NV pixels per step.  The taps of output row
+// r, column q are at tap[t][x0 + r*xrow + q].
+template <class V, int ACC, int NVMAX, int GYR>
 void bwf_nhwc(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* tap, i64 x0,
               i64 xrow, const typename V::T* gy, i64 ldgr, i64 ldg2, typename V::T* acc,
               i64 ldacc) {
@@ -576,11 +584,12 @@ void bwf_nhwc(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
         with_int<NVMAX>(nv, [&](auto nvc) {
             constexpr int NV = decltype(nvc)::value;
             constexpr int NTMAX = ACC / NV;
+            constexpr int PB = GYR / NV > 1 ? GYR / NV : 1;
             even_blocks(ntaps, NTMAX, [&](i64 t0, i64 nt) {
                 with_int<NTMAX>(nt, [&](auto ntc) {
-                    bwf_nhwc_tile<V, decltype(ntc)::value, NV>(rows, ow, tap + t0, x0, xrow,
-                                                               gy + v0 * W, ldgr, ldg2, last,
-                                                               acc + t0 * ldacc + v0 * W, ldacc);
+                    bwf_nhwc_tile<V, decltype(ntc)::value, NV, PB>(
+                        rows, ow, tap + t0, x0, xrow, gy + v0 * W, ldgr, ldg2, last,
+                        acc + t0 * ldacc + v0 * W, ldacc);
                 });
             });
         });
@@ -594,7 +603,7 @@ void bwf_nhwc(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
 // rows when they fit, else pieces of one row), channels padded with zeros to
 // whole 16-entry rows.  Each accumulator stays a partial sum of one gw entry
 // whatever the pieces.
-template <class V, int ACC, int NVMAX, i64 BUF>
+template <class V, int ACC, int NVMAX, int GYR, i64 BUF>
 void bwf_nchw_kvec(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* tap,
                    i64 xrow, const typename V::T* gy, i64 ldgr, i64 ldg2, typename V::T* acc,
                    i64 ldacc) {
@@ -636,7 +645,7 @@ void bwf_nchw_kvec(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* cons
                     }
                 }
             }
-            bwf_nhwc<V, ACC, NVMAX>(K, nr, nq, ntaps, tap, r0 * xrow + q0, xrow, buf, nq * Kp, Kp,
+            bwf_nhwc<V, ACC, NVMAX, GYR>(K, nr, nq, ntaps, tap, r0 * xrow + q0, xrow, buf, nq * Kp, Kp,
                                     acc, ldacc);
         }
     }
