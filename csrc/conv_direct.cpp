@@ -46,7 +46,7 @@ void bwf_nhwc_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* tap, i
 template <class T>
 void fwd_nchw_kvec_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* tap, i64 xrow,
                            const T* w, i64 ldw, const T* bias, T* y, i64 ldyr, i64 ldy2) {
-    direct::fwd_nchw_kvec<Lanes4<T>, 4, 2>(K, rows, ow, ntaps, tap, xrow, w, ldw, bias, y, ldyr,
+    direct::fwd_nchw_kvec<Lanes4<T>, 8, 4, 2>(K, rows, ow, ntaps, tap, xrow, w, ldw, bias, y, ldyr,
                                            ldy2);
 }
 template <class T>

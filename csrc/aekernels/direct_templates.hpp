@@ -46,6 +46,19 @@ inline void with_int(i64 n, F&& f) {
 #define AEK_PREFETCH_W(p) ((void)0)
 #endif
 
+// p itself, hidden from the optimiser: the kernels broadcast from p + a
+// constant, but GCC re-associates tap[t] + xo + c into tap[t] + (xo + c) and
+// keeps every loop-invariant xo + c in its own register (spilled once there
+// are more than a few), instead of one pointer with constant displacements.
+// (A template over V like everything here, see below.)
+template <class V>
+inline const typename V::T* opaque(const typename V::T* p) {
+#if defined(__GNUC__) || defined(__clang__)
+    asm("" : "+r"(p));
+#endif
+    return p;
+}
+
 // Valid lanes of the last of nv vectors covering n remaining elements (1..W).
 // Every function here is a template over the traits V (or over a lambda of
 // one): an inline function shared by the ISA units and the generic one could
@@ -306,26 +319,36 @@ void fwd_nchw_rows(i64 K, i64 rows, i64 ow, i64 nc, i64 kh, i64 kw,
 }
 
 // ------------------------------------------------ forward along output channels
-// acc[p][v] = sum_t tap[t][xo + p] * w[t*ldw + v*W + lane] for p < MP pixels of
-// one output row and NV vectors of output channels (w rows zero padded to
-// whole vectors): one weight load per tap feeds MP x NV FMAs.
-template <class V, int MP, int NV>
-inline void kvec_accumulate(i64 ntaps, const typename V::T* const* tap, i64 xo,
-                            const typename V::T* w, i64 ldw, typename V::R (&acc)[MP][NV]) {
+// acc[a][p][v] = sum_t tap[t][xo + a*xrow + p] * w[t*ldw + v*W + lane] for
+// p < MP pixels of RT output rows and NV vectors of output channels (w rows
+// zero padded to whole vectors): one weight load per tap feeds RT x MP x NV FMAs.
+template <class V, int RT, int MP, int NV>
+inline void kvec_accumulate(i64 ntaps, const typename V::T* const* tap, i64 xo, i64 xrow,
+                            const typename V::T* w, i64 ldw,
+                            typename V::R (&acc)[RT][MP][NV]) {
     using T = typename V::T;
     using R = typename V::R;
     constexpr int W = V::W;
-    for (int p = 0; p < MP; ++p)
-        for (int v = 0; v < NV; ++v) acc[p][v] = V::zero();
+#pragma GCC unroll 8
+    for (int a = 0; a < RT; ++a)
+#pragma GCC unroll 16
+        for (int p = 0; p < MP; ++p)
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) acc[a][p][v] = V::zero();
     for (i64 t = 0; t < ntaps; ++t) {
-        const T* s = tap[t] + xo;
+        const T* s = opaque<V>(tap[t] + xo);
         const T* wt = w + t * ldw;
         R b[NV];
+#pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) b[v] = V::load(wt + v * W);
-        for (int p = 0; p < MP; ++p) {
-            const R a = V::bcast(s + p);
-            for (int v = 0; v < NV; ++v) acc[p][v] = V::fma(a, b[v], acc[p][v]);
-        }
+#pragma GCC unroll 8
+        for (int a = 0; a < RT; ++a)
+#pragma GCC unroll 16
+            for (int p = 0; p < MP; ++p) {
+                const R x = V::bcast(s + a * xrow + p);
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; ++v) acc[a][p][v] = V::fma(x, b[v], acc[a][p][v]);
+            }
     }
 }
 
@@ -340,8 +363,9 @@ inline void fwd_nhwc_tile(i64 ntaps, const typename V::T* const* tap, i64 xo,
     using T = typename V::T;
     using R = typename V::R;
     constexpr int W = V::W;
-    R acc[MP][NV];
-    kvec_accumulate<V, MP, NV>(ntaps, tap, xo, w, ldw, acc);
+    R acc1[1][MP][NV];
+    kvec_accumulate<V, 1, MP, NV>(ntaps, tap, xo, 0, w, ldw, acc1);
+    auto& acc = acc1[0];
     R bv[NV];
     for (int v = 0; v < NV; ++v) bv[v] = bias ? V::load(bias + v * W) : V::zero();
     for (int p = 0; p < MP; ++p) {
@@ -381,71 +405,83 @@ void fwd_nhwc(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
 }
 
 // ------------------------------------------- forward, NCHW, along output channels
-// y[k*ldyk + q] = bias[k] + sum_t tap[t][xo + q] * w[t*ldw + k] for q < MP
-// pixels of one output row, k < kvalid (<= NV*W): computed as fwd_nhwc_tile
-// does (w rows and bias zero padded to whole vectors), then each channel's MP
-// pixels are stored as one run: transposed in registers (traits with
-// kTranspose, MP <= W) or through a small buffer.
-template <class V, int MP, int NV>
-inline void fwd_kvec_tile(i64 ntaps, const typename V::T* const* tap, i64 xo,
+// y[k*ldyk + a*ldyr + q] = bias[k] + sum_t tap[t][xo + a*xrow + q] * w[t*ldw + k]
+// for q < MP pixels of RT output rows, k < kvalid (<= NV*W): accumulated as
+// fwd_nhwc_tile does (w rows and bias zero padded to whole vectors), then
+// each channel's MP pixels of a row are stored as one run: transposed in
+// registers (traits with kTranspose, MP <= W) or through a small buffer.
+template <class V, int RT, int MP, int NV>
+inline void fwd_kvec_tile(i64 ntaps, const typename V::T* const* tap, i64 xo, i64 xrow,
                           const typename V::T* w, i64 ldw, const typename V::T* bias,
-                          typename V::T* y, i64 ldyk, i64 kvalid) {
+                          typename V::T* y, i64 ldyr, i64 ldyk, i64 kvalid) {
     using T = typename V::T;
     using R = typename V::R;
     constexpr int W = V::W;
-    R acc[MP][NV];
-    kvec_accumulate<V, MP, NV>(ntaps, tap, xo, w, ldw, acc);
+    R acc[RT][MP][NV];
+    kvec_accumulate<V, RT, MP, NV>(ntaps, tap, xo, xrow, w, ldw, acc);
     if (bias)
         for (int v = 0; v < NV; ++v) {
             const R bv = V::load(bias + v * W);
-            for (int p = 0; p < MP; ++p) acc[p][v] = V::add(acc[p][v], bv);
+            for (int a = 0; a < RT; ++a)
+                for (int p = 0; p < MP; ++p) acc[a][p][v] = V::add(acc[a][p][v], bv);
         }
-    if constexpr (V::kTranspose && MP <= W) {
-        for (int v = 0; v < NV; ++v) {
-            R t[W];
-            for (int p = 0; p < W; ++p) t[p] = p < MP ? acc[p < MP ? p : 0][v] : V::zero();
-            V::transpose(t);
-            for (int l = 0; l < W; ++l) {
-                const i64 k = i64(v) * W + l;
-                if (k >= kvalid) break;
-                if (MP == W)
-                    V::store(y + k * ldyk, t[l]);
-                else
-                    V::store_part(y + k * ldyk, t[l], MP);
+    for (int a = 0; a < RT; ++a) {
+        T* ya = y + a * ldyr;
+        if constexpr (V::kTranspose && MP <= W) {
+            for (int v = 0; v < NV; ++v) {
+                R t[W];
+                for (int p = 0; p < W; ++p) t[p] = p < MP ? acc[a][p < MP ? p : 0][v] : V::zero();
+                V::transpose(t);
+                for (int l = 0; l < W; ++l) {
+                    const i64 k = i64(v) * W + l;
+                    if (k >= kvalid) break;
+                    if (MP == W)
+                        V::store(ya + k * ldyk, t[l]);
+                    else
+                        V::store_part(ya + k * ldyk, t[l], MP);
+                }
             }
+        } else {
+            alignas(64) T tile[MP][NV * W];
+            for (int p = 0; p < MP; ++p)
+                for (int v = 0; v < NV; ++v) V::store(&tile[p][v * W], acc[a][p][v]);
+            for (i64 k = 0; k < kvalid; ++k)
+                for (int p = 0; p < MP; ++p) ya[k * ldyk + p] = tile[p][k];
         }
-    } else {
-        alignas(64) T tile[MP][NV * W];
-        for (int p = 0; p < MP; ++p)
-            for (int v = 0; v < NV; ++v) V::store(&tile[p][v * W], acc[p][v]);
-        for (i64 k = 0; k < kvalid; ++k)
-            for (int p = 0; p < MP; ++p) y[k * ldyk + p] = tile[p][k];
     }
 }
 
-// All K channels of `rows` output rows (y[k*ldyk + r*ldyr + q]), rows cut
-// into even tiles of at most MPMAX pixels.
-template <class V, int MPMAX, int NVMAX>
+// All K channels of `rows` output rows (y[k*ldyk + r*ldyr + q]): rows cut
+// into even tiles of at most MPMAX pixels, and as many rows per tile as ACC
+// accumulators hold (at most 4; rows past a multiple of that in tiles of fewer).
+template <class V, int ACC, int MPMAX, int NVMAX>
 void fwd_nchw_kvec(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* tap, i64 xrow,
                    const typename V::T* w, i64 ldw, const typename V::T* bias, typename V::T* y,
                    i64 ldyr, i64 ldyk) {
     constexpr int W = V::W;
     const i64 nvec = (K + W - 1) / W;
-    for (i64 r = 0; r < rows; ++r)
-        even_blocks(ow, MPMAX, [&](i64 p0, i64 np) {
-            with_int<MPMAX>(np, [&](auto mp) {
-                constexpr int MP = decltype(mp)::value;
-                even_blocks(nvec, NVMAX, [&](i64 v0, i64 nv) {
-                    const i64 k0 = v0 * W;
-                    const i64 kvalid = K - k0 < nv * W ? K - k0 : nv * W;
-                    with_int<NVMAX>(nv, [&](auto nvc) {
-                        fwd_kvec_tile<V, MP, decltype(nvc)::value>(
-                            ntaps, tap, r * xrow + p0, w + k0, ldw, bias ? bias + k0 : nullptr,
-                            y + k0 * ldyk + r * ldyr + p0, ldyk, kvalid);
-                    });
+    even_blocks(ow, MPMAX, [&](i64 p0, i64 np) {
+        with_int<MPMAX>(np, [&](auto mp) {
+            constexpr int MP = decltype(mp)::value;
+            even_blocks(nvec, NVMAX, [&](i64 v0, i64 nv) {
+                const i64 k0 = v0 * W;
+                const i64 kvalid = K - k0 < nv * W ? K - k0 : nv * W;
+                with_int<NVMAX>(nv, [&](auto nvc) {
+                    constexpr int NV = decltype(nvc)::value;
+                    constexpr int RFIT = ACC / (MP * NV);
+                    constexpr int RT = RFIT >= 4 ? 4 : RFIT >= 1 ? RFIT : 1;
+                    for (i64 r = 0; r < rows; r += RT) {
+                        with_int<RT>(rows - r < RT ? rows - r : RT, [&](auto rtc) {
+                            fwd_kvec_tile<V, decltype(rtc)::value, MP, NV>(
+                                ntaps, tap, r * xrow + p0, xrow, w + k0, ldw,
+                                bias ? bias + k0 : nullptr, y + k0 * ldyk + r * ldyr + p0, ldyr,
+                                ldyk, kvalid);
+                        });
+                    }
                 });
             });
         });
+    });
 }
 
 // ------------------------------------------------------- backward-filter, NCHW
@@ -545,7 +581,7 @@ inline void bwf_nhwc_tile(i64 rows, i64 ow, const typename V::T* const* tap, i64
         for (int u = 0; u < NP; ++u) load_gy(g + (p + u) * ldg2, b[u]);
 #pragma GCC unroll 64
         for (int t = 0; t < NT; ++t) {
-            const T* xp = tap[t] + xo + p;
+            const T* xp = opaque<V>(tap[t] + xo + p);
 #pragma GCC unroll 8
             for (int u = 0; u < NP; ++u) {
                 const R a = V::bcast(xp + u);
