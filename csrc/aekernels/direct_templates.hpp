@@ -83,49 +83,64 @@ inline void even_blocks(i64 n, i64 max, F&& f) {
 }
 
 // ---------------------------------------------------------------- forward, NCHW
-// y[m*ldyk + q] = bias[m] + sum_t w[m*ldw + t] * tap[t][xo + q]
-// for m < MR, q < (NV-1)*W + last: MR output channels x NV vectors of one
-// output row.  Loads of the last vector may read past the row's end (callers
-// pad the rows); only `last` lanes are stored.
-template <class V, int MR, int NV>
-inline void fwd_nchw_tile(i64 ntaps, const typename V::T* const* tap, i64 xo,
+// y[m*ldyk + a*ldyr + q] = bias[m] + sum_t w[m*ldw + t] * tap[t][xo + a*xrow + q]
+// for m < MR, a < RT rows, q < (NV-1)*W + last: MR output channels x NV
+// vectors of RT output rows, each weight broadcast feeding RT x NV FMAs.
+// Loads of the last vector may read past the row's end (callers pad the
+// rows); only `last` lanes are stored.
+template <class V, int MR, int RT, int NV>
+inline void fwd_nchw_tile(i64 ntaps, const typename V::T* const* tap, i64 xo, i64 xrow,
                           const typename V::T* w, i64 ldw, const typename V::T* bias,
-                          typename V::T* y, i64 ldyk, int last) {
+                          typename V::T* y, i64 ldyr, i64 ldyk, int last) {
     using T = typename V::T;
     using R = typename V::R;
     constexpr int W = V::W;
-    R acc[MR][NV];
+    R acc[MR][RT][NV];
+#pragma GCC unroll 8
     for (int m = 0; m < MR; ++m)
-        for (int v = 0; v < NV; ++v) {
-            acc[m][v] = V::zero();
-            AEK_PREFETCH_W(y + m * ldyk + (NV + v) * W);
-        }
+#pragma GCC unroll 8
+        for (int a = 0; a < RT; ++a)
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) {
+                acc[m][a][v] = V::zero();
+                AEK_PREFETCH_W(y + m * ldyk + a * ldyr + (NV + v) * W);
+            }
     for (i64 t = 0; t < ntaps; ++t) {
-        const T* s = tap[t] + xo;
-        R b[NV];
-        for (int v = 0; v < NV; ++v) b[v] = V::load(s + v * W);
+        const T* s = opaque<V>(tap[t] + xo);
+        R b[RT][NV];
+#pragma GCC unroll 8
+        for (int a = 0; a < RT; ++a)
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) b[a][v] = V::load(s + a * xrow + v * W);
+#pragma GCC unroll 8
         for (int m = 0; m < MR; ++m) {
-            const R a = V::bcast(w + m * ldw + t);
-            for (int v = 0; v < NV; ++v) acc[m][v] = V::fma(a, b[v], acc[m][v]);
+            const R c = V::bcast(w + m * ldw + t);
+#pragma GCC unroll 8
+            for (int a = 0; a < RT; ++a)
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; ++v) acc[m][a][v] = V::fma(c, b[a][v], acc[m][a][v]);
         }
     }
-    for (int m = 0; m < MR; ++m) {
-        T* d = y + m * ldyk;
-        if (bias) {
-            const R bm = V::bcast(bias + m);
-            for (int v = 0; v < NV; ++v) acc[m][v] = V::add(acc[m][v], bm);
+    for (int m = 0; m < MR; ++m)
+        for (int a = 0; a < RT; ++a) {
+            T* d = y + m * ldyk + a * ldyr;
+            if (bias) {
+                const R bm = V::bcast(bias + m);
+                for (int v = 0; v < NV; ++v) acc[m][a][v] = V::add(acc[m][a][v], bm);
+            }
+            for (int v = 0; v + 1 < NV; ++v) V::store(d + v * W, acc[m][a][v]);
+            if (last == W)
+                V::store(d + (NV - 1) * W, acc[m][a][NV - 1]);
+            else
+                V::store_part(d + (NV - 1) * W, acc[m][a][NV - 1], last);
         }
-        for (int v = 0; v + 1 < NV; ++v) V::store(d + v * W, acc[m][v]);
-        if (last == W)
-            V::store(d + (NV - 1) * W, acc[m][NV - 1]);
-        else
-            V::store_part(d + (NV - 1) * W, acc[m][NV - 1], last);
-    }
 }
 
 // All K output channels of `rows` output rows (row r at y + r*ldyr, channel
 // k at + k*ldyk).  Channel blocks outer: each block writes its MR planes
-// front to back while the (small) input rows stay in L1.
+// front to back while the (small) input rows stay in L1.  Rows of fewer than
+// NVMAX vectors are taken NVMAX / nv rows per tile, so that every weight
+// broadcast still feeds up to NVMAX vectors.
 template <class V, int MRMAX, int NVMAX>
 void fwd_nchw(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* tap, i64 xrow,
               const typename V::T* w, i64 ldw, const typename V::T* bias, typename V::T* y,
@@ -150,17 +165,33 @@ void fwd_nchw(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
         with_int<MRMAX>(mcount, [&](auto mr) {
             constexpr int MR = decltype(mr)::value;
             const T* bm = bias ? bias + m0 : nullptr;
+            const T* wm = w + m0 * ldw;
+            T* ym = y + m0 * ldyk;
+            if (head == 0 && nvec < NVMAX) {
+                const int last = lanes_in_last<V>(ow, nvec);
+                with_int<NVMAX - 1>(nvec, [&](auto nvc) {
+                    constexpr int NV = decltype(nvc)::value;
+                    constexpr int RT = NVMAX / NV;
+                    for (i64 r = 0; r < rows; r += RT)
+                        with_int<RT>(rows - r < RT ? rows - r : RT, [&](auto rtc) {
+                            fwd_nchw_tile<V, MR, decltype(rtc)::value, NV>(
+                                ntaps, tap, r * xrow, xrow, wm, ldw, bm, ym + r * ldyr, ldyr,
+                                ldyk, last);
+                        });
+                });
+                return;
+            }
             for (i64 r = 0; r < rows; ++r) {
-                T* yr = y + m0 * ldyk + r * ldyr;
+                T* yr = ym + r * ldyr;
                 if (head > 0)
-                    fwd_nchw_tile<V, MR, 1>(ntaps, tap, r * xrow, w + m0 * ldw, ldw, bm, yr,
-                                            ldyk, static_cast<int>(head));
+                    fwd_nchw_tile<V, MR, 1, 1>(ntaps, tap, r * xrow, xrow, wm, ldw, bm, yr, ldyr,
+                                               ldyk, static_cast<int>(head));
                 even_blocks(nvec, NVMAX, [&](i64 v0, i64 nv) {
                     const i64 q0 = head + v0 * W;
                     const int last = lanes_in_last<V>(ow - q0, nv);
                     with_int<NVMAX>(nv, [&](auto nvc) {
-                        fwd_nchw_tile<V, MR, decltype(nvc)::value>(
-                            ntaps, tap, r * xrow + q0, w + m0 * ldw, ldw, bm, yr + q0, ldyk,
+                        fwd_nchw_tile<V, MR, 1, decltype(nvc)::value>(
+                            ntaps, tap, r * xrow + q0, xrow, wm, ldw, bm, yr + q0, ldyr, ldyk,
                             last);
                     });
                 });
