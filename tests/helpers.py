@@ -1,6 +1,8 @@
 """Data generators, layout conversion and the tolerance rules of TESTING.md."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 import reference as R
@@ -80,3 +82,28 @@ def filled_out(shape_, dtype, value=np.nan):
     out = np.empty(shape_, dtype=dtype)
     out[...] = value
     return out
+
+
+class ConvProblem(NamedTuple):
+    """A forward conv2d and its backward-filter in float64 NCHW, with the references and
+    their bounds (the reference applied to absolute values, see assert_close)."""
+    x: np.ndarray
+    w: np.ndarray
+    b: np.ndarray
+    gy: np.ndarray
+    y: np.ndarray
+    y_bound: np.ndarray
+    gw: np.ndarray
+    gw_bound: np.ndarray
+
+
+def conv_problem(shape, seed):
+    """shape = (N, C, H, W, K, (kh, kw), stride, padding, dilation, groups)."""
+    n, c, h, w, k, ks, s, p, d, g = shape
+    a = dict(stride=s, padding=p, dilation=d, groups=g)
+    x, wt, b = randn((n, c, h, w), seed), randn((k, c // g) + ks, seed + 1), randn((k,), seed + 2)
+    y = R.conv2d(x, wt, b, **a)
+    gy = randn(y.shape, seed + 3)
+    return ConvProblem(x, wt, b, gy, y, R.conv2d(np.abs(x), np.abs(wt), np.abs(b), **a),
+                       R.conv2d_backward_filter(x, gy, wt.shape, **a),
+                       R.conv2d_backward_filter(np.abs(x), np.abs(gy), wt.shape, **a))

@@ -11,7 +11,6 @@ import pytest
 
 import aekernels
 import helpers as H
-import reference as R
 
 # (N, C, H, W, K, k, stride, padding, groups): first-layer and depthwise shapes
 SHAPES = [
@@ -94,14 +93,7 @@ def _rows_args(shape):
 
 @functools.lru_cache(maxsize=None)
 def _rows_case(shape):
-    n, c, h, w, k, ks, _, _, _, g = shape
-    x, wt, b = H.randn((n, c, h, w), 51), H.randn((k, c // g) + ks, 52), H.randn((k,), 53)
-    a = _rows_args(shape)
-    y = R.conv2d(x, wt, b, **a)
-    gy = H.randn(y.shape, 54)
-    return (x, wt, b, gy, y, R.conv2d(np.abs(x), np.abs(wt), np.abs(b), **a),
-            R.conv2d_backward_filter(x, gy, wt.shape, **a),
-            R.conv2d_backward_filter(np.abs(x), np.abs(gy), wt.shape, **a))
+    return H.conv_problem(shape, 51)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])

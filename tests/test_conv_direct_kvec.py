@@ -18,7 +18,6 @@ import pytest
 
 import aekernels
 import helpers as H
-import reference as R
 
 DTYPES = [pytest.param(np.float32, id="f32"), pytest.param(np.float64, id="f64")]
 LAYOUTS = ["NCHW", "NHWC"]
@@ -53,15 +52,7 @@ def _args(shape, layout):
 
 @functools.lru_cache(maxsize=None)
 def _case(shape):
-    n, c, h, w, k, ks, _, _, _, g = shape
-    x, wt, b = H.randn((n, c, h, w), 41), H.randn((k, c // g) + ks, 42), H.randn((k,), 43)
-    a = _args(shape, "NCHW")
-    y = R.conv2d(x, wt, b, **a)
-    ybound = R.conv2d(np.abs(x), np.abs(wt), np.abs(b), **a)
-    gy = H.randn(y.shape, 44)
-    gw = R.conv2d_backward_filter(x, gy, wt.shape, **a)
-    gwbound = R.conv2d_backward_filter(np.abs(x), np.abs(gy), wt.shape, **a)
-    return x, wt, b, gy, y, ybound, gw, gwbound
+    return H.conv_problem(shape, 41)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
