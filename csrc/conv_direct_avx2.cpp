@@ -38,15 +38,16 @@ namespace aek::avx2 {
         direct::bwf_nchw<V, 3, 3>(K, rows, ow, ntaps, tap, xrow, gy, ldgr, ldg2, acc, ldacc); \
     }                                                                                       \
     AEK_DECLARE_DIRECT_BWF(direct_##tname##_avx2_bwf_nhwc, V::T) {                          \
-        direct::bwf_nhwc<V, 10, 2, 4>(K, rows, ow, ntaps, tap, 0, xrow, gy, ldgr, ldg2, acc, ldacc); \
+        direct::bwf_nhwc<V, 10, 2, 4>(K, rows, ow, ntaps, tap, 0, xrow, gy, ldgr, ldg2, acc, \
+                                      ldacc);                                               \
     }                                                                                       \
     AEK_DECLARE_DIRECT_FWD(direct_##tname##_avx2_fwd_nchw_kvec, V::T) {                     \
         direct::fwd_nchw_kvec<V, 12, 6, 2>(K, rows, ow, ntaps, tap, xrow, w, ldw, bias, y, ldyr,   \
                                        ldy2);                                               \
     }                                                                                       \
     AEK_DECLARE_DIRECT_BWF(direct_##tname##_avx2_bwf_nchw_kvec, V::T) {                     \
-        direct::bwf_nchw_kvec<V, 10, 2, 4, kDirectKvecBuf>(K, rows, ow, ntaps, tap, xrow, gy, ldgr, \
-                                                        ldg2, acc, ldacc);                  \
+        direct::bwf_nchw_kvec<V, 10, 2, 4, kDirectKvecBuf>(K, rows, ow, ntaps, tap, xrow, gy,   \
+                                                           ldgr, ldg2, acc, ldacc);         \
     }
 
 AEK_DIRECT_AVX2(f32, F32x8)

@@ -43,15 +43,16 @@ namespace aek::avx512 {
             direct::bwf_nchw<V, 4, 6>(K, rows, ow, ntaps, tap, xrow, gy, ldgr, ldg2, acc, ldacc); \
     }                                                                                       \
     AEK_DECLARE_DIRECT_BWF(direct_##tname##_avx512_bwf_nhwc, V::T) {                        \
-        direct::bwf_nhwc<V, 24, 2, 4>(K, rows, ow, ntaps, tap, 0, xrow, gy, ldgr, ldg2, acc, ldacc); \
+        direct::bwf_nhwc<V, 24, 2, 4>(K, rows, ow, ntaps, tap, 0, xrow, gy, ldgr, ldg2, acc, \
+                                      ldacc);                                               \
     }                                                                                       \
     AEK_DECLARE_DIRECT_FWD(direct_##tname##_avx512_fwd_nchw_kvec, V::T) {                   \
         direct::fwd_nchw_kvec<V, 28, 14, 2>(K, rows, ow, ntaps, tap, xrow, w, ldw, bias, y, ldyr,  \
                                         ldy2);                                              \
     }                                                                                       \
     AEK_DECLARE_DIRECT_BWF(direct_##tname##_avx512_bwf_nchw_kvec, V::T) {                   \
-        direct::bwf_nchw_kvec<V, 24, 2, 4, kDirectKvecBuf>(K, rows, ow, ntaps, tap, xrow, gy, ldgr, \
-                                                        ldg2, acc, ldacc);                  \
+        direct::bwf_nchw_kvec<V, 24, 2, 4, kDirectKvecBuf>(K, rows, ow, ntaps, tap, xrow, gy,   \
+                                                           ldgr, ldg2, acc, ldacc);         \
     }
 
 AEK_DIRECT_AVX512(f32, F32x16)

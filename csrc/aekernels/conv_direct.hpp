@@ -1,6 +1,7 @@
 // Direct forward and backward-filter for convs with few taps (C/groups * kh *
 // kw <= kDirectMaxTaps, C/groups <= kDirectMaxChannels: first layers with a
-// few input channels, depthwise).
+// few input channels, depthwise), and for more taps over few input channels
+// when the output channels fill the vectors (direct_kvec: lenet c3).
 // Their reduction is too short for an implicit GEMM to pay off: the time goes
 // into moving y (forward) or dY (backward-filter), so these paths read the
 // input through a small zero-padded copy of its rows and then touch y / dY
@@ -98,14 +99,15 @@ inline bool direct_one_row_fits(const ConvGeom& g) {
 // the direct path when their output channels per group fill the vectors
 // (at most 1/4 padding) and number at most kDirectKvecMaxOut: the kernels
 // then run along the output channels (NHWC: fwd_nhwc / bwf_nhwc; NCHW:
-// fwd_nchw_kvec / bwf_nchw_kvec, which transpose y / dY in registers), so
+// fwd_nchw_kvec / bwf_nchw_kvec, which transpose y / dY on the way), so
 // every FMA is useful.  The slab/GEMM path they replace computes the junk
 // columns of its grid (lenet c3: 6 -> 16 channels, 5x5, 10 x 10 outputs: 14
 // columns per row of 10, and the grid rounded up to whole vectors: 144 of
 // every 100 FMAs) and its channel-vector kernels need 16 input channels.
-// Measured (EPYC Zen4, 2026-12-06, lenet c3 at 1 thread): forward XXX vs 923 us,
-// backward-filter XXX vs 1335 us.  The cap bounds the weight rows and the dY
-// buffer of bwf_nchw_kvec (kDirectKvecBuf >= 64 entries per pixel).
+// Measured (EPYC Zen4, 2026-12-06, f32 AVX-512, lenet c3 batch 128 at 1
+// thread, slab/GEMM -> kvec): forward 924 -> 630 us, backward-filter 1335 ->
+// 690 us (torch 2.13: 612 and 1150 us).  The cap bounds the weight rows and
+// the dY buffer of bwf_nchw_kvec (kDirectKvecBuf >= 64 entries per pixel).
 constexpr i64 kDirectKvecMaxOut = 64;
 static_assert(kDirectKvecBuf >= kDirectKvecMaxOut, "bwf_nchw_kvec needs a whole pixel");
 
@@ -145,8 +147,8 @@ const DirectKernels<T>* direct_forward_kernels_for(const ConvGeom& g) {
 // (AEK_INLINE_LOOPS: the row copies inlined here would otherwise become
 // libc memmove calls again, one per row of a few tens of elements.)
 template <class T>
-AEK_INLINE_LOOPS void build_direct_rows(const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0, i64 RB, T* buf,
-                       bool zeros_in_place) {
+AEK_INLINE_LOOPS void build_direct_rows(const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0,
+                                        i64 RB, T* buf, bool zeros_in_place) {
     const i64 Cg = g.Cg(), sw = g.sw, Vs = direct_row_pitch(g);
     // element strides of x: channel, row, column
     const i64 cs = g.nhwc ? 1 : g.H * g.W, hs = g.nhwc ? g.W * g.C : g.W, ws = g.nhwc ? g.C : 1;
@@ -283,8 +285,8 @@ T* direct_rows_buffer(DirectScratch<T>& sc, const ConvGeom& g, const T* x, i64 n
 // registers: tiles of two rows of two vectors) runs in place whatever the
 // shape.  Measured (EPYC Zen4, 2026-12-06, 1 thread, planes -> in place):
 // forward f32 AVX-512 lenet c1 578 -> 370 us, (128,1,10x10)->8 3x3 66 -> 57,
-// (128,3,12x12)->16 3x3 263 -> 260, ae_enc1 0.92 -> 0.82 ms, seed_tf_ae 8.1 -> 7.2 ms,
-// f64 likewise (103 -> 95, 486 -> 448 us); f32 AVX2 lenet c1 959 -> 822 us,
+// (128,3,12x12)->16 3x3 263 -> 260, ae_enc1 0.92 -> 0.82 ms, seed_tf_ae 8.1 ->
+// 7.2 ms, f64 likewise (103 -> 95, 486 -> 448 us); f32 AVX2 lenet c1 959 -> 822 us,
 // but (128,1,10x10)->8 86 -> 130 and (32,1,28x28)->32 5x5 998 -> 1074 us
 // (planes by the rule).  Backward-filter f32 AVX-512 lenet c1 600 -> 415 us,
 // depthwise 32 channels 7x7 421 -> 303 us; ae_enc1 0.76 -> 1.8 ms and

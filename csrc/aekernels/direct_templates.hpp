@@ -712,8 +712,8 @@ void bwf_nchw_kvec(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* cons
                     }
                 }
             }
-            bwf_nhwc<V, ACC, NVMAX, GYR>(K, nr, nq, ntaps, tap, r0 * xrow + q0, xrow, buf, nq * Kp, Kp,
-                                    acc, ldacc);
+            bwf_nhwc<V, ACC, NVMAX, GYR>(K, nr, nq, ntaps, tap, r0 * xrow + q0, xrow, buf,
+                                         nq * Kp, Kp, acc, ldacc);
         }
     }
 }
