@@ -278,22 +278,22 @@ T* direct_rows_buffer(DirectScratch<T>& sc, const ConvGeom& g, const T* x, i64 n
 // Whether the NCHW kernels fwd_nchw / bwf_nchw run over the rows buffer in
 // place (row by row: the last vector of each row of OW outputs has
 // pad = whole vectors - OW idle lanes) rather than over tap planes (one
-// copy of the taps with the output's pitch, every vector full).  The copy
-// costs about two vector moves per tap and vector of pixels against Kg FMAs,
-// the idle lanes pad per OW outputs: in place when 2*OW > Kg*pad (lenet c1:
-// 6 channels, OW 28 of 32 lanes).  The forward on 64-byte vectors (32
-// registers: tiles of two rows of two vectors) runs in place whatever the
-// shape.  Measured (EPYC Zen4, 2026-12-06, 1 thread, planes -> in place):
-// forward f32 AVX-512 lenet c1 578 -> 370 us, (128,1,10x10)->8 3x3 66 -> 57,
-// (128,3,12x12)->16 3x3 263 -> 260, ae_enc1 0.92 -> 0.82 ms, seed_tf_ae 8.1 ->
-// 7.2 ms, f64 likewise (103 -> 95, 486 -> 448 us); f32 AVX2 lenet c1 959 -> 822 us,
-// but (128,1,10x10)->8 86 -> 130 and (32,1,28x28)->32 5x5 998 -> 1074 us
-// (planes by the rule).  Backward-filter f32 AVX-512 lenet c1 600 -> 415 us,
-// depthwise 32 channels 7x7 421 -> 303 us; ae_enc1 0.76 -> 1.8 ms and
-// stem_s2 0.65 -> 1.0 ms (planes by the rule).
+// copy of the taps with the output's pitch, every vector full).
+// Backward-filter: the copy costs about two vector moves per tap and vector
+// of pixels against Kg FMAs, the idle lanes pad per OW outputs: in place
+// when 2*OW > Kg*pad (lenet c1: 6 channels, OW 28 of 32 lanes).  Forward:
+// in place on 64-byte vectors (32 registers: tiles of two rows of two
+// vectors), whatever the shape; narrower vectors keep the planes (AVX2 tiles
+// of 3 x 3 vectors; in place was not measured faster there).  Measured (EPYC
+// Zen4, 2026-12-06, 1 thread, planes -> in place): forward f32 AVX-512 lenet
+// c1 578 -> 370 us, (128,1,10x10)->8 3x3 66 -> 57, (128,3,12x12)->16 3x3
+// 263 -> 260, ae_enc1 0.92 -> 0.82 ms, seed_tf_ae 8.1 -> 7.2 ms, f64 likewise
+// (103 -> 95, 486 -> 448 us).  Backward-filter f32 AVX-512 lenet c1 600 ->
+// 415 us, depthwise 32 channels 7x7 421 -> 303 us; ae_enc1 0.76 -> 1.8 ms
+// and stem_s2 0.65 -> 1.0 ms (planes by the rule); AVX2 lenet c1 575 -> 440 us.
 template <class T>
 bool direct_rows_in_place(const DirectKernels<T>& dk, const ConvGeom& g, bool forward) {
-    if (forward && dk.lanes * static_cast<i64>(sizeof(T)) == 64) return true;
+    if (forward) return dk.lanes * static_cast<i64>(sizeof(T)) == 64;
     const i64 pad = ceil_div(g.OW, dk.lanes) * dk.lanes - g.OW;
     return 2 * g.OW > g.Kg() * pad;
 }

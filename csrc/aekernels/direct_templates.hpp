@@ -121,13 +121,18 @@ inline void fwd_nchw_tile(i64 ntaps, const typename V::T* const* tap, i64 xo, i6
                 for (int v = 0; v < NV; ++v) acc[m][a][v] = V::fma(c, b[a][v], acc[m][a][v]);
         }
     }
+    // (unrolled like the loops above: a rolled loop would keep acc in memory)
+#pragma GCC unroll 8
     for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 8
         for (int a = 0; a < RT; ++a) {
             T* d = y + m * ldyk + a * ldyr;
             if (bias) {
                 const R bm = V::bcast(bias + m);
+#pragma GCC unroll 8
                 for (int v = 0; v < NV; ++v) acc[m][a][v] = V::add(acc[m][a][v], bm);
             }
+#pragma GCC unroll 8
             for (int v = 0; v + 1 < NV; ++v) V::store(d + v * W, acc[m][a][v]);
             if (last == W)
                 V::store(d + (NV - 1) * W, acc[m][a][NV - 1]);
