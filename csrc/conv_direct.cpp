@@ -40,13 +40,33 @@ void bwf_nchw_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* tap, i
 template <class T>
 void bwf_nhwc_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* tap, i64 xrow,
                       const T* gy, i64 ldgr, i64 ldg2, T* acc, i64 ldacc) {
-    direct::bwf_nhwc<Lanes4<T>, 8, 2>(K, rows, ow, ntaps, tap, xrow, gy, ldgr, ldg2, acc, ldacc);
+    direct::bwf_nhwc<Lanes4<T>, 8, 2, 4>(K, rows, ow, ntaps, tap, 0, xrow, gy, ldgr, ldg2, acc,
+                                      ldacc);
+}
+template <class T>
+void fwd_nchw_kvec_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* tap, i64 xrow,
+                           const T* w, i64 ldw, const T* bias, T* y, i64 ldyr, i64 ldy2) {
+    direct::fwd_nchw_kvec<Lanes4<T>, 8, 4, 2>(K, rows, ow, ntaps, tap, xrow, w, ldw, bias, y, ldyr,
+                                           ldy2);
+}
+template <class T>
+void bwf_nchw_kvec_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* tap, i64 xrow,
+                           const T* gy, i64 ldgr, i64 ldg2, T* acc, i64 ldacc) {
+    direct::bwf_nchw_kvec<Lanes4<T>, 8, 2, 4, kDirectKvecBuf>(K, rows, ow, ntaps, tap, xrow, gy,
+                                                           ldgr, ldg2, acc, ldacc);
 }
 
 template <class T>
 DirectKernels<T> generic_set(const char* name) {
-    return {name, 4, fwd_nchw_generic<T>, fwd_nchw_rows_generic<T>, fwd_nhwc_generic<T>, bwf_nchw_generic<T>,
-            bwf_nhwc_generic<T>};
+    return {name,
+            4,
+            fwd_nchw_generic<T>,
+            fwd_nchw_rows_generic<T>,
+            fwd_nhwc_generic<T>,
+            bwf_nchw_generic<T>,
+            bwf_nhwc_generic<T>,
+            fwd_nchw_kvec_generic<T>,
+            bwf_nchw_kvec_generic<T>};
 }
 
 const DirectKernels<float> kGenericF32 = generic_set<float>("direct_f32_generic");
@@ -56,7 +76,8 @@ const DirectKernels<double> kGenericF64 = generic_set<double>("direct_f64_generi
     {"direct_" #tname "_" #isa, lanes, isa::direct_##tname##_##isa##_fwd_nchw,              \
      isa::direct_##tname##_##isa##_fwd_nchw_rows,                                           \
      isa::direct_##tname##_##isa##_fwd_nhwc, isa::direct_##tname##_##isa##_bwf_nchw,        \
-     isa::direct_##tname##_##isa##_bwf_nhwc}
+     isa::direct_##tname##_##isa##_bwf_nhwc, isa::direct_##tname##_##isa##_fwd_nchw_kvec,      \
+     isa::direct_##tname##_##isa##_bwf_nchw_kvec}
 const DirectKernels<float> kAvx2F32 = AEK_DIRECT_SET(avx2, f32, 8);
 const DirectKernels<double> kAvx2F64 = AEK_DIRECT_SET(avx2, f64, 4);
 const DirectKernels<float> kAvx512F32 = AEK_DIRECT_SET(avx512, f32, 16);

@@ -21,6 +21,8 @@ namespace aek::avx2 {
 //   fwd_nhwc 6 pixels x 2 vectors:   12 accumulators + 2 weight vectors + 1 broadcast
 //   bwf_nchw 3 channels x 3 taps:    9 accumulators + 3 dY vectors + 1 input vector
 //   bwf_nhwc 10 accumulators (5 taps x 2 vectors) + 2 x 2 dY vectors + 2 broadcasts
+//   fwd_nchw_kvec 6 pixels x 2 vectors: 12 accumulators + 2 weight vectors + 1 broadcast
+//   bwf_nchw_kvec as bwf_nhwc
 #define AEK_DIRECT_AVX2(tname, V)                                                           \
     AEK_DECLARE_DIRECT_FWD(direct_##tname##_avx2_fwd_nchw, V::T) {                          \
         direct::fwd_nchw<V, 3, 3>(K, rows, ow, ntaps, tap, xrow, w, ldw, bias, y, ldyr, ldy2); \
@@ -36,7 +38,16 @@ namespace aek::avx2 {
         direct::bwf_nchw<V, 3, 3>(K, rows, ow, ntaps, tap, xrow, gy, ldgr, ldg2, acc, ldacc); \
     }                                                                                       \
     AEK_DECLARE_DIRECT_BWF(direct_##tname##_avx2_bwf_nhwc, V::T) {                          \
-        direct::bwf_nhwc<V, 10, 2>(K, rows, ow, ntaps, tap, xrow, gy, ldgr, ldg2, acc, ldacc); \
+        direct::bwf_nhwc<V, 10, 2, 4>(K, rows, ow, ntaps, tap, 0, xrow, gy, ldgr, ldg2, acc, \
+                                      ldacc);                                               \
+    }                                                                                       \
+    AEK_DECLARE_DIRECT_FWD(direct_##tname##_avx2_fwd_nchw_kvec, V::T) {                     \
+        direct::fwd_nchw_kvec<V, 12, 6, 2>(K, rows, ow, ntaps, tap, xrow, w, ldw, bias, y, ldyr,   \
+                                       ldy2);                                               \
+    }                                                                                       \
+    AEK_DECLARE_DIRECT_BWF(direct_##tname##_avx2_bwf_nchw_kvec, V::T) {                     \
+        direct::bwf_nchw_kvec<V, 10, 2, 4, kDirectKvecBuf>(K, rows, ow, ntaps, tap, xrow, gy,   \
+                                                           ldgr, ldg2, acc, ldacc);         \
     }
 
 AEK_DIRECT_AVX2(f32, F32x8)

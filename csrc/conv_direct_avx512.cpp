@@ -22,6 +22,9 @@ namespace aek::avx512 {
 //   bwf_nchw 4 channels x 6 taps:    24 accumulators + 4 dY vectors + 1 input vector
 //            (6 x 4 when K <= 6)
 //   bwf_nhwc 24 accumulators (12 taps x 2 vectors) + 2 x 2 dY vectors + 2 broadcasts
+//   fwd_nchw_kvec 14 pixels x 2 vectors: 28 accumulators + 2 weight vectors + 1 broadcast
+//            (one row of up to 16 pixels per 16 x 16 register transpose)
+//   bwf_nchw_kvec as bwf_nhwc
 #define AEK_DIRECT_AVX512(tname, V)                                                         \
     AEK_DECLARE_DIRECT_FWD(direct_##tname##_avx512_fwd_nchw, V::T) {                        \
         direct::fwd_nchw<V, 6, 4>(K, rows, ow, ntaps, tap, xrow, w, ldw, bias, y, ldyr, ldy2); \
@@ -40,7 +43,16 @@ namespace aek::avx512 {
             direct::bwf_nchw<V, 4, 6>(K, rows, ow, ntaps, tap, xrow, gy, ldgr, ldg2, acc, ldacc); \
     }                                                                                       \
     AEK_DECLARE_DIRECT_BWF(direct_##tname##_avx512_bwf_nhwc, V::T) {                        \
-        direct::bwf_nhwc<V, 24, 2>(K, rows, ow, ntaps, tap, xrow, gy, ldgr, ldg2, acc, ldacc); \
+        direct::bwf_nhwc<V, 24, 2, 4>(K, rows, ow, ntaps, tap, 0, xrow, gy, ldgr, ldg2, acc, \
+                                      ldacc);                                               \
+    }                                                                                       \
+    AEK_DECLARE_DIRECT_FWD(direct_##tname##_avx512_fwd_nchw_kvec, V::T) {                   \
+        direct::fwd_nchw_kvec<V, 28, 14, 2>(K, rows, ow, ntaps, tap, xrow, w, ldw, bias, y, ldyr,  \
+                                        ldy2);                                              \
+    }                                                                                       \
+    AEK_DECLARE_DIRECT_BWF(direct_##tname##_avx512_bwf_nchw_kvec, V::T) {                   \
+        direct::bwf_nchw_kvec<V, 24, 2, 4, kDirectKvecBuf>(K, rows, ow, ntaps, tap, xrow, gy,   \
+                                                           ldgr, ldg2, acc, ldacc);         \
     }
 
 AEK_DIRECT_AVX512(f32, F32x16)

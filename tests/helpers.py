@@ -1,6 +1,8 @@
 """Data generators, layout conversion and the tolerance rules of TESTING.md."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 import aekernels
@@ -103,3 +105,28 @@ def check_max_pool2d(x, layout, dtype, what, **geom):
     assert_bitwise(idx, R.from_nchw(i_ref, layout), np.int64, what=f"{what} indices")
     y_only = aekernels.max_pool2d(xd, **geom, layout=layout)
     assert_bitwise(y_only, R.from_nchw(y_ref, layout), dtype, what=f"{what} values only")
+
+
+class ConvProblem(NamedTuple):
+    """A forward conv2d and its backward-filter in float64 NCHW, with the references and
+    their bounds (the reference applied to absolute values, see assert_close)."""
+    x: np.ndarray
+    w: np.ndarray
+    b: np.ndarray
+    gy: np.ndarray
+    y: np.ndarray
+    y_bound: np.ndarray
+    gw: np.ndarray
+    gw_bound: np.ndarray
+
+
+def conv_problem(shape, seed):
+    """shape = (N, C, H, W, K, (kh, kw), stride, padding, dilation, groups)."""
+    n, c, h, w, k, ks, s, p, d, g = shape
+    a = dict(stride=s, padding=p, dilation=d, groups=g)
+    x, wt, b = randn((n, c, h, w), seed), randn((k, c // g) + ks, seed + 1), randn((k,), seed + 2)
+    y = R.conv2d(x, wt, b, **a)
+    gy = randn(y.shape, seed + 3)
+    return ConvProblem(x, wt, b, gy, y, R.conv2d(np.abs(x), np.abs(wt), np.abs(b), **a),
+                       R.conv2d_backward_filter(x, gy, wt.shape, **a),
+                       R.conv2d_backward_filter(np.abs(x), np.abs(gy), wt.shape, **a))

@@ -2,7 +2,8 @@
 csrc/aekernels/conv_direct.hpp) that the reference grids do not pin down: the
 backward-filter reduction is cut into fixed chunks, so its result does not depend on the
 thread count; the forward aligns its stores to the output buffer, which must not change
-a single bit of the result."""
+a single bit of the result; NCHW shapes on both sides of the in-place / tap-planes
+choice match the reference."""
 import functools
 
 import numpy as np
@@ -64,3 +65,45 @@ def test_forward_same_bits_at_any_output_alignment(native, shape, layout, dtype)
         out[...] = np.nan
         aekernels.conv2d(x, w, b, **args, out=out)
         np.testing.assert_array_equal(out, ref)
+
+
+# NCHW shapes on both sides of direct_rows_in_place (conv_direct.hpp): the kernels run
+# over the rows buffer row by row (the forward in tiles of up to NVMAX / nv rows, so odd
+# row counts leave a shorter last tile) or over tap planes.  Which side a shape takes
+# depends on the vector width: run under AEKERNELS_ISA=generic, avx2 and avx512.
+# (N, C, H, W, K, (kh, kw), stride, padding, dilation, groups)
+ROWS = [
+    pytest.param((3, 1, 28, 28, 6, (5, 5), 1, 2, 1, 1), id="lenet_c1"),
+    pytest.param((1, 1, 28, 28, 6, (5, 5), 1, 2, 1, 1), id="lenet_c1_batch1"),
+    pytest.param((2, 1, 9, 10, 8, (3, 3), 1, 1, 1, 1), id="w10_k8_odd_rows"),
+    pytest.param((2, 3, 12, 12, 16, (3, 3), 1, 1, 1, 1), id="w12_k16"),
+    pytest.param((2, 1, 15, 28, 32, (5, 5), 1, 2, 1, 1), id="w28_k32"),
+    pytest.param((2, 2, 7, 16, 5, (3, 3), 1, 1, 1, 1), id="w16_whole_vector"),
+    pytest.param((2, 2, 7, 17, 5, (3, 3), 1, 1, 1, 1), id="w17_one_lane_over"),
+    pytest.param((2, 4, 5, 1, 3, (3, 1), 1, (1, 0), 1, 1), id="w1"),
+    pytest.param((2, 8, 7, 7, 8, (3, 3), 1, 1, 1, 8), id="depthwise_w7"),
+    pytest.param((2, 3, 23, 30, 7, (3, 3), 2, 1, (1, 2), 1), id="stride2_dilated"),
+]
+
+
+def _rows_args(shape):
+    _, _, _, _, _, _, s, p, d, g = shape
+    return dict(stride=s, padding=p, dilation=d, groups=g)
+
+
+@functools.lru_cache(maxsize=None)
+def _rows_case(shape):
+    return H.conv_problem(shape, 51)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", ROWS)
+def test_rows_in_place_or_planes_match_reference(native, shape, dtype):
+    x, wt, b, gy, y, ybound, gw, gwbound = _rows_case(shape)
+    taps = int(np.prod(wt.shape[1:]))
+    got = aekernels.conv2d(x.astype(dtype), wt.astype(dtype), b.astype(dtype),
+                           **_rows_args(shape))
+    H.assert_close(got, y, dtype, bound=ybound, K=taps + 1)
+    got = aekernels.conv2d_backward_filter(x.astype(dtype), gy.astype(dtype), wt.shape,
+                                           **_rows_args(shape))
+    H.assert_close(got, gw, dtype, bound=gwbound, K=y.shape[0] * y.shape[2] * y.shape[3])

@@ -1,6 +1,7 @@
 // Direct forward and backward-filter for convs with few taps (C/groups * kh *
 // kw <= kDirectMaxTaps, C/groups <= kDirectMaxChannels: first layers with a
-// few input channels, depthwise).
+// few input channels, depthwise), and for more taps over few input channels
+// when the output channels fill the vectors (direct_kvec: lenet c3).
 // Their reduction is too short for an implicit GEMM to pay off: the time goes
 // into moving y (forward) or dY (backward-filter), so these paths read the
 // input through a small zero-padded copy of its rows and then touch y / dY
@@ -94,14 +95,39 @@ inline bool direct_one_row_fits(const ConvGeom& g) {
                    double(direct_row_pitch(g)) <= double(i64(1) << 24);
 }
 
+// Past kDirectMaxTaps, convs with few input channels per group still take
+// the direct path when their output channels per group fill the vectors
+// (at most 1/4 padding) and number at most kDirectKvecMaxOut: the kernels
+// then run along the output channels (NHWC: fwd_nhwc / bwf_nhwc; NCHW:
+// fwd_nchw_kvec / bwf_nchw_kvec, which transpose y / dY on the way), so
+// every FMA is useful.  The slab/GEMM path they replace computes the junk
+// columns of its grid (lenet c3: 6 -> 16 channels, 5x5, 10 x 10 outputs: 14
+// columns per row of 10, and the grid rounded up to whole vectors: 144 of
+// every 100 FMAs) and its channel-vector kernels need 16 input channels.
+// Measured (EPYC Zen4, 2026-12-06, f32 AVX-512, lenet c3 batch 128 at 1
+// thread, slab/GEMM -> kvec): forward 924 -> 630 us, backward-filter 1335 ->
+// 690 us (torch 2.13: 612 and 1150 us).  The cap bounds the weight rows and
+// the dY buffer of bwf_nchw_kvec (kDirectKvecBuf >= 64 entries per pixel).
+constexpr i64 kDirectKvecMaxOut = 64;
+static_assert(kDirectKvecBuf >= kDirectKvecMaxOut, "bwf_nchw_kvec needs a whole pixel");
+
+template <class T>
+bool direct_kvec(const DirectKernels<T>& dk, const ConvGeom& g) {
+    const i64 Kg = g.Kg(), L = dk.lanes;
+    return g.taps() > kDirectMaxTaps && Kg >= L && Kg <= kDirectKvecMaxOut &&
+           4 * ceil_div(Kg, L) * L <= 5 * Kg;
+}
+
 // The direct kernels for this conv, or null when it belongs to the slab/GEMM
-// path: too many taps, a huge stride, a rows buffer that would not fit even
-// for one output row (huge dilation), or no kernels in the ISA table.
+// path: too many input channels per group, too many taps (unless
+// direct_kvec), a huge stride, a rows buffer that would not fit even for one
+// output row (huge dilation), or no kernels in the ISA table.
 template <class T>
 const DirectKernels<T>* direct_kernels_for(const ConvGeom& g) {
-    if (g.taps() > kDirectMaxTaps || g.Cg() > kDirectMaxChannels || !direct_one_row_fits(g))
-        return nullptr;
-    return direct_kernels<T>();
+    if (g.Cg() > kDirectMaxChannels || !direct_one_row_fits(g)) return nullptr;
+    const DirectKernels<T>* dk = direct_kernels<T>();
+    if (!dk || (g.taps() > kDirectMaxTaps && !direct_kvec(*dk, g))) return nullptr;
+    return dk;
 }
 
 // The forward also takes NCHW convs with few output channels (fwd_nchw_rows).
@@ -118,9 +144,11 @@ const DirectKernels<T>* direct_forward_kernels_for(const ConvGeom& g) {
 
 // Fill the rows buffer of image n, group gi, input rows [ih0, ih0 + RB); with
 // zeros_in_place, only the parts copied from x (the zeros are already there).
+// (AEK_INLINE_LOOPS: the row copies inlined here would otherwise become
+// libc memmove calls again, one per row of a few tens of elements.)
 template <class T>
-void build_direct_rows(const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0, i64 RB, T* buf,
-                       bool zeros_in_place) {
+AEK_INLINE_LOOPS void build_direct_rows(const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0,
+                                        i64 RB, T* buf, bool zeros_in_place) {
     const i64 Cg = g.Cg(), sw = g.sw, Vs = direct_row_pitch(g);
     // element strides of x: channel, row, column
     const i64 cs = g.nhwc ? 1 : g.H * g.W, hs = g.nhwc ? g.W * g.C : g.W, ws = g.nhwc ? g.C : 1;
@@ -170,16 +198,17 @@ void build_direct_rows(const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0, i6
 }
 
 // Tap pointers (taps ordered (c, i, j) like an OIHW weight row) of output row 0.
+// The column offsets (a division each) are worked out once, for c = i = 0.
 template <class T>
 void direct_taps(const ConvGeom& g, const T* buf, i64 RB, std::vector<const T*>& tap) {
-    const i64 Vs = direct_row_pitch(g);
+    const i64 Vs = direct_row_pitch(g), kw = g.kw;
     tap.resize(static_cast<std::size_t>(g.taps()));
-    i64 t = 0;
+    for (i64 j = 0; j < kw; ++j) tap[j] = buf + ((j * g.dw) % g.sw) * Vs + (j * g.dw) / g.sw;
+    const i64 row_step = g.dh * g.sw * Vs, chan_step = RB * g.sw * Vs;
+    i64 t = kw;
     for (i64 c = 0; c < g.Cg(); ++c)
-        for (i64 i = 0; i < g.kh; ++i)
-            for (i64 j = 0; j < g.kw; ++j, ++t)
-                tap[t] = buf + ((c * RB + i * g.dh) * g.sw + (j * g.dw) % g.sw) * Vs +
-                         (j * g.dw) / g.sw;
+        for (i64 i = c == 0 ? 1 : 0; i < g.kh; ++i)
+            for (i64 j = 0; j < kw; ++j, ++t) tap[t] = tap[j] + c * chan_step + i * row_step;
 }
 
 // NCHW runs along the output plane itself: the taps of `rows` output rows
@@ -246,6 +275,29 @@ T* direct_rows_buffer(DirectScratch<T>& sc, const ConvGeom& g, const T* x, i64 n
     return buf;
 }
 
+// Whether the NCHW kernels fwd_nchw / bwf_nchw run over the rows buffer in
+// place (row by row: the last vector of each row of OW outputs has
+// pad = whole vectors - OW idle lanes) rather than over tap planes (one
+// copy of the taps with the output's pitch, every vector full).
+// Backward-filter: the copy costs about two vector moves per tap and vector
+// of pixels against Kg FMAs, the idle lanes pad per OW outputs: in place
+// when 2*OW > Kg*pad (lenet c1: 6 channels, OW 28 of 32 lanes).  Forward:
+// in place on 64-byte vectors (32 registers: tiles of two rows of two
+// vectors), whatever the shape; narrower vectors keep the planes (AVX2 tiles
+// of 3 x 3 vectors; in place was not measured faster there).  Measured (EPYC
+// Zen4, 2026-12-06, 1 thread, planes -> in place): forward f32 AVX-512 lenet
+// c1 578 -> 370 us, (128,1,10x10)->8 3x3 66 -> 57, (128,3,12x12)->16 3x3
+// 263 -> 260, ae_enc1 0.92 -> 0.82 ms, seed_tf_ae 8.1 -> 7.2 ms, f64 likewise
+// (103 -> 95, 486 -> 448 us).  Backward-filter f32 AVX-512 lenet c1 600 ->
+// 415 us, depthwise 32 channels 7x7 421 -> 303 us; ae_enc1 0.76 -> 1.8 ms
+// and stem_s2 0.65 -> 1.0 ms (planes by the rule); AVX2 lenet c1 575 -> 440 us.
+template <class T>
+bool direct_rows_in_place(const DirectKernels<T>& dk, const ConvGeom& g, bool forward) {
+    if (forward) return dk.lanes * static_cast<i64>(sizeof(T)) == 64;
+    const i64 pad = ceil_div(g.OW, dk.lanes) * dk.lanes - g.OW;
+    return 2 * g.OW > g.Kg() * pad;
+}
+
 // Output rows per NCHW kernel call: their tap planes stay within `bytes`
 // (forward: 32 KB, L1, swept once per block of output channels; backward-
 // filter: 64 KB, fewer calls and accumulator flushes).
@@ -272,18 +324,21 @@ void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T*
     const i64 rows = std::max<i64>(1, std::min(ceil_div(g.OH, tiles), direct_rows_cap<T>(g)));
     const i64 ntile = ceil_div(g.OH, rows);
     const i64 xrow = g.sh * g.sw * direct_row_pitch(g);
-    // NHWC runs along the output channels: the weight as [group][tap][Kg
-    // padded to whole vectors] (taps (c, i, j)), the bias padded likewise.
+    // NHWC, and NCHW past kDirectMaxTaps (direct_kvec), run along the output
+    // channels: the weight as [group][tap][Kg padded to whole vectors] (taps
+    // (c, i, j)), the bias padded likewise.
+    const bool kvec = !g.nhwc && !force_rows_kernel && direct_kvec(dk, g);
     const i64 Kp = ceil_div(Kg, 16) * 16;
     std::vector<T> wr, br;
-    if (g.nhwc) {
+    if (g.nhwc || kvec) {
         wr.assign(static_cast<std::size_t>(G * taps * Kp), T(0));
         for (i64 gi = 0; gi < G; ++gi)
             for (i64 c = 0; c < Cg; ++c)
                 for (i64 ij = 0; ij < g.kh * g.kw; ++ij)
                     for (i64 k = 0; k < Kg; ++k)
                         wr[(gi * taps + c * g.kh * g.kw + ij) * Kp + k] =
-                            w[(ij * Cg + c) * g.K + gi * Kg + k];
+                            g.nhwc ? w[(ij * Cg + c) * g.K + gi * Kg + k]
+                                   : w[((gi * Kg + k) * Cg + c) * g.kh * g.kw + ij];
         if (bias) {
             br.assign(static_cast<std::size_t>(G * Kp), T(0));
             for (i64 gi = 0; gi < G; ++gi)
@@ -309,6 +364,12 @@ void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T*
                         y + (n * g.OH + oh0) * g.OW * g.K + gi * Kg, g.OW * g.K, g.K);
             return;
         }
+        if (kvec) {
+            dk.fwd_nchw_kvec(Kg, nr, g.OW, taps, sc.tap.data(), xrow, wr.data() + gi * taps * Kp,
+                             Kp, bias ? br.data() + gi * Kp : nullptr,
+                             y + ((n * g.K + gi * Kg) * g.OH + oh0) * g.OW, g.OW, P);
+            return;
+        }
         if (rows_kernel) {
             dk.fwd_nchw_rows(Kg, nr, g.OW, Cg, slide ? g.kh : 1, slide ? g.kw : g.kh * g.kw,
                              sc.tap.data(), xrow, w + gi * Kg * taps, taps,
@@ -316,19 +377,25 @@ void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T*
                              y + ((n * g.K + gi * Kg) * g.OH + oh0) * g.OW, g.OW, P);
             return;
         }
+        T* yn = y + ((n * g.K + gi * Kg) * g.OH + oh0) * g.OW;
+        const T* wg = w + gi * Kg * taps;
+        const T* bg = bias ? bias + gi * Kg : nullptr;
+        if (direct_rows_in_place(dk, g, true)) {
+            dk.fwd_nchw(Kg, nr, g.OW, taps, sc.tap.data(), xrow, wg, taps, bg, yn, g.OW, P);
+            return;
+        }
         const i64 crows = direct_plane_rows<T>(g, nr, i64(32) << 10);
         T* planes = sc.planes.get(static_cast<std::size_t>(taps * direct_plane_pitch(crows, g.OW)));
         sc.plane_ptr.resize(static_cast<std::size_t>(taps));
         for (i64 r0 = 0; r0 < nr; r0 += crows) {
             const i64 cr = std::min(crows, nr - r0);
-            T* yc = y + ((n * g.K + gi * Kg) * g.OH + oh0 + r0) * g.OW;
+            T* yc = yn + r0 * g.OW;
             const i64 shift = static_cast<i64>(reinterpret_cast<std::uintptr_t>(yc) % 64) /
                               static_cast<i64>(sizeof(T));
             direct_tap_planes(sc.tap.data(), taps, xrow, cr, g.OW, shift, planes,
                               sc.plane_ptr.data());
             for (i64 t = 0; t < taps; ++t) sc.tap[t] += cr * xrow;
-            dk.fwd_nchw(Kg, 1, cr * g.OW, taps, sc.plane_ptr.data(), 0, w + gi * Kg * taps, taps,
-                        bias ? bias + gi * Kg : nullptr, yc, 0, P);
+            dk.fwd_nchw(Kg, 1, cr * g.OW, taps, sc.plane_ptr.data(), 0, wg, taps, bg, yc, 0, P);
         }
     });
 }
@@ -405,15 +472,18 @@ void direct_conv_backward_filter(const DirectKernels<T>& dk, const ConvGeom& g, 
     const i64 cpi = ceil_div(g.OH, rows);
     const i64 items = g.N * cpi;
     // (fewer chunks only when their partials would exceed ~16 MB: huge K x taps)
-    const i64 chunk_bytes = g.K * taps * (g.nhwc ? 1 : dk.lanes) * static_cast<i64>(sizeof(T));
+    // NCHW past kDirectMaxTaps runs along the dY channels, as NHWC does (direct_kvec).
+    const bool kvec = !g.nhwc && direct_kvec(dk, g), along_k = g.nhwc || kvec;
+    const bool in_place = !along_k && direct_rows_in_place(dk, g, false);
+    const i64 chunk_bytes = g.K * taps * (along_k ? 1 : dk.lanes) * static_cast<i64>(sizeof(T));
     const i64 nchunks = std::min(items, std::min(kDirectFilterChunks,
                                                  std::max<i64>(nt, (i64(16) << 20) / chunk_bytes)));
     const i64 xrow = g.sh * g.sw * direct_row_pitch(g);
     // A chunk's accumulators, per group: NCHW [Kg][taps][lanes] vectors (the
-    // kernel's dot products; lanes are summed once, at the end), NHWC
-    // [taps][Kg padded].
+    // kernel's dot products; lanes are summed once, at the end), NHWC and
+    // kvec [taps][Kg padded].
     const i64 L = dk.lanes, Kp = ceil_div(Kg, 16) * 16;
-    const i64 per_group = g.nhwc ? taps * Kp : Kg * taps * L;
+    const i64 per_group = along_k ? taps * Kp : Kg * taps * L;
     const i64 per_chunk = G * per_group;
     // (uninitialised: each chunk zeroes its own, in parallel)
     std::unique_ptr<T[]> part(new T[static_cast<std::size_t>(nchunks * per_chunk)]);
@@ -431,8 +501,11 @@ void direct_conv_backward_filter(const DirectKernels<T>& dk, const ConvGeom& g, 
             const i64 n = it / cpi, oh0 = (it % cpi) * rows, nr = std::min(rows, g.OH - oh0);
             const i64 RB = direct_input_rows(g, nr);
             const i64 elems = direct_rows_elems(g, nr);
-            const i64 crows = g.nhwc ? nhwc_rows : direct_plane_rows<T>(g, nr, i64(64) << 10);
-            T* planes = g.nhwc ? nullptr
+            // (kvec and in place: the kernel sweeps the rows in one call)
+            const i64 crows = g.nhwc ? nhwc_rows
+                              : kvec || in_place ? nr
+                                                 : direct_plane_rows<T>(g, nr, i64(64) << 10);
+            T* planes = along_k || in_place ? nullptr
                                : sc.planes.get(static_cast<std::size_t>(
                                      taps * direct_plane_pitch(crows, g.OW)));
             sc.plane_ptr.resize(static_cast<std::size_t>(taps));
@@ -442,7 +515,15 @@ void direct_conv_backward_filter(const DirectKernels<T>& dk, const ConvGeom& g, 
                 T* ag = acc + gi * per_group;
                 for (i64 r0 = 0; r0 < nr; r0 += crows) {
                     const i64 cr = std::min(crows, nr - r0);
-                    if (!g.nhwc) {
+                    if (kvec) {
+                        dk.bwf_nchw_kvec(Kg, cr, g.OW, taps, sc.tap.data(), xrow,
+                                         gy + ((n * g.K + gi * Kg) * g.OH + oh0 + r0) * g.OW,
+                                         g.OW, P, ag, Kp);
+                    } else if (!g.nhwc && in_place) {
+                        dk.bwf_nchw(Kg, cr, g.OW, taps, sc.tap.data(), xrow,
+                                    gy + ((n * g.K + gi * Kg) * g.OH + oh0 + r0) * g.OW, g.OW, P,
+                                    ag, taps * L);
+                    } else if (!g.nhwc) {
                         direct_tap_planes(sc.tap.data(), taps, xrow, cr, g.OW, i64(0), planes,
                                           sc.plane_ptr.data());
                         dk.bwf_nchw(Kg, 1, cr * g.OW, taps, sc.plane_ptr.data(), 0,
@@ -471,7 +552,9 @@ void direct_conv_backward_filter(const DirectKernels<T>& dk, const ConvGeom& g, 
                 for (i64 ij = 0; ij < g.kh * g.kw; ++ij) {
                     const i64 t = c * g.kh * g.kw + ij;
                     const T* e = sum + gi * per_group;
-                    if (!g.nhwc) {
+                    if (kvec) {
+                        gw[(gi * Kg + k) * taps + t] = e[t * Kp + k];
+                    } else if (!g.nhwc) {
                         e += (k * taps + t) * L;
                         T v = e[0];
                         for (i64 l = 1; l < L; ++l) v += e[l];

@@ -46,6 +46,19 @@ inline void with_int(i64 n, F&& f) {
 #define AEK_PREFETCH_W(p) ((void)0)
 #endif
 
+// p itself, hidden from the optimiser: the kernels broadcast from p + a
+// constant, but GCC re-associates tap[t] + xo + c into tap[t] + (xo + c) and
+// keeps every loop-invariant xo + c in its own register (spilled once there
+// are more than a few), instead of one pointer with constant displacements.
+// (A template over V like everything here, see below.)
+template <class V>
+inline const typename V::T* opaque(const typename V::T* p) {
+#if defined(__GNUC__) || defined(__clang__)
+    asm("" : "+r"(p));
+#endif
+    return p;
+}
+
 // Valid lanes of the last of nv vectors covering n remaining elements (1..W).
 // Every function here is a template over the traits V (or over a lambda of
 // one): an inline function shared by the ISA units and the generic one could
@@ -70,49 +83,69 @@ inline void even_blocks(i64 n, i64 max, F&& f) {
 }
 
 // ---------------------------------------------------------------- forward, NCHW
-// y[m*ldyk + q] = bias[m] + sum_t w[m*ldw + t] * tap[t][xo + q]
-// for m < MR, q < (NV-1)*W + last: MR output channels x NV vectors of one
-// output row.  Loads of the last vector may read past the row's end (callers
-// pad the rows); only `last` lanes are stored.
-template <class V, int MR, int NV>
-inline void fwd_nchw_tile(i64 ntaps, const typename V::T* const* tap, i64 xo,
+// y[m*ldyk + a*ldyr + q] = bias[m] + sum_t w[m*ldw + t] * tap[t][xo + a*xrow + q]
+// for m < MR, a < RT rows, q < (NV-1)*W + last: MR output channels x NV
+// vectors of RT output rows, each weight broadcast feeding RT x NV FMAs.
+// Loads of the last vector may read past the row's end (callers pad the
+// rows); only `last` lanes are stored.
+template <class V, int MR, int RT, int NV>
+inline void fwd_nchw_tile(i64 ntaps, const typename V::T* const* tap, i64 xo, i64 xrow,
                           const typename V::T* w, i64 ldw, const typename V::T* bias,
-                          typename V::T* y, i64 ldyk, int last) {
+                          typename V::T* y, i64 ldyr, i64 ldyk, int last) {
     using T = typename V::T;
     using R = typename V::R;
     constexpr int W = V::W;
-    R acc[MR][NV];
+    R acc[MR][RT][NV];
+#pragma GCC unroll 8
     for (int m = 0; m < MR; ++m)
-        for (int v = 0; v < NV; ++v) {
-            acc[m][v] = V::zero();
-            AEK_PREFETCH_W(y + m * ldyk + (NV + v) * W);
-        }
+#pragma GCC unroll 8
+        for (int a = 0; a < RT; ++a)
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) {
+                acc[m][a][v] = V::zero();
+                AEK_PREFETCH_W(y + m * ldyk + a * ldyr + (NV + v) * W);
+            }
     for (i64 t = 0; t < ntaps; ++t) {
-        const T* s = tap[t] + xo;
-        R b[NV];
-        for (int v = 0; v < NV; ++v) b[v] = V::load(s + v * W);
+        const T* s = opaque<V>(tap[t] + xo);
+        R b[RT][NV];
+#pragma GCC unroll 8
+        for (int a = 0; a < RT; ++a)
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) b[a][v] = V::load(s + a * xrow + v * W);
+#pragma GCC unroll 8
         for (int m = 0; m < MR; ++m) {
-            const R a = V::bcast(w + m * ldw + t);
-            for (int v = 0; v < NV; ++v) acc[m][v] = V::fma(a, b[v], acc[m][v]);
+            const R c = V::bcast(w + m * ldw + t);
+#pragma GCC unroll 8
+            for (int a = 0; a < RT; ++a)
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; ++v) acc[m][a][v] = V::fma(c, b[a][v], acc[m][a][v]);
         }
     }
-    for (int m = 0; m < MR; ++m) {
-        T* d = y + m * ldyk;
-        if (bias) {
-            const R bm = V::bcast(bias + m);
-            for (int v = 0; v < NV; ++v) acc[m][v] = V::add(acc[m][v], bm);
+    // (unrolled like the loops above: a rolled loop would keep acc in memory)
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 8
+        for (int a = 0; a < RT; ++a) {
+            T* d = y + m * ldyk + a * ldyr;
+            if (bias) {
+                const R bm = V::bcast(bias + m);
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; ++v) acc[m][a][v] = V::add(acc[m][a][v], bm);
+            }
+#pragma GCC unroll 8
+            for (int v = 0; v + 1 < NV; ++v) V::store(d + v * W, acc[m][a][v]);
+            if (last == W)
+                V::store(d + (NV - 1) * W, acc[m][a][NV - 1]);
+            else
+                V::store_part(d + (NV - 1) * W, acc[m][a][NV - 1], last);
         }
-        for (int v = 0; v + 1 < NV; ++v) V::store(d + v * W, acc[m][v]);
-        if (last == W)
-            V::store(d + (NV - 1) * W, acc[m][NV - 1]);
-        else
-            V::store_part(d + (NV - 1) * W, acc[m][NV - 1], last);
-    }
 }
 
 // All K output channels of `rows` output rows (row r at y + r*ldyr, channel
 // k at + k*ldyk).  Channel blocks outer: each block writes its MR planes
-// front to back while the (small) input rows stay in L1.
+// front to back while the (small) input rows stay in L1.  Rows of fewer than
+// NVMAX vectors are taken NVMAX / nv rows per tile, so that every weight
+// broadcast still feeds up to NVMAX vectors.
 template <class V, int MRMAX, int NVMAX>
 void fwd_nchw(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* tap, i64 xrow,
               const typename V::T* w, i64 ldw, const typename V::T* bias, typename V::T* y,
@@ -137,17 +170,33 @@ void fwd_nchw(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
         with_int<MRMAX>(mcount, [&](auto mr) {
             constexpr int MR = decltype(mr)::value;
             const T* bm = bias ? bias + m0 : nullptr;
+            const T* wm = w + m0 * ldw;
+            T* ym = y + m0 * ldyk;
+            if (head == 0 && nvec < NVMAX) {
+                const int last = lanes_in_last<V>(ow, nvec);
+                with_int<NVMAX - 1>(nvec, [&](auto nvc) {
+                    constexpr int NV = decltype(nvc)::value;
+                    constexpr int RT = NVMAX / NV;
+                    for (i64 r = 0; r < rows; r += RT)
+                        with_int<RT>(rows - r < RT ? rows - r : RT, [&](auto rtc) {
+                            fwd_nchw_tile<V, MR, decltype(rtc)::value, NV>(
+                                ntaps, tap, r * xrow, xrow, wm, ldw, bm, ym + r * ldyr, ldyr,
+                                ldyk, last);
+                        });
+                });
+                return;
+            }
             for (i64 r = 0; r < rows; ++r) {
-                T* yr = y + m0 * ldyk + r * ldyr;
+                T* yr = ym + r * ldyr;
                 if (head > 0)
-                    fwd_nchw_tile<V, MR, 1>(ntaps, tap, r * xrow, w + m0 * ldw, ldw, bm, yr,
-                                            ldyk, static_cast<int>(head));
+                    fwd_nchw_tile<V, MR, 1, 1>(ntaps, tap, r * xrow, xrow, wm, ldw, bm, yr, ldyr,
+                                               ldyk, static_cast<int>(head));
                 even_blocks(nvec, NVMAX, [&](i64 v0, i64 nv) {
                     const i64 q0 = head + v0 * W;
                     const int last = lanes_in_last<V>(ow - q0, nv);
                     with_int<NVMAX>(nv, [&](auto nvc) {
-                        fwd_nchw_tile<V, MR, decltype(nvc)::value>(
-                            ntaps, tap, r * xrow + q0, w + m0 * ldw, ldw, bm, yr + q0, ldyk,
+                        fwd_nchw_tile<V, MR, 1, decltype(nvc)::value>(
+                            ntaps, tap, r * xrow + q0, xrow, wm, ldw, bm, yr + q0, ldyr, ldyk,
                             last);
                     });
                 });
@@ -305,6 +354,40 @@ void fwd_nchw_rows(i64 K, i64 rows, i64 ow, i64 nc, i64 kh, i64 kw,
     });
 }
 
+// ------------------------------------------------ forward along output channels
+// acc[a][p][v] = sum_t tap[t][xo + a*xrow + p] * w[t*ldw + v*W + lane] for
+// p < MP pixels of RT output rows and NV vectors of output channels (w rows
+// zero padded to whole vectors): one weight load per tap feeds RT x MP x NV FMAs.
+template <class V, int RT, int MP, int NV>
+inline void kvec_accumulate(i64 ntaps, const typename V::T* const* tap, i64 xo, i64 xrow,
+                            const typename V::T* w, i64 ldw,
+                            typename V::R (&acc)[RT][MP][NV]) {
+    using T = typename V::T;
+    using R = typename V::R;
+    constexpr int W = V::W;
+#pragma GCC unroll 8
+    for (int a = 0; a < RT; ++a)
+#pragma GCC unroll 16
+        for (int p = 0; p < MP; ++p)
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; ++v) acc[a][p][v] = V::zero();
+    for (i64 t = 0; t < ntaps; ++t) {
+        const T* s = opaque<V>(tap[t] + xo);
+        const T* wt = w + t * ldw;
+        R b[NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) b[v] = V::load(wt + v * W);
+#pragma GCC unroll 8
+        for (int a = 0; a < RT; ++a)
+#pragma GCC unroll 16
+            for (int p = 0; p < MP; ++p) {
+                const R x = V::bcast(s + a * xrow + p);
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; ++v) acc[a][p][v] = V::fma(x, b[v], acc[a][p][v]);
+            }
+    }
+}
+
 // ---------------------------------------------------------------- forward, NHWC
 // y[p*ldyp + k] = bias[k] + sum_t tap[t][xo + p] * w[t*ldw + k]
 // for p < MP pixels, k < (NV-1)*W + last: vectorised along the (contiguous)
@@ -316,19 +399,9 @@ inline void fwd_nhwc_tile(i64 ntaps, const typename V::T* const* tap, i64 xo,
     using T = typename V::T;
     using R = typename V::R;
     constexpr int W = V::W;
-    R acc[MP][NV];
-    for (int p = 0; p < MP; ++p)
-        for (int v = 0; v < NV; ++v) acc[p][v] = V::zero();
-    for (i64 t = 0; t < ntaps; ++t) {
-        const T* s = tap[t] + xo;
-        const T* wt = w + t * ldw;
-        R b[NV];
-        for (int v = 0; v < NV; ++v) b[v] = V::load(wt + v * W);
-        for (int p = 0; p < MP; ++p) {
-            const R a = V::bcast(s + p);
-            for (int v = 0; v < NV; ++v) acc[p][v] = V::fma(a, b[v], acc[p][v]);
-        }
-    }
+    R acc1[1][MP][NV];
+    kvec_accumulate<V, 1, MP, NV>(ntaps, tap, xo, 0, w, ldw, acc1);
+    auto& acc = acc1[0];
     R bv[NV];
     for (int v = 0; v < NV; ++v) bv[v] = bias ? V::load(bias + v * W) : V::zero();
     for (int p = 0; p < MP; ++p) {
@@ -365,6 +438,86 @@ void fwd_nhwc(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
                 });
             });
         }
+}
+
+// ------------------------------------------- forward, NCHW, along output channels
+// y[k*ldyk + a*ldyr + q] = bias[k] + sum_t tap[t][xo + a*xrow + q] * w[t*ldw + k]
+// for q < MP pixels of RT output rows, k < kvalid (<= NV*W): accumulated as
+// fwd_nhwc_tile does (w rows and bias zero padded to whole vectors), then
+// each channel's MP pixels of a row are stored as one run: transposed in
+// registers (traits with kTranspose, MP <= W) or through a small buffer.
+template <class V, int RT, int MP, int NV>
+inline void fwd_kvec_tile(i64 ntaps, const typename V::T* const* tap, i64 xo, i64 xrow,
+                          const typename V::T* w, i64 ldw, const typename V::T* bias,
+                          typename V::T* y, i64 ldyr, i64 ldyk, i64 kvalid) {
+    using T = typename V::T;
+    using R = typename V::R;
+    constexpr int W = V::W;
+    R acc[RT][MP][NV];
+    kvec_accumulate<V, RT, MP, NV>(ntaps, tap, xo, xrow, w, ldw, acc);
+    if (bias)
+        for (int v = 0; v < NV; ++v) {
+            const R bv = V::load(bias + v * W);
+            for (int a = 0; a < RT; ++a)
+                for (int p = 0; p < MP; ++p) acc[a][p][v] = V::add(acc[a][p][v], bv);
+        }
+    for (int a = 0; a < RT; ++a) {
+        T* ya = y + a * ldyr;
+        if constexpr (V::kTranspose && MP <= W) {
+            for (int v = 0; v < NV; ++v) {
+                R t[W];
+                for (int p = 0; p < W; ++p) t[p] = p < MP ? acc[a][p < MP ? p : 0][v] : V::zero();
+                V::transpose(t);
+                for (int l = 0; l < W; ++l) {
+                    const i64 k = i64(v) * W + l;
+                    if (k >= kvalid) break;
+                    if (MP == W)
+                        V::store(ya + k * ldyk, t[l]);
+                    else
+                        V::store_part(ya + k * ldyk, t[l], MP);
+                }
+            }
+        } else {
+            alignas(64) T tile[MP][NV * W];
+            for (int p = 0; p < MP; ++p)
+                for (int v = 0; v < NV; ++v) V::store(&tile[p][v * W], acc[a][p][v]);
+            for (i64 k = 0; k < kvalid; ++k)
+                for (int p = 0; p < MP; ++p) ya[k * ldyk + p] = tile[p][k];
+        }
+    }
+}
+
+// All K channels of `rows` output rows (y[k*ldyk + r*ldyr + q]): rows cut
+// into even tiles of at most MPMAX pixels, and as many rows per tile as ACC
+// accumulators hold (at most 4; rows past a multiple of that in tiles of fewer).
+template <class V, int ACC, int MPMAX, int NVMAX>
+void fwd_nchw_kvec(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* tap, i64 xrow,
+                   const typename V::T* w, i64 ldw, const typename V::T* bias, typename V::T* y,
+                   i64 ldyr, i64 ldyk) {
+    constexpr int W = V::W;
+    const i64 nvec = (K + W - 1) / W;
+    even_blocks(ow, MPMAX, [&](i64 p0, i64 np) {
+        with_int<MPMAX>(np, [&](auto mp) {
+            constexpr int MP = decltype(mp)::value;
+            even_blocks(nvec, NVMAX, [&](i64 v0, i64 nv) {
+                const i64 k0 = v0 * W;
+                const i64 kvalid = K - k0 < nv * W ? K - k0 : nv * W;
+                with_int<NVMAX>(nv, [&](auto nvc) {
+                    constexpr int NV = decltype(nvc)::value;
+                    constexpr int RFIT = ACC / (MP * NV);
+                    constexpr int RT = RFIT >= 4 ? 4 : RFIT >= 1 ? RFIT : 1;
+                    for (i64 r = 0; r < rows; r += RT) {
+                        with_int<RT>(rows - r < RT ? rows - r : RT, [&](auto rtc) {
+                            fwd_kvec_tile<V, decltype(rtc)::value, MP, NV>(
+                                ntaps, tap, r * xrow + p0, xrow, w + k0, ldw,
+                                bias ? bias + k0 : nullptr, y + k0 * ldyk + r * ldyr + p0, ldyr,
+                                ldyk, kvalid);
+                        });
+                    }
+                });
+            });
+        });
+    });
 }
 
 // ------------------------------------------------------- backward-filter, NCHW
@@ -432,60 +585,70 @@ void bwf_nchw(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
 }
 
 // ------------------------------------------------------- backward-filter, NHWC
-// acc[t*ldacc + k] += sum_{r < rows, p < ow} tap[t][r*xrow + p] * gy[r*ldgr + p*ldg2 + k]
+// acc[t*ldacc + k] += sum_{r < rows, p < ow} tap[t][x0 + r*xrow + p] * gy[r*ldgr + p*ldg2 + k]
 // for t < NT taps, k < NV vectors of channels (lanes past `last` in the last
 // vector load zeros): vectorised along the contiguous channels of dY, so every
 // accumulator stays a plain partial sum of one gw entry.  PB pixels per step
-// share each tap pointer.
-template <class V, int NT, int NV>
-inline void bwf_nhwc_tile(i64 rows, i64 ow, const typename V::T* const* tap, i64 xrow,
+// share each tap pointer (loaded once per step: NT pointers do not fit in
+// registers).  The loops over taps and vectors are unrolled completely so that
+// the NT x NV accumulators stay in registers (GCC keeps them in memory otherwise).
+template <class V, int NT, int NV, int PB>
+inline void bwf_nhwc_tile(i64 rows, i64 ow, const typename V::T* const* tap, i64 x0, i64 xrow,
                           const typename V::T* gy, i64 ldgr, i64 ldg2, int last,
                           typename V::T* acc, i64 ldacc) {
     using T = typename V::T;
     using R = typename V::R;
     constexpr int W = V::W;
     R s[NT][NV];
+#pragma GCC unroll 64
     for (int t = 0; t < NT; ++t)
+#pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) s[t][v] = V::zero();
     auto load_gy = [&](const T* g, R* b) {
+#pragma GCC unroll 8
         for (int v = 0; v + 1 < NV; ++v) b[v] = V::load(g + v * W);
         b[NV - 1] = last == W ? V::load(g + (NV - 1) * W) : V::load_part(g + (NV - 1) * W, last);
     };
+    // pixels [p, p + NP) of row r, NP <= PB
+    auto step = [&](auto npc, const T* g, i64 xo, i64 p) {
+        constexpr int NP = decltype(npc)::value;
+        R b[NP][NV];
+#pragma GCC unroll 8
+        for (int u = 0; u < NP; ++u) load_gy(g + (p + u) * ldg2, b[u]);
+#pragma GCC unroll 64
+        for (int t = 0; t < NT; ++t) {
+            const T* xp = opaque<V>(tap[t] + xo + p);
+#pragma GCC unroll 8
+            for (int u = 0; u < NP; ++u) {
+                const R a = V::bcast(xp + u);
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; ++v) s[t][v] = V::fma(a, b[u][v], s[t][v]);
+            }
+        }
+    };
     for (i64 r = 0; r < rows; ++r) {
         const T* g = gy + r * ldgr;
-        const i64 xo = r * xrow;
+        const i64 xo = x0 + r * xrow;
         i64 p = 0;
-        for (; p + 2 <= ow; p += 2) {
-            R b0[NV], b1[NV];
-            load_gy(g + p * ldg2, b0);
-            load_gy(g + (p + 1) * ldg2, b1);
-            for (int t = 0; t < NT; ++t) {
-                const T* xp = tap[t] + xo + p;
-                const R a0 = V::bcast(xp), a1 = V::bcast(xp + 1);
-                for (int v = 0; v < NV; ++v) s[t][v] = V::fma(a0, b0[v], s[t][v]);
-                for (int v = 0; v < NV; ++v) s[t][v] = V::fma(a1, b1[v], s[t][v]);
-            }
-        }
-        if (p < ow) {
-            R b0[NV];
-            load_gy(g + p * ldg2, b0);
-            for (int t = 0; t < NT; ++t) {
-                const R a0 = V::bcast(tap[t] + xo + p);
-                for (int v = 0; v < NV; ++v) s[t][v] = V::fma(a0, b0[v], s[t][v]);
-            }
-        }
+        for (; p + PB <= ow; p += PB) step(Int<PB>{}, g, xo, p);
+        for (; p < ow; ++p) step(Int<1>{}, g, xo, p);
     }
+#pragma GCC unroll 64
     for (int t = 0; t < NT; ++t)
+#pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) {
             T* d = acc + t * ldacc + v * W;
             V::store(d, V::add(V::load(d), s[t][v]));
         }
 }
 
-// ACC accumulators per tile: NT = ACC / NV taps per pass over dY.
-template <class V, int ACC, int NVMAX>
-void bwf_nhwc(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* tap, i64 xrow,
-              const typename V::T* gy, i64 ldgr, i64 ldg2, typename V::T* acc, i64 ldacc) {
+// ACC accumulators per tile: NT = ACC / NV taps per pass over dY, and GYR
+// registers of dY vectors: GYR / NV pixels per step.  The taps of output row
+// r, column q are at tap[t][x0 + r*xrow + q].
+template <class V, int ACC, int NVMAX, int GYR>
+void bwf_nhwc(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* tap, i64 x0,
+              i64 xrow, const typename V::T* gy, i64 ldgr, i64 ldg2, typename V::T* acc,
+              i64 ldacc) {
     constexpr int W = V::W;
     const i64 nvec = (K + W - 1) / W;
     even_blocks(nvec, NVMAX, [&](i64 v0, i64 nv) {
@@ -493,15 +656,71 @@ void bwf_nhwc(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
         with_int<NVMAX>(nv, [&](auto nvc) {
             constexpr int NV = decltype(nvc)::value;
             constexpr int NTMAX = ACC / NV;
+            constexpr int PB = GYR / NV > 1 ? GYR / NV : 1;
             even_blocks(ntaps, NTMAX, [&](i64 t0, i64 nt) {
                 with_int<NTMAX>(nt, [&](auto ntc) {
-                    bwf_nhwc_tile<V, decltype(ntc)::value, NV>(rows, ow, tap + t0, xrow,
-                                                               gy + v0 * W, ldgr, ldg2, last,
-                                                               acc + t0 * ldacc + v0 * W, ldacc);
+                    bwf_nhwc_tile<V, decltype(ntc)::value, NV, PB>(
+                        rows, ow, tap + t0, x0, xrow, gy + v0 * W, ldgr, ldg2, last,
+                        acc + t0 * ldacc + v0 * W, ldacc);
                 });
             });
         });
     });
+}
+
+// ----------------------------------- backward-filter, NCHW, along dY channels
+// acc[t*ldacc + k] += sum_{r < rows, q < ow} tap[t][r*xrow + q] * gy[k*ldg2 + r*ldgr + q]
+// for k < K (acc rows padded to a multiple of 16 entries): bwf_nhwc over dY
+// transposed to pixel-major order, BUF elements at a time (whole
+// rows when they fit, else pieces of one row), channels padded with zeros to
+// whole 16-entry rows.  Each accumulator stays a partial sum of one gw entry
+// whatever the pieces.
+template <class V, int ACC, int NVMAX, int GYR, i64 BUF>
+void bwf_nchw_kvec(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* tap,
+                   i64 xrow, const typename V::T* gy, i64 ldgr, i64 ldg2, typename V::T* acc,
+                   i64 ldacc) {
+    using T = typename V::T;
+    using R = typename V::R;
+    constexpr int W = V::W;
+    const i64 Kp = (K + 15) / 16 * 16;
+    alignas(64) T buf[BUF];
+    // pixels per piece: whole rows, or a run of one row
+    const i64 run = ow * Kp <= BUF ? ow : BUF / Kp;
+    const i64 nrow = ow * Kp <= BUF ? BUF / (ow * Kp) : 1;
+    for (i64 r0 = 0; r0 < rows; r0 += nrow) {
+        const i64 nr = rows - r0 < nrow ? rows - r0 : nrow;
+        for (i64 q0 = 0; q0 < ow; q0 += run) {
+            const i64 nq = ow - q0 < run ? ow - q0 : run;
+            for (i64 r = 0; r < nr; ++r) {
+                const T* g = gy + (r0 + r) * ldgr + q0;
+                T* d = buf + r * nq * Kp;
+                i64 q = 0;
+                if constexpr (V::kTranspose) {
+                    // W channels x W pixels per register transpose
+                    for (; q < nq; q += W) {
+                        const int n = nq - q < W ? static_cast<int>(nq - q) : W;
+                        for (i64 k0 = 0; k0 < Kp; k0 += W) {
+                            R t[W];
+                            for (int c = 0; c < W; ++c) {
+                                const T* s = g + (k0 + c) * ldg2 + q;
+                                t[c] = k0 + c >= K ? V::zero()
+                                                   : n == W ? V::load(s) : V::load_part(s, n);
+                            }
+                            V::transpose(t);
+                            for (int j = 0; j < n; ++j) V::store(d + (q + j) * Kp + k0, t[j]);
+                        }
+                    }
+                } else {
+                    for (; q < nq; ++q) {
+                        for (i64 k = 0; k < K; ++k) d[q * Kp + k] = g[k * ldg2 + q];
+                        for (i64 k = K; k < Kp; ++k) d[q * Kp + k] = T(0);
+                    }
+                }
+            }
+            bwf_nhwc<V, ACC, NVMAX, GYR>(K, nr, nq, ntaps, tap, r0 * xrow + q0, xrow, buf,
+                                         nq * Kp, Kp, acc, ldacc);
+        }
+    }
 }
 
 }  // namespace direct

@@ -14,6 +14,10 @@
 //   bwf_nchw: acc[k*ldacc + t*lanes + l] += sum_{r, q % lanes == l} gy[k*ldg2 + r*ldgr + q] * tap[t][r*xrow + q]
 //   bwf_nhwc: acc[t*ldacc + k] += sum_{r, q} tap[t][r*xrow + q] * gy[r*ldgr + q*ldg2 + k]
 //             (acc rows padded to a multiple of 16 entries)
+//   fwd_nchw_kvec: y as fwd_nchw (ldy2 = ldyk), w and bias as fwd_nhwc
+//   bwf_nchw_kvec: dY as bwf_nchw, acc as bwf_nhwc
+//             (the two kvec kernels vectorise along the output channels, like
+//             the NHWC ones, for NCHW convs with many taps: conv_direct.hpp)
 // for k < K, r < rows, q < ow, t < ntaps.  bias may be null.
 #pragma once
 
@@ -23,6 +27,8 @@ namespace aek {
 
 // fwd_nchw_rows tiles are at most this many output rows (a power of two).
 constexpr std::int64_t kDirectRowsTile = 8;
+// bwf_nchw_kvec transposes dY through a stack buffer of this many elements.
+constexpr std::int64_t kDirectKvecBuf = 4096;
 
 template <class T>
 struct DirectKernels {
@@ -44,6 +50,8 @@ struct DirectKernels {
     rows_fn fwd_nchw_rows;
     fwd_fn fwd_nhwc;
     bwf_fn bwf_nchw, bwf_nhwc;
+    fwd_fn fwd_nchw_kvec;
+    bwf_fn bwf_nchw_kvec;
 };
 
 #define AEK_DECLARE_DIRECT_FWD(name, T)                                                      \
@@ -60,13 +68,15 @@ struct DirectKernels {
               const T* const* tap, std::int64_t xrow, const T* gy, std::int64_t ldgr,        \
               std::int64_t ldg2, T* acc, std::int64_t ldacc)
 
-// The five kernels of one ISA and dtype, e.g. direct_f32_avx2_fwd_nchw.
+// The seven kernels of one ISA and dtype, e.g. direct_f32_avx2_fwd_nchw.
 #define AEK_DECLARE_DIRECT_SET(isa, tname, T)            \
     AEK_DECLARE_DIRECT_FWD(direct_##tname##_##isa##_fwd_nchw, T); \
     AEK_DECLARE_DIRECT_ROWS(direct_##tname##_##isa##_fwd_nchw_rows, T); \
     AEK_DECLARE_DIRECT_FWD(direct_##tname##_##isa##_fwd_nhwc, T); \
     AEK_DECLARE_DIRECT_BWF(direct_##tname##_##isa##_bwf_nchw, T); \
-    AEK_DECLARE_DIRECT_BWF(direct_##tname##_##isa##_bwf_nhwc, T)
+    AEK_DECLARE_DIRECT_BWF(direct_##tname##_##isa##_bwf_nhwc, T); \
+    AEK_DECLARE_DIRECT_FWD(direct_##tname##_##isa##_fwd_nchw_kvec, T); \
+    AEK_DECLARE_DIRECT_BWF(direct_##tname##_##isa##_bwf_nchw_kvec, T)
 
 #ifdef AEK_HAVE_X86_ISA
 // Defined in conv_direct_avx2.cpp / conv_direct_avx512.cpp, one namespace per ISA unit.

@@ -39,6 +39,8 @@ struct Lanes4 {
     static void store_part(T* p, R r, int n) {
         for (int i = 0; i < n; ++i) p[i] = r.v[i];
     }
+    static constexpr bool kTranspose = false;
+    static void transpose(R*) {}
 };
 
 }  // namespace
