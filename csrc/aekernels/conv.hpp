@@ -346,11 +346,15 @@ ClSlab<T> build_cl_slab(const Src<T>& src, i64 cb, i64 a0, i64 rows, i64 GB, con
             if (src.cs == 1) {  // channel-last: each pixel's block is contiguous
                 const T* sk = srow + k * cb;
                 T* dk = d + lo * cb;
-                if (nc * static_cast<i64>(sizeof(T)) == 64) {
+                // Full blocks only: a part-filled block (C % cb != 0) must also zero
+                // its lanes past C, or stale workspace data (NaN, inf) times their
+                // zero weights poisons every output.
+                const i64 block_bytes = nc == cb ? nc * static_cast<i64>(sizeof(T)) : 0;
+                if (block_bytes == 64) {
                     // one cache line per pixel: a fixed-size copy the compiler inlines
                     for (i64 col = 0; col < hi - lo; ++col)
                         std::memcpy(dk + col * cb, sk + col * src.ws, 64);
-                } else if (nc * static_cast<i64>(sizeof(T)) == 32) {
+                } else if (block_bytes == 32) {
                     for (i64 col = 0; col < hi - lo; ++col)
                         std::memcpy(dk + col * cb, sk + col * src.ws, 32);
                 } else {
