@@ -52,8 +52,9 @@ FlatWeight<T> flat_weight(const ConvGeom& g, const T* w, i64 gi) {
     return {w + gi * Kg * Cg, 1, Cg};
 }
 
-// Rows per work item of forward / backward-input: whole register tiles, about
-// four items per thread over all groups (one thread: one item per group) (a row tile packs only its own rows,
+// Rows (or weight columns) per work item of forward / backward-input: whole
+// register tiles, about four items per thread over all groups (one thread:
+// one item per group) (a row tile packs only its own rows,
 // the weight is packed once per call, so small items cost little).
 inline i64 flat_row_tile(i64 R, i64 groups, i64 MR, int nt) {
     const i64 panels = ceil_div(R, MR);
@@ -65,14 +66,21 @@ inline i64 flat_row_tile(i64 R, i64 groups, i64 MR, int nt) {
 // out(r, j) (+ bias[j]) = sum_t L(r, t) * Wt(t, j) over the R rows, j < nout,
 // t < nred, per group; L(r, t) = src[r*src_ld + gi*nred + t], Wt(t, j) from
 // the packer made by weight_of(gi) (outer j, reduction t), out row stride out_ld.
+// The weight is packed once, by work items of its own (with a few rows per
+// image it is about as large as the activations: packed serially, it was a
+// quarter of the call at two threads).
 template <class T, class WeightOf>
 void flat_rows_gemm(i64 R, i64 G, i64 nred, i64 nout, const T* src, i64 src_ld, T* out,
                     i64 out_ld, const T* bias, int nt, WeightOf&& weight_of) {
     const UKernel<T>& uk = ukernel<T>();
     std::vector<PrePacked<T>> wp;
     wp.reserve(static_cast<std::size_t>(G));
-    for (i64 gi = 0; gi < G; ++gi)
-        wp.emplace_back(weight_of(gi), nout, nred, uk.nr, gemm_kc(uk, nred));
+    for (i64 gi = 0; gi < G; ++gi) wp.emplace_back(nout, nred, uk.nr, gemm_kc(uk, nred));
+    const i64 wtile = flat_row_tile(nout, G, uk.nr, nt), nwtile = ceil_div(nout, wtile);
+    parallel_items(G * nwtile, nt, false, [&](i64 it) {
+        const i64 gi = it / nwtile, o0 = (it % nwtile) * wtile;
+        wp[gi].pack_outer(weight_of(gi), o0, std::min(nout, o0 + wtile));
+    });
     const i64 tile = flat_row_tile(R, G, uk.mr, nt), ntile = ceil_div(R, tile);
     parallel_items(G * ntile, nt, kFlushDenormals<T>, [&](i64 it) {
         const i64 gi = it / ntile, r0 = (it % ntile) * tile, nr = std::min(tile, R - r0);
