@@ -68,59 +68,43 @@ def _inputs(shape, dtype):
             H.data(c["gy"], layout, dtype))
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES)
-def test_forward_matches_reference(native, shape, dtype):
+def _run(direction, shape, dtype):
+    """(result, reference, bound, reduction length) of one direction, in the layout."""
     layout, xs, ws, g = _shape_args(shape)
     c = _case(shape)
-    x, w, _ = _inputs(shape, dtype)
-    y = aekernels.conv2d(x, w, c["b"].astype(dtype), groups=g, layout=layout)
-    H.assert_close(y, R.from_nchw(c["y"], layout), dtype,
-                   bound=R.from_nchw(c["y_bound"], layout), K=ws[1] + 1)
-    y0 = aekernels.conv2d(x, w, groups=g, layout=layout,
-                          out=H.filled_out(y.shape, dtype))
-    H.assert_close(y0, R.from_nchw(c["y"] - c["b"].reshape(1, -1, 1, 1), layout), dtype,
-                   bound=R.from_nchw(c["y_bound"], layout), K=ws[1] + 1)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES)
-def test_backward_input_matches_reference(native, shape, dtype):
-    layout, xs, ws, g = _shape_args(shape)
-    c = _case(shape)
-    _, w, gy = _inputs(shape, dtype)
-    out = H.filled_out(H.shape(xs, layout), dtype)
-    gx = aekernels.conv2d_backward_input(gy, w, H.shape(xs, layout), groups=g, layout=layout,
-                                         out=out)
-    assert gx is out
-    H.assert_close(gx, R.from_nchw(c["gx"], layout), dtype,
-                   bound=R.from_nchw(c["gx_bound"], layout), K=ws[0] // g)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES)
-def test_backward_filter_matches_reference(native, shape, dtype):
-    layout, xs, ws, g = _shape_args(shape)
-    c = _case(shape)
-    x, _, gy = _inputs(shape, dtype)
-    wshape = H.weight(c["w"], layout, dtype).shape
-    out = H.filled_out(wshape, dtype)
-    gw = aekernels.conv2d_backward_filter(x, gy, wshape, groups=g, layout=layout, out=out)
-    assert gw is out
-    H.assert_close(gw, H.weight(c["gw"], layout, np.float64), dtype,
-                   bound=H.weight(c["gw_bound"], layout, np.float64), K=xs[0] * xs[2] * xs[3])
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES)
-def test_conv_transpose2d_with_bias_matches_reference(native, shape, dtype):
-    """conv_transpose2d is backward-input with the bias (C) added in the row tiles."""
-    layout, xs, ws, g = _shape_args(shape)
-    c = _case(shape)
-    _, w, gy = _inputs(shape, dtype)
+    x, w, gy = _inputs(shape, dtype)
+    data = functools.partial(R.from_nchw, layout=layout)
+    if direction == "forward":
+        y = aekernels.conv2d(x, w, c["b"].astype(dtype), groups=g, layout=layout)
+        return y, data(c["y"]), data(c["y_bound"]), ws[1] + 1
+    if direction == "forward_no_bias":
+        out = H.filled_out(H.shape((xs[0], ws[0]) + xs[2:], layout), dtype)
+        y = aekernels.conv2d(x, w, groups=g, layout=layout, out=out)
+        assert y is out
+        return y, data(c["y"] - c["b"].reshape(1, -1, 1, 1)), data(c["y_bound"]), ws[1]
+    if direction == "backward_input":
+        out = H.filled_out(x.shape, dtype)
+        gx = aekernels.conv2d_backward_input(gy, w, x.shape, groups=g, layout=layout, out=out)
+        assert gx is out
+        return gx, data(c["gx"]), data(c["gx_bound"]), ws[0] // g
+    if direction == "backward_filter":
+        out = H.filled_out(w.shape, dtype)
+        gw = aekernels.conv2d_backward_filter(x, gy, w.shape, groups=g, layout=layout, out=out)
+        assert gw is out
+        return (gw, H.weight(c["gw"], layout, np.float64),
+                H.weight(c["gw_bound"], layout, np.float64), xs[0] * xs[2] * xs[3])
+    # conv_transpose2d: backward-input with the bias (C) added in the row tiles
     y = aekernels.conv_transpose2d(gy, w, c["bc"].astype(dtype), groups=g, layout=layout)
-    H.assert_close(y, R.from_nchw(c["yt"], layout), dtype,
-                   bound=R.from_nchw(c["yt_bound"], layout), K=ws[0] // g + 1)
+    return y, data(c["yt"]), data(c["yt_bound"]), ws[0] // g + 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("direction", ["forward", "forward_no_bias", "backward_input",
+                                       "backward_filter", "conv_transpose2d"])
+def test_matches_reference(native, direction, shape, dtype):
+    got, ref, bound, K = _run(direction, shape, dtype)
+    H.assert_close(got, ref, dtype, bound=bound, K=K, what=direction)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
