@@ -6,7 +6,8 @@ direction (csrc/aekernels/conv_pointwise.hpp): row tiles of the forward / backwa
 
 The cases cover H*W of 1, 3x5 and 7x7, groups (column offsets of the one matrix), batch
 1, odd channel counts (edge tiles on both sides), more rows than one filter chunk, and
-NCHW with H*W == 1 (OIHW weight) next to NCHW with H*W > 1 (the per-image path).  Run
+NCHW with H*W == 1 (OIHW weight) next to NCHW with H*W > 1 (the per-image path), and
+few channels (NCHW with H*W == 1 before the direct kernels, NHWC after them).  Run
 this file under AEKERNELS_ISA=generic, avx2 and avx512 (each has its own register tile)."""
 import functools
 
@@ -35,6 +36,11 @@ SHAPES = [
     pytest.param(("NHWC", 4500, 21, 1, 1, 10, 1), id="nhwc_rows_in_two_chunks"),
     pytest.param(("NHWC", 90, 16, 7, 7, 12, 2), id="nhwc_7x7_chunks_groups2"),
     pytest.param(("NCHW", 3, 20, 3, 5, 12, 2), id="nchw_3x5_per_image_path"),
+    # few channels: NCHW with H*W == 1 takes the GEMM before the direct kernels, NHWC
+    # keeps them for forward / backward-filter (backward-input has none for NHWC)
+    pytest.param(("NCHW", 70, 64, 1, 1, 2, 1), id="nchw_hw1_to2"),
+    pytest.param(("NCHW", 33, 2, 1, 1, 64, 1), id="nchw_hw1_from2"),
+    pytest.param(("NHWC", 9, 3, 3, 5, 16, 1), id="nhwc_from3_direct"),
 ]
 
 
