@@ -129,8 +129,13 @@ void flat_pointwise_backward_input(const ConvGeom& g, const T* gy, const T* w, c
 // the same sums in the same order whatever the thread count or schedule (the
 // output blocks that feed the threads do not change any element's sums: the
 // micro-kernels add a tile's products to C exactly as the edge-tile path does).
-constexpr i64 kFlatFilterMinRows = 2048;
-constexpr i64 kFlatFilterMaxChunks = 8;
+// A chunk costs one more pass over its partial, about what the driver already
+// spends on C per K block (two blocks make kFlatFilterMinRows); an output
+// block re-packs the other operand over the chunk's rows, which for channel
+// counts of a few hundred costs more (x (8, 14, 14, 256) -> 256 at two
+// threads: 1.26 ms with four output blocks of one chunk, ~1.1 with chunks).
+constexpr i64 kFlatFilterMinRows = 512;
+constexpr i64 kFlatFilterMaxChunks = 4;
 
 inline i64 flat_filter_chunks(i64 R, i64 wbytes) {
     const i64 by_rows = std::max<i64>(1, R / kFlatFilterMinRows);
