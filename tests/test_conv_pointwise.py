@@ -33,7 +33,7 @@ SHAPES = [
     pytest.param(("NCHW", 1, 31, 1, 1, 17, 1), id="nchw_hw1_batch1"),
     pytest.param(("NHWC", 2, 9, 1, 1, 300, 1), id="nhwc_wide_out"),
     pytest.param(("NCHW", 257, 8, 1, 1, 3, 1), id="nchw_hw1_few_out"),
-    pytest.param(("NHWC", 4500, 21, 1, 1, 10, 1), id="nhwc_rows_in_two_chunks"),
+    pytest.param(("NHWC", 4500, 21, 1, 1, 10, 1), id="nhwc_rows_in_four_chunks"),
     pytest.param(("NHWC", 90, 16, 7, 7, 12, 2), id="nhwc_7x7_chunks_groups2"),
     pytest.param(("NCHW", 3, 20, 3, 5, 12, 2), id="nchw_3x5_per_image_path"),
     # few channels: NCHW with H*W == 1 takes the GEMM before the direct kernels, NHWC

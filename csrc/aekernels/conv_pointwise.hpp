@@ -123,8 +123,9 @@ void flat_pointwise_backward_input(const ConvGeom& g, const T* gy, const T* w, c
 }
 
 // Backward-filter reduces over the R rows in fixed chunks that depend on the
-// shape only (at least kFlatFilterMinRows rows each, at most
-// kFlatFilterMaxChunks, their partials within ~16 MB); chunk 0 writes gw,
+// shape (and the ISA's K block) only: at least kFlatFilterMinRows rows each,
+// at most kFlatFilterMaxChunks, their partials within ~16 MB, lengths rounded
+// up to whole K blocks; chunk 0 writes gw,
 // the others partials that are added in chunk order.  Every element then sees
 // the same sums in the same order whatever the thread count or schedule (the
 // output blocks that feed the threads do not change any element's sums: the
@@ -158,8 +159,10 @@ void flat_pointwise_backward_filter(const ConvGeom& g, const T* x, const T* gy, 
     const i64 ldc = g.nhwc ? g.K : Cg;
     auto gw_of = [&](i64 gi) { return g.nhwc ? gi * Kg : gi * Kg * Cg; };
 
-    const i64 nchunks = flat_filter_chunks(R, wsize * static_cast<i64>(sizeof(T)));
-    const i64 clen = ceil_div(R, nchunks);
+    // whole K blocks per chunk but the last (a ragged block costs a pass over C)
+    const i64 KC = gemm_kc(uk, R);
+    const i64 clen = ceil_div(ceil_div(R, flat_filter_chunks(R, wsize * i64(sizeof(T)))), KC) * KC;
+    const i64 nchunks = ceil_div(R, clen);
     // Output blocks (when the chunks and groups do not give every thread two
     // items) split the larger side of gw_g, so that the operand each block
     // packs again (the other side, over the chunk's rows) is the smaller one.
