@@ -12,6 +12,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
@@ -137,6 +138,10 @@ private:
     unsigned saved_ = 0;
 };
 
+// Which parallel regions run under the guard: fp32 ones.
+template <class T>
+constexpr bool kFlushDenormals = std::is_same<T, float>::value;
+
 // Grow-only, 64-byte aligned scratch.  Kept per thread so that large packing
 // buffers are not mmap'ed and page-faulted again on every call.
 template <class T>
@@ -212,6 +217,21 @@ void parallel_items(i64 items, int nthreads, bool ftz, F&& f) {
         }
     }
     if (err) std::rethrow_exception(err);
+}
+
+// dst[e] += parts[(s - 1)*n + e] for s = 1 .. nparts - 1, in that order for
+// every element (reductions split into fixed slices stay deterministic).
+template <class T>
+void add_partials(T* dst, const T* parts, i64 nparts, i64 n, int nthreads) {
+    if (nparts <= 1) return;
+    const i64 block = 4096;
+    parallel_items(ceil_div(n, block), nthreads, kFlushDenormals<T>, [&](i64 b) {
+        const i64 e0 = b * block, e1 = std::min(n, e0 + block);
+        for (i64 s = 1; s < nparts; ++s) {
+            const T* src = parts + (s - 1) * n;
+            for (i64 e = e0; e < e1; ++e) dst[e] += src[e];
+        }
+    });
 }
 
 }  // namespace aek

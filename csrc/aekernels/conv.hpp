@@ -3,7 +3,9 @@
 // direct SIMD kernels that read the slab in place: shift kernels for forward
 // and backward-input, dot-product tiles for backward-filter.  Pointwise convs
 // and kernels wider than kMaxSlabTaps use the packed GEMM (gemm.hpp) with
-// patch packers (pack.hpp).  Strided backward-input is phase-split.
+// patch packers (pack.hpp): per image, or as one GEMM over the batch when its
+// pixels x channels form one matrix (conv_pointwise.hpp).  Strided
+// backward-input is phase-split.
 #pragma once
 
 #include <type_traits>
@@ -11,14 +13,12 @@
 
 #include "aekernels/common.hpp"
 #include "aekernels/conv_direct.hpp"
+#include "aekernels/conv_pointwise.hpp"
 #include "aekernels/gemm.hpp"
 #include "aekernels/geometry.hpp"
 #include "aekernels/pack.hpp"
 
 namespace aek {
-
-template <class T>
-constexpr bool kFlushDenormals = std::is_same<T, float>::value;
 
 // Pixel tile per work item: whole images when batch x groups already gives
 // every thread several items, otherwise split the pixels (rounded to the
@@ -28,11 +28,6 @@ inline i64 pick_pixel_tile(i64 P, i64 outer_items, i64 R, int nt) {
     i64 tiles = outer_items >= want ? 1 : ceil_div(want, outer_items);
     tiles = std::max<i64>(1, std::min(tiles, ceil_div(P, 4 * R)));
     return ceil_div(ceil_div(P, tiles), R) * R;
-}
-
-inline bool is_pointwise(const ConvGeom& g) {
-    return g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 &&
-           g.OH == g.H && g.OW == g.W;
 }
 
 // Rows of the output grid per work item for slab_conv: whole grids when
@@ -611,6 +606,8 @@ void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T*
     const i64 P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), Kg = g.Kg(), G = g.groups;
     const i64 taps = g.taps();
     if (g.N == 0 || P == 0) return;
+    if (is_flat_pointwise(g) && !(g.nhwc && direct_forward_kernels_for<T>(g)))
+        return flat_pointwise_forward(g, x, w, bias, y);  // conv_pointwise.hpp
     // few taps, or few NCHW output channels: conv_direct.hpp
     if (const DirectKernels<T>* dk = direct_forward_kernels_for<T>(g))
         return direct_conv_forward(*dk, g, x, w, bias, y);
@@ -707,14 +704,11 @@ void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T*
             const T* xs = x + n * HW * g.C + gi * Cg;
             const PrePacked<T>& R = wp[gi];
             CView<T> cv{y + (n * P + p0) * g.K + gi * Kg, g.K};
-            if (pw)
-                gemm_packed(uk, np, Kg, Cg, DensePack<T>{xs + p0 * g.C, g.C, 1}, R, cv, false, ws);
-            else
-                gemm_packed(uk, np, Kg, taps,
-                            PatchPixelPack<T>{Patch<T>{xs, 1, g.W * g.C, g.C, g.H, g.W, g.OW, p0,
-                                                       g.sh, g.sw, oi.data(), g.kh, oj.data(),
-                                                       g.kw, Cg, true}},
-                            R, cv, false, ws);
+            gemm_packed(uk, np, Kg, taps,
+                        PatchPixelPack<T>{Patch<T>{xs, 1, g.W * g.C, g.C, g.H, g.W, g.OW, p0,
+                                                   g.sh, g.sw, oi.data(), g.kh, oj.data(), g.kw,
+                                                   Cg, true}},
+                        R, cv, false, ws);
             if (bias)
                 for (i64 p = 0; p < np; ++p) {
                     T* row = cv.base + p * g.K;
@@ -750,6 +744,10 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx,
     const UKernel<T>& uk = ukernel<T>();
     const i64 P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), Kg = g.Kg(), G = g.groups;
     if (g.N == 0 || HW == 0) return;
+    if (is_flat_pointwise(g)) {  // conv_pointwise.hpp
+        if (bias && bias_added) *bias_added = true;
+        return flat_pointwise_backward_input(g, gy, w, bias_added ? bias : nullptr, gx);
+    }
     // stride 1, one or two NCHW input channels: a flipped forward (conv_direct.hpp)
     const T* fused_bias = bias_added ? bias : nullptr;
     if (direct_conv_backward_input(g, gy, w, fused_bias, gx)) {
@@ -939,15 +937,11 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx,
                             false, ws);
                 return;
             }
-            const PrePacked<T>& R = ph.wp[gi];
-            if (pw)
-                gemm_packed(uk, np, Cg, Kg, DensePack<T>{src + p0 * g.K, g.K, 1}, R, cv, false, ws);
-            else
-                gemm_packed(uk, np, Cg, ph.ntaps,
-                            PatchPixelPack<T>{Patch<T>{src, 1, g.OW * g.K, g.K, g.OH, g.OW, ph.GB,
-                                                       p0, 1, 1, ph.oi.data(), nti, ph.oj.data(),
-                                                       ntj, Kg, true}},
-                            R, cv, false, ws);
+            gemm_packed(uk, np, Cg, ph.ntaps,
+                        PatchPixelPack<T>{Patch<T>{src, 1, g.OW * g.K, g.K, g.OH, g.OW, ph.GB, p0,
+                                                   1, 1, ph.oi.data(), nti, ph.oj.data(), ntj, Kg,
+                                                   true}},
+                        ph.wp[gi], cv, false, ws);
         }
     });
 }
@@ -1172,6 +1166,8 @@ void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
         std::fill(gw, gw + wsize, T(0));
         return;
     }
+    if (is_flat_pointwise(g) && !(g.nhwc && direct_kernels_for<T>(g)))
+        return flat_pointwise_backward_filter(g, x, gy, gw);  // conv_pointwise.hpp
     if (const DirectKernels<T>* dk = direct_kernels_for<T>(g))  // few taps: conv_direct.hpp
         return direct_conv_backward_filter(*dk, g, x, gy, gw);
     std::vector<i64> oi(g.kh), oj(g.kw);
@@ -1254,15 +1250,11 @@ void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
                     const T* xs = x + n * HW * g.C + gi * Cg;
                     DensePack<T> R{gy + (n * P + p0) * g.K + gi * Kg, 1, g.K};
                     CView<T> cv{part + gi * Kg, g.K};
-                    if (pw)
-                        gemm_packed(uk, Cg, Kg, np, DensePack<T>{xs + p0 * g.C, 1, g.C}, R, cv,
-                                    !first, ws);
-                    else
-                        gemm_packed(uk, taps, Kg, np,
-                                    PatchTapPack<T>{Patch<T>{xs, 1, g.W * g.C, g.C, g.H, g.W, g.OW,
-                                                             p0, g.sh, g.sw, oi.data(), g.kh,
-                                                             oj.data(), g.kw, Cg, true}},
-                                    R, cv, !first, ws);
+                    gemm_packed(uk, taps, Kg, np,
+                                PatchTapPack<T>{Patch<T>{xs, 1, g.W * g.C, g.C, g.H, g.W, g.OW, p0,
+                                                         g.sh, g.sw, oi.data(), g.kh, oj.data(),
+                                                         g.kw, Cg, true}},
+                                R, cv, !first, ws);
                 }
             }
             first = false;
@@ -1270,16 +1262,7 @@ void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
         if (first) std::fill(part, part + wsize, T(0));
     });
 
-    if (S > 1) {
-        const i64 block = 4096;
-        parallel_items(ceil_div(wsize, block), nt, kFlushDenormals<T>, [&](i64 b) {
-            const i64 e0 = b * block, e1 = std::min(wsize, e0 + block);
-            for (i64 s = 1; s < S; ++s) {
-                const T* src = partial.data() + (s - 1) * wsize;
-                for (i64 e = e0; e < e1; ++e) gw[e] += src[e];
-            }
-        });
-    }
+    add_partials(gw, partial.data(), S, wsize, nt);
 }
 
 // s[0] + ... + s[n-1] in double.  One running sum would be a chain of dependent

@@ -16,29 +16,37 @@ struct DensePack {
     i64 so, sk;
 
     const T* pack(i64 o0, i64 no, i64 k0, i64 kc, i64 R, T* dst) const {
+        if (so == 1) {
+            // A panel row is contiguous in memory.  Source row by source row
+            // (k outer): each is read once, in full lines, while the panels
+            // fill side by side; panel by panel, rows sk apart are revisited
+            // once per panel (a 1x1 backward-filter spent a quarter of its
+            // time in those reads).
+            for (i64 k = 0; k < kc; ++k) {
+                const T* s = base + o0 + (k0 + k) * sk;
+                for (i64 p0 = 0; p0 < no; p0 += R) {
+                    const i64 rows = std::min(R, no - p0);
+                    T* d = dst + p0 * kc + k * R;
+                    for (i64 r = 0; r < rows; ++r) d[r] = s[p0 + r];
+                    for (i64 r = rows; r < R; ++r) d[r] = T(0);
+                }
+            }
+            return dst;
+        }
         T* const out = dst;
         for (i64 p0 = 0; p0 < no; p0 += R) {
             const i64 rows = std::min(R, no - p0);
             const T* src = base + (o0 + p0) * so + k0 * sk;
-            if (so == 1) {  // a panel row is contiguous in memory
-                for (i64 k = 0; k < kc; ++k) {
-                    const T* s = src + k * sk;
-                    T* d = dst + k * R;
-                    for (i64 r = 0; r < rows; ++r) d[r] = s[r];
-                    for (i64 r = rows; r < R; ++r) d[r] = T(0);
-                }
-            } else {
-                for (i64 r = 0; r < rows; ++r) {
-                    const T* s = src + r * so;
-                    T* d = dst + r;
-                    if (sk == 1)
-                        for (i64 k = 0; k < kc; ++k) d[k * R] = s[k];
-                    else
-                        for (i64 k = 0; k < kc; ++k) d[k * R] = s[k * sk];
-                }
-                for (i64 r = rows; r < R; ++r)
-                    for (i64 k = 0; k < kc; ++k) dst[k * R + r] = T(0);
+            for (i64 r = 0; r < rows; ++r) {
+                const T* s = src + r * so;
+                T* d = dst + r;
+                if (sk == 1)
+                    for (i64 k = 0; k < kc; ++k) d[k * R] = s[k];
+                else
+                    for (i64 k = 0; k < kc; ++k) d[k * R] = s[k * sk];
             }
+            for (i64 r = rows; r < R; ++r)
+                for (i64 k = 0; k < kc; ++k) dst[k * R + r] = T(0);
             dst += R * kc;
         }
         return out;
@@ -48,20 +56,27 @@ struct DensePack {
 // An operand packed once per call (weights): every work item and thread then
 // reads the same panels instead of re-packing them.  The layout follows the
 // driver's blocking: block k0 (of KC) starts at k0 * Opad, panel o0/R of it at
-// o0 * kc.
+// o0 * kc.  Either packed whole by the constructor, or laid out first and
+// packed by pack_outer over disjoint ranges (concurrently, by work items).
 template <class T>
 class PrePacked {
 public:
+    PrePacked(i64 O, i64 K, i64 R, i64 KC) : opad_(ceil_div(O, R) * R), K_(K), R_(R), KC_(KC) {
+        data_ = buf_.get(static_cast<std::size_t>(std::max<i64>(1, opad_ * K)));
+    }
     template <class Packer>
-    PrePacked(const Packer& src, i64 O, i64 K, i64 R, i64 KC) {
-        const i64 opad = ceil_div(O, R) * R;
-        data_ = buf_.get(static_cast<std::size_t>(std::max<i64>(1, opad * K)));
-        opad_ = opad;
-        for (i64 k0 = 0; k0 < K; k0 += KC) {
-            const i64 kc = std::min(KC, K - k0);
-            T* dst = data_ + k0 * opad;
-            const T* got = src.pack(0, O, k0, kc, R, dst);
-            if (got != dst) std::copy(got, got + opad * kc, dst);
+    PrePacked(const Packer& src, i64 O, i64 K, i64 R, i64 KC) : PrePacked(O, K, R, KC) {
+        pack_outer(src, 0, O);
+    }
+    // Outer indices [o0, o1) of every K block; o0 a multiple of R.
+    template <class Packer>
+    void pack_outer(const Packer& src, i64 o0, i64 o1) {
+        const i64 span = ceil_div(o1 - o0, R_) * R_;
+        for (i64 k0 = 0; k0 < K_; k0 += KC_) {
+            const i64 kc = std::min(KC_, K_ - k0);
+            T* dst = data_ + k0 * opad_ + o0 * kc;
+            const T* got = src.pack(o0, o1 - o0, k0, kc, R_, dst);
+            if (got != dst) std::copy(got, got + span * kc, dst);
         }
     }
     const T* pack(i64 o0, i64, i64 k0, i64 kc, i64, T*) const {
@@ -71,7 +86,7 @@ public:
 private:
     AlignedBuffer<T> buf_;  // micro-kernels load B panels with aligned loads
     T* data_ = nullptr;
-    i64 opad_ = 0;
+    i64 opad_ = 0, K_ = 0, R_ = 1, KC_ = 1;
 };
 
 // The implicit patch matrix of a convolution, P(tap, pixel):
