@@ -141,13 +141,20 @@ Slab<T> build_slab(const Src<T>& src, i64 sh, i64 sw, i64 a0, i64 rows, i64 GB,
                 const T* srow = src.p + ih * src.hs;
                 const i64 step = sw * src.ws;
                 if (src.cs == 1 && Cs > 1) {
-                    // channel-last source: read each pixel's channels contiguously
+                    // channel-last source: a transpose in blocks of kCols pixels (their
+                    // channels stay in L1), so that every plane receives runs of
+                    // contiguous stores instead of one element per pixel in turn
+                    constexpr i64 kCols = 16;
                     const T* s0 = srow + (sw * (minj + lo) + q) * src.ws;
-                    for (i64 col = lo; col < hi; ++col) {
-                        const T* sp = s0 + (col - lo) * step;
-                        T* d = slab + ((pk * nq + qk) * plane) + r * Wp + col;
-                        const i64 cstep = np * nq * plane;
-                        for (i64 c = 0; c < Cs; ++c) d[c * cstep] = sp[c];
+                    T* d0 = slab + ((pk * nq + qk) * plane) + r * Wp;
+                    const i64 cstep = np * nq * plane;
+                    for (i64 c0 = lo; c0 < hi; c0 += kCols) {
+                        const i64 nb = std::min(kCols, hi - c0);
+                        const T* sp = s0 + (c0 - lo) * step;
+                        for (i64 c = 0; c < Cs; ++c) {
+                            T* d = d0 + c * cstep + c0;
+                            for (i64 b = 0; b < nb; ++b) d[b] = sp[b * step + c];
+                        }
                     }
                     continue;
                 }
