@@ -92,6 +92,22 @@ def _check_conv(xs, ws, ys, groups):
 
 
 @njit(cache=True, nogil=True)
+def _conv_dims(xs, ws, ys, groups, nhwc):
+    """Logical (N, C, H, W, K, Cg, kh, kw, OH, OW) of a conv from the array shapes of
+    its input side (x or gx), weight and output side (y or gy) in either layout, checked."""
+    if nhwc:
+        N, H, W, C = xs
+        kh, kw, Cg, K = ws
+        yN, OH, OW, yK = ys
+    else:
+        N, C, H, W = xs
+        K, Cg, kh, kw = ws
+        yN, yK, OH, OW = ys
+    _check_conv((N, C, H, W), (K, Cg, kh, kw), (yN, yK, OH, OW), groups)
+    return N, C, H, W, K, Cg, kh, kw, OH, OW
+
+
+@njit(cache=True, nogil=True)
 def _check_geometry(H, W, OH, OW, kh, kw, sh, sw, pt, pl, dh, dw):
     # The output size is not re-derived: the bottom/right padding it implies is free
     # (windows lying wholly in the padding just see zeros), and every loop clips to
@@ -243,16 +259,7 @@ def conv2d_forward_kernel(x, w, bias, has_bias, y, sh, sw, pt, pl, dh, dw, group
                           nthreads):
     # NCHW: x (N,C,H,W) * w (K,Cg,kh,kw) -> y (N,K,OH,OW)
     # NHWC: x (N,H,W,C) * w (kh,kw,Cg,K) -> y (N,OH,OW,K)
-    if nhwc:
-        N, H, W, C = x.shape
-        kh, kw, Cg, K = w.shape
-        OH, OW = y.shape[1], y.shape[2]
-        _check_conv((N, C, H, W), (K, Cg, kh, kw), (y.shape[0], y.shape[3], OH, OW), groups)
-    else:
-        N, C, H, W = x.shape
-        K, Cg, kh, kw = w.shape
-        OH, OW = y.shape[2], y.shape[3]
-        _check_conv((N, C, H, W), (K, Cg, kh, kw), (y.shape[0], y.shape[1], OH, OW), groups)
+    N, C, H, W, K, Cg, kh, kw, OH, OW = _conv_dims(x.shape, w.shape, y.shape, groups, nhwc)
     _check_geometry(H, W, OH, OW, kh, kw, sh, sw, pt, pl, dh, dw)
     if has_bias and bias.shape[0] != K:
         raise ValueError("conv2d kernel: bias length does not match the output channels")
@@ -410,16 +417,7 @@ def conv2d_backward_input_kernel(gy, w, gx, sh, sw, pt, pl, dh, dw, groups, nhwc
     # w (kh,kw,Cg,K) -> gx (N,H,W,C).  Tasks own input rows: each computes the patch
     # gradients of the output rows touching them (a few rows are recomputed by the
     # neighbouring task) and gathers them in a fixed (i, j) order.
-    if nhwc:
-        N, H, W, C = gx.shape
-        kh, kw, Cg, K = w.shape
-        OH, OW = gy.shape[1], gy.shape[2]
-        _check_conv((N, C, H, W), (K, Cg, kh, kw), (gy.shape[0], gy.shape[3], OH, OW), groups)
-    else:
-        N, C, H, W = gx.shape
-        K, Cg, kh, kw = w.shape
-        OH, OW = gy.shape[2], gy.shape[3]
-        _check_conv((N, C, H, W), (K, Cg, kh, kw), (gy.shape[0], gy.shape[1], OH, OW), groups)
+    N, C, H, W, K, Cg, kh, kw, OH, OW = _conv_dims(gx.shape, w.shape, gy.shape, groups, nhwc)
     _check_geometry(H, W, OH, OW, kh, kw, sh, sw, pt, pl, dh, dw)
     Kg = K // groups
     R = Cg * kh * kw
@@ -541,16 +539,7 @@ def conv2d_backward_input_kernel(gy, w, gx, sh, sw, pt, pl, dh, dw, groups, nhwc
 @njit(parallel=True, **_JIT)
 def conv2d_backward_filter_kernel(x, gy, gw, sh, sw, pt, pl, dh, dw, groups, nhwc, nthreads):
     # NCHW: x (N,C,H,W), gy (N,K,OH,OW) -> gw (K,Cg,kh,kw);  NHWC: gw (kh,kw,Cg,K)
-    if nhwc:
-        N, H, W, C = x.shape
-        kh, kw, Cg, K = gw.shape
-        OH, OW = gy.shape[1], gy.shape[2]
-        _check_conv((N, C, H, W), (K, Cg, kh, kw), (gy.shape[0], gy.shape[3], OH, OW), groups)
-    else:
-        N, C, H, W = x.shape
-        K, Cg, kh, kw = gw.shape
-        OH, OW = gy.shape[2], gy.shape[3]
-        _check_conv((N, C, H, W), (K, Cg, kh, kw), (gy.shape[0], gy.shape[1], OH, OW), groups)
+    N, C, H, W, K, Cg, kh, kw, OH, OW = _conv_dims(x.shape, gw.shape, gy.shape, groups, nhwc)
     _check_geometry(H, W, OH, OW, kh, kw, sh, sw, pt, pl, dh, dw)
     Kg = K // groups
     R = Cg * kh * kw
