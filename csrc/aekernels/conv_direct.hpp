@@ -168,9 +168,9 @@ inline DirectRowsSpan direct_rows_span(const ConvGeom& g, i64 ih0, i64 need) {
 // (AEK_INLINE_LOOPS: the row copies inlined here would otherwise become
 // libc memmove calls again, one per row of a few tens of elements.)
 template <class T>
-AEK_INLINE_LOOPS void build_direct_rows(const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0,
-                                        i64 RB, DirectRowsSpan span, T* buf,
-                                        const DirectRowsSpan* prev) {
+AEK_INLINE_LOOPS void build_direct_rows(const DirectKernels<T>& dk, const ConvGeom& g, const T* x,
+                                        i64 n, i64 gi, i64 ih0, i64 RB, DirectRowsSpan span,
+                                        T* buf, const DirectRowsSpan* prev) {
     const i64 Cg = g.Cg(), sw = g.sw, Vs = direct_row_pitch(g);
     // element strides of x: channel, row, column
     const i64 cs = g.nhwc ? 1 : g.H * g.W, hs = g.nhwc ? g.W * g.C : g.W, ws = g.nhwc ? g.C : 1;
@@ -193,11 +193,9 @@ AEK_INLINE_LOOPS void build_direct_rows(const ConvGeom& g, const T* x, i64 n, i6
     if (prev && sw == 1 && ws == 1) {
         // Repeated NCHW items: one contiguous copy per row in range, nothing else.
         const i64 lo = col_lo[0], len = col_hi[0] - col_lo[0];
-        for (i64 c = 0; c < Cg && r0 < r1; ++c) {
-            const T* s = img + c * cs + (ih0 + r0) * hs + lo - g.pl;
-            T* d = buf + (c * RB + r0) * Vs + lo;
-            for (i64 r = r0; r < r1; ++r, s += hs, d += Vs) copy_short(s, len, d);
-        }
+        if (r0 < r1 && len > 0)
+            dk.copy_rows(Cg, r1 - r0, len, img + (ih0 + r0) * hs + lo - g.pl, cs, hs,
+                         buf + r0 * Vs + lo, RB * Vs, Vs);
         return;
     }
     for (i64 c = 0; c < Cg; ++c)
@@ -294,8 +292,8 @@ DirectScratch<T>& direct_scratch() {
 // and zeros.  With few output channels per input element, writing the zeros
 // again costs about as much as the FMAs.
 template <class T>
-T* direct_rows_buffer(DirectScratch<T>& sc, const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0,
-                      i64 RB, i64 need, i64 elems) {
+T* direct_rows_buffer(const DirectKernels<T>& dk, DirectScratch<T>& sc, const ConvGeom& g,
+                      const T* x, i64 n, i64 gi, i64 ih0, i64 RB, i64 need, i64 elems) {
     if (elems > sc.rows_elems) {
         sc.rows_elems = elems;
         sc.zeros_key = {};
@@ -303,7 +301,7 @@ T* direct_rows_buffer(DirectScratch<T>& sc, const ConvGeom& g, const T* x, i64 n
     T* buf = sc.rows.get(static_cast<std::size_t>(elems));
     const std::array<i64, 6> key = {g.Cg(), RB, g.sw, direct_row_pitch(g), g.W, g.pl};
     const DirectRowsSpan span = direct_rows_span(g, ih0, need);
-    build_direct_rows(g, x, n, gi, ih0, RB, span, buf,
+    build_direct_rows(dk, g, x, n, gi, ih0, RB, span, buf,
                       key == sc.zeros_key ? &sc.zeros_span : nullptr);
     sc.zeros_key = key;
     sc.zeros_span = span;
@@ -394,7 +392,7 @@ void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T*
         const i64 brows = rows_kernel ? ceil_div(nr, kDirectRowsTile) * kDirectRowsTile : nr;
         const i64 RB = direct_input_rows(g, brows);
         DirectScratch<T>& sc = direct_scratch<T>();
-        T* buf = direct_rows_buffer(sc, g, x, n, gi, oh0 * g.sh - g.pt, RB,
+        T* buf = direct_rows_buffer(dk, sc, g, x, n, gi, oh0 * g.sh - g.pt, RB,
                                     direct_input_rows(g, nr), direct_rows_elems(g, brows));
         direct_taps(g, static_cast<const T*>(buf), RB, sc.tap);
         if (g.nhwc) {
@@ -549,8 +547,8 @@ void direct_conv_backward_filter(const DirectKernels<T>& dk, const ConvGeom& g, 
                                      taps * direct_plane_pitch(crows, g.OW)));
             sc.plane_ptr.resize(static_cast<std::size_t>(taps));
             for (i64 gi = 0; gi < G; ++gi) {
-                const T* buf = direct_rows_buffer(sc, g, x, n, gi, oh0 * g.sh - g.pt, RB, RB,
-                                                   elems);
+                const T* buf = direct_rows_buffer(dk, sc, g, x, n, gi, oh0 * g.sh - g.pt, RB,
+                                                   RB, elems);
                 direct_taps(g, buf, RB, sc.tap);
                 T* ag = acc + gi * per_group;
                 for (i64 r0 = 0; r0 < nr; r0 += crows) {

@@ -82,6 +82,27 @@ inline void even_blocks(i64 n, i64 max, F&& f) {
     }
 }
 
+// ------------------------------------------------------------ rows buffer copy
+// d[c*lddc + r*lddr + e] = s[c*ldsc + r*ldsr + e] for c < nc, r < nr, e < len:
+// the rows of x into a rows buffer (conv_direct.hpp), in whole vectors with
+// a partial last one, so that the zeros on either side stay.  (The baseline
+// build's copies move 16 bytes at a time; these rows are a few vectors long
+// and the copy costs about as much as the FMAs of a few-output conv.)
+template <class V>
+void copy_rows(i64 nc, i64 nr, i64 len, const typename V::T* s, i64 ldsc, i64 ldsr,
+               typename V::T* d, i64 lddc, i64 lddr) {
+    constexpr int W = V::W;
+    const i64 full = len - len % W;
+    const int rem = static_cast<int>(len - full);
+    for (i64 c = 0; c < nc; ++c)
+        for (i64 r = 0; r < nr; ++r) {
+            const typename V::T* sr = s + c * ldsc + r * ldsr;
+            typename V::T* dr = d + c * lddc + r * lddr;
+            for (i64 e = 0; e < full; e += W) V::store(dr + e, V::load(sr + e));
+            if (rem) V::store_part(dr + full, V::load_part(sr + full, rem), rem);
+        }
+}
+
 // ---------------------------------------------------------------- forward, NCHW
 // y[m*ldyk + a*ldyr + q] = bias[m] + sum_t w[m*ldw + t] * tap[t][xo + a*xrow + q]
 // for m < MR, a < RT rows, q < (NV-1)*W + last: MR output channels x NV
