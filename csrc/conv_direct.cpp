@@ -58,8 +58,8 @@ void bwf_nchw_kvec_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* t
 
 template <class T>
 void copy_rows_generic(i64 nc, i64 nr, i64 len, const T* s, i64 ldsc, i64 ldsr, T* d, i64 lddc,
-                       i64 lddr) {
-    direct::copy_rows<Lanes4<T>>(nc, nr, len, s, ldsc, ldsr, d, lddc, lddr);
+                       i64 lddr, i64 pf) {
+    direct::copy_rows<Lanes4<T>>(nc, nr, len, s, ldsc, ldsr, d, lddc, lddr, pf);
 }
 
 template <class T>

@@ -55,7 +55,7 @@ namespace aek::avx512 {
                                                            ldgr, ldg2, acc, ldacc);         \
     }                                                                                       \
     AEK_DECLARE_DIRECT_COPY(direct_##tname##_avx512_copy_rows, V::T) {                      \
-        direct::copy_rows<V>(nc, nr, len, s, ldsc, ldsr, d, lddc, lddr);                    \
+        direct::copy_rows<V>(nc, nr, len, s, ldsc, ldsr, d, lddc, lddr, pf);                \
     }
 
 AEK_DIRECT_AVX512(f32, F32x16)

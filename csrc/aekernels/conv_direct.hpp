@@ -164,13 +164,14 @@ inline DirectRowsSpan direct_rows_span(const ConvGeom& g, i64 ih0, i64 need) {
 // of `span` from x, every other row zero (rows outside x, and rows past the
 // ones the kernel's results depend on).  With `prev` (the span of the last
 // fill of this geometry, whose zeros are still in place) only the columns
-// copied from x are written, and the rows of prev outside span are zeroed.
+// copied from x are written, and the rows of prev outside span are zeroed;
+// then x + pf elements on is prefetched likewise (pf != 0: see copy_rows).
 // (AEK_INLINE_LOOPS: the row copies inlined here would otherwise become
 // libc memmove calls again, one per row of a few tens of elements.)
 template <class T>
 AEK_INLINE_LOOPS void build_direct_rows(const DirectKernels<T>& dk, const ConvGeom& g, const T* x,
                                         i64 n, i64 gi, i64 ih0, i64 RB, DirectRowsSpan span,
-                                        T* buf, const DirectRowsSpan* prev) {
+                                        T* buf, const DirectRowsSpan* prev, i64 pf) {
     const i64 Cg = g.Cg(), sw = g.sw, Vs = direct_row_pitch(g);
     // element strides of x: channel, row, column
     const i64 cs = g.nhwc ? 1 : g.H * g.W, hs = g.nhwc ? g.W * g.C : g.W, ws = g.nhwc ? g.C : 1;
@@ -195,7 +196,7 @@ AEK_INLINE_LOOPS void build_direct_rows(const DirectKernels<T>& dk, const ConvGe
         const i64 lo = col_lo[0], len = col_hi[0] - col_lo[0];
         if (r0 < r1 && len > 0)
             dk.copy_rows(Cg, r1 - r0, len, img + (ih0 + r0) * hs + lo - g.pl, cs, hs,
-                         buf + r0 * Vs + lo, RB * Vs, Vs);
+                         buf + r0 * Vs + lo, RB * Vs, Vs, pf);
         return;
     }
     for (i64 c = 0; c < Cg; ++c)
@@ -290,10 +291,11 @@ DirectScratch<T>& direct_scratch() {
 // thread mostly share (whole images, or row tiles of one geometry): then only
 // the columns copied from x are written, and the rows that change between x
 // and zeros.  With few output channels per input element, writing the zeros
-// again costs about as much as the FMAs.
+// again costs about as much as the FMAs.  pf: as for build_direct_rows.
 template <class T>
 T* direct_rows_buffer(const DirectKernels<T>& dk, DirectScratch<T>& sc, const ConvGeom& g,
-                      const T* x, i64 n, i64 gi, i64 ih0, i64 RB, i64 need, i64 elems) {
+                      const T* x, i64 n, i64 gi, i64 ih0, i64 RB, i64 need, i64 elems,
+                      i64 pf = 0) {
     if (elems > sc.rows_elems) {
         sc.rows_elems = elems;
         sc.zeros_key = {};
@@ -302,7 +304,7 @@ T* direct_rows_buffer(const DirectKernels<T>& dk, DirectScratch<T>& sc, const Co
     const std::array<i64, 6> key = {g.Cg(), RB, g.sw, direct_row_pitch(g), g.W, g.pl};
     const DirectRowsSpan span = direct_rows_span(g, ih0, need);
     build_direct_rows(dk, g, x, n, gi, ih0, RB, span, buf,
-                      key == sc.zeros_key ? &sc.zeros_span : nullptr);
+                      key == sc.zeros_key ? &sc.zeros_span : nullptr, pf);
     sc.zeros_key = key;
     sc.zeros_span = span;
     return buf;
@@ -386,14 +388,22 @@ void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T*
                 for (i64 k = 0; k < Kg; ++k) br[gi * Kp + k] = bias[gi * Kg + k];
         }
     }
-    parallel_items(g.N * G * ntile, nt, std::is_same<T, float>::value, [&](i64 it) {
+    // Where item it's rows start in x (NCHW): the rows buffer prefetches those
+    // of item it + nt, most often this thread's next (items go out in order).
+    const i64 nitems = g.N * G * ntile;
+    auto x_offset = [&](i64 it) {
+        const i64 tix = it % ntile, gi = (it / ntile) % G, n = it / (ntile * G);
+        return g.nhwc ? i64(0) : ((n * g.C + gi * Cg) * g.H + tix * rows * g.sh) * g.W;
+    };
+    parallel_items(nitems, nt, std::is_same<T, float>::value, [&](i64 it) {
         const i64 tix = it % ntile, gi = (it / ntile) % G, n = it / (ntile * G);
         const i64 oh0 = tix * rows, nr = std::min(rows, g.OH - oh0);
         const i64 brows = rows_kernel ? ceil_div(nr, kDirectRowsTile) * kDirectRowsTile : nr;
         const i64 RB = direct_input_rows(g, brows);
         DirectScratch<T>& sc = direct_scratch<T>();
         T* buf = direct_rows_buffer(dk, sc, g, x, n, gi, oh0 * g.sh - g.pt, RB,
-                                    direct_input_rows(g, nr), direct_rows_elems(g, brows));
+                                    direct_input_rows(g, nr), direct_rows_elems(g, brows),
+                                    it + nt < nitems ? x_offset(it + nt) - x_offset(it) : 0);
         direct_taps(g, static_cast<const T*>(buf), RB, sc.tap);
         if (g.nhwc) {
             dk.fwd_nhwc(Kg, nr, g.OW, taps, sc.tap.data(), xrow, wr.data() + gi * taps * Kp, Kp,

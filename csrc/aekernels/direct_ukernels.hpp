@@ -17,7 +17,8 @@
 //   fwd_nchw_kvec: y as fwd_nchw (ldy2 = ldyk), w and bias as fwd_nhwc
 //   bwf_nchw_kvec: dY as bwf_nchw, acc as bwf_nhwc
 //   copy_rows: d[c*lddc + r*lddr + e] = s[c*ldsc + r*ldsr + e], e < len (rows
-//             of x into the rows buffer; nothing past len is written)
+//             of x into the rows buffer; nothing past len is written), and
+//             with pf != 0 a prefetch of the same elements pf further on
 //             (the two kvec kernels vectorise along the output channels, like
 //             the NHWC ones, for NCHW convs with many taps: conv_direct.hpp)
 // for k < K, r < rows, q < ow, t < ntaps.  bias may be null.
@@ -48,7 +49,7 @@ struct DirectKernels {
                              const T* bias, T* y, std::int64_t ldyr, std::int64_t ldyk);
     using copy_fn = void (*)(std::int64_t nc, std::int64_t nr, std::int64_t len, const T* s,
                              std::int64_t ldsc, std::int64_t ldsr, T* d, std::int64_t lddc,
-                             std::int64_t lddr);
+                             std::int64_t lddr, std::int64_t pf);
     const char* name;
     std::int64_t lanes;  // vector width of bwf_nchw's accumulators
     fwd_fn fwd_nchw;
@@ -71,7 +72,8 @@ struct DirectKernels {
               std::int64_t ldyk)
 #define AEK_DECLARE_DIRECT_COPY(name, T)                                                     \
     void name(std::int64_t nc, std::int64_t nr, std::int64_t len, const T* s,                 \
-              std::int64_t ldsc, std::int64_t ldsr, T* d, std::int64_t lddc, std::int64_t lddr)
+              std::int64_t ldsc, std::int64_t ldsr, T* d, std::int64_t lddc, std::int64_t lddr, \
+              std::int64_t pf)
 #define AEK_DECLARE_DIRECT_BWF(name, T)                                                      \
     void name(std::int64_t K, std::int64_t rows, std::int64_t ow, std::int64_t ntaps,        \
               const T* const* tap, std::int64_t xrow, const T* gy, std::int64_t ldgr,        \
