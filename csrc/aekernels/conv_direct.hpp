@@ -496,6 +496,103 @@ bool direct_conv_backward_input(const ConvGeom& g, const T* gy, const T* w, cons
     return true;
 }
 
+// NCHW backward-input with many dY channels per group and few taps to gather
+// (ae_enc1, seed_tf_ae: 32 dY channels into one dX channel; stem_s2: into 3
+// channels with stride 2).  The flipped forward (above) copies the big side,
+// dY, into a padded rows buffer, which costs about as much as its FMAs and
+// waits on memory.  Here the padding goes to the small side instead:
+//   cols[(c, i, j), p] = sum_k w[k, c, i, j] * dY[k, p]    (fwd_nchw, p flat over whole dY rows)
+//   dX[c, a*sh - pt + i*dh, b*sw - pl + j*dw] += cols[(c, i, j), a*OW + b]
+// so dY is read once, in place, with full vectors along its rows, and each
+// dX element gathers Cg*kh*kw values (against Kg FMAs for each of them).
+// The sums run in a fixed order (k, then (i, j)) whatever the tiling.
+constexpr i64 kDirectColsMinOut = 16;   // dY channels per group, at least
+constexpr i64 kDirectColsMaxTaps = 64;  // Cg*kh*kw rows of cols, at most
+// cols of one item: stays in L2 between its writes and the gather.
+constexpr i64 kDirectColsBytes = i64(512) << 10;
+
+template <class T>
+bool direct_conv_backward_input_cols(const ConvGeom& g, const T* gy, const T* w, const T* bias,
+                                     T* gx) {
+    const i64 Cg = g.Cg(), Kg = g.Kg(), G = g.groups, R = Cg * g.kh * g.kw;
+    if (g.nhwc || Kg < kDirectColsMinOut || R > kDirectColsMaxTaps || g.OW < 1 || g.OH < 1)
+        return false;
+    const DirectKernels<T>* dkp = direct_kernels<T>();
+    if (!dkp) return false;
+    const DirectKernels<T>& dk = *dkp;
+    const i64 P = g.OH * g.OW;
+    // fwd_nchw's weight: per group [r][k] (r = (c, i, j) as in an OIHW row)
+    std::vector<T> wt(static_cast<std::size_t>(G * R * Kg));
+    for (i64 gi = 0; gi < G; ++gi)
+        for (i64 k = 0; k < Kg; ++k)
+            for (i64 r = 0; r < R; ++r) wt[(gi * R + r) * Kg + k] = w[(gi * Kg + k) * R + r];
+    // Items: row tiles of dX of one image and group, each computing the cols
+    // of the dY rows under it (kh*dh/sh rows more than its own share).
+    const int nt = threads_for_work(double(g.N) * P * g.K * R);
+    const i64 reach = (g.kh - 1) * g.dh;
+    const i64 gy_rows_max =
+        std::max<i64>(1, kDirectColsBytes / static_cast<i64>(sizeof(T) * R * g.OW));
+    i64 th = std::max<i64>(1, (gy_rows_max - 1) * g.sh - reach);
+    const i64 outer = g.N * G, want = 4 * static_cast<i64>(nt);
+    if (outer < want) th = std::min(th, ceil_div(g.H, ceil_div(want, outer)));
+    const i64 ntile = ceil_div(g.H, std::min(th, g.H));
+    th = ceil_div(g.H, ntile);
+    // dY rows [lo, hi) whose windows touch dX rows [h0, h1)
+    auto gy_rows = [&](i64 h0, i64 h1) {
+        const i64 a = h0 + g.pt - reach;
+        const i64 lo = std::min(g.OH, a <= 0 ? i64(0) : ceil_div(a, g.sh));
+        const i64 hi = std::min(g.OH, floor_div(h1 - 1 + g.pt, g.sh) + 1);
+        return std::array<i64, 2>{lo, std::max(lo, hi)};
+    };
+    const i64 vec = dk.lanes;
+    parallel_items(g.N * G * ntile, nt, kFlushDenormals<T>, [&](i64 it) {
+        const i64 tix = it % ntile, gi = (it / ntile) % G, n = it / (ntile * G);
+        const i64 h0 = tix * th, h1 = std::min(g.H, h0 + th);
+        const std::array<i64, 2> ar = gy_rows(h0, h1);
+        const i64 q = (ar[1] - ar[0]) * g.OW;  // cols per row of cols
+        const i64 ldc = ceil_div(q, 16) * 16;
+        DirectScratch<T>& sc = direct_scratch<T>();
+        T* cols = sc.planes.get(static_cast<std::size_t>(R * ldc));
+        if (q > 0) {
+            sc.plane_ptr.resize(static_cast<std::size_t>(Kg));
+            const T* base = gy + ((n * g.K + gi * Kg) * g.OH + ar[0]) * g.OW;
+            for (i64 k = 0; k < Kg; ++k) sc.plane_ptr[k] = base + k * P;
+            // fwd_nchw reads whole vectors: past the last one of dY, a padded copy
+            std::vector<T> tail;
+            if (n == g.N - 1 && gi == G - 1 && ar[1] == g.OH) {
+                tail.assign(static_cast<std::size_t>(q + vec), T(0));
+                std::copy(sc.plane_ptr[Kg - 1], sc.plane_ptr[Kg - 1] + q, tail.begin());
+                sc.plane_ptr[Kg - 1] = tail.data();
+            }
+            dk.fwd_nchw(R, 1, q, Kg, sc.plane_ptr.data(), 0, wt.data() + gi * R * Kg, Kg,
+                        nullptr, cols, 0, ldc);
+        }
+        for (i64 c = 0; c < Cg; ++c)
+            for (i64 h = h0; h < h1; ++h) {
+                T* d = gx + ((n * g.C + gi * Cg + c) * g.H + h) * g.W;
+                const T b0 = bias ? bias[gi * Cg + c] : T(0);
+                for (i64 x = 0; x < g.W; ++x) d[x] = b0;
+                for (i64 i = 0; i < g.kh; ++i) {
+                    const i64 t = h + g.pt - i * g.dh;
+                    if (t < 0 || t % g.sh != 0 || t / g.sh >= ar[1]) continue;
+                    const i64 a = t / g.sh - ar[0];
+                    for (i64 j = 0; j < g.kw; ++j) {
+                        const i64 off = j * g.dw - g.pl;  // x = b*sw + off
+                        const i64 lo = std::max<i64>(0, ceil_div(-off, g.sw));
+                        const i64 hi = std::min(g.OW, floor_div(g.W - 1 - off, g.sw) + 1);
+                        const T* s = cols + ((c * g.kh + i) * g.kw + j) * ldc + a * g.OW;
+                        T* dd = d + off;
+                        if (g.sw == 1)
+                            for (i64 b = lo; b < hi; ++b) dd[b] += s[b];
+                        else
+                            for (i64 b = lo; b < hi; ++b) dd[b * g.sw] += s[b];
+                    }
+                }
+            }
+    });
+    return true;
+}
+
 // Work items of backward-filter: whole images, or row tiles of them when the
 // batch alone cannot feed kDirectFilterChunks chunks or an image's rows buffer
 // would not fit the budget.
