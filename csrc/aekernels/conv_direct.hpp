@@ -545,6 +545,9 @@ bool direct_conv_backward_input_cols(const ConvGeom& g, const T* gy, const T* w,
         return std::array<i64, 2>{lo, std::max(lo, hi)};
     };
     const i64 vec = dk.lanes;
+    // columns per fwd_nchw call: a piece of dY of about 32 KB, whole 64-byte lines
+    const i64 qc = std::max<i64>(
+        64, (i64(32) << 10) / static_cast<i64>(sizeof(T) * Kg) / 64 * 64);
     parallel_items(g.N * G * ntile, nt, kFlushDenormals<T>, [&](i64 it) {
         const i64 tix = it % ntile, gi = (it / ntile) % G, n = it / (ntile * G);
         const i64 h0 = tix * th, h1 = std::min(g.H, h0 + th);
@@ -564,8 +567,21 @@ bool direct_conv_backward_input_cols(const ConvGeom& g, const T* gy, const T* w,
                 std::copy(sc.plane_ptr[Kg - 1], sc.plane_ptr[Kg - 1] + q, tail.begin());
                 sc.plane_ptr[Kg - 1] = tail.data();
             }
-            dk.fwd_nchw(R, 1, q, Kg, sc.plane_ptr.data(), 0, wt.data() + gi * R * Kg, Kg,
-                        nullptr, cols, 0, ldc);
+            // in pieces of qc columns: fwd_nchw sweeps its input once per block of
+            // output channels, so a piece of dY stays in L1 between the sweeps
+            // and comes from memory once
+            sc.tap.resize(static_cast<std::size_t>(Kg));
+            constexpr i64 kLine = 64 / static_cast<i64>(sizeof(T));
+            for (i64 q0 = 0; q0 < q; q0 += qc) {
+                for (i64 k = 0; k < Kg; ++k) sc.tap[k] = sc.plane_ptr[k] + q0;
+                // the next piece comes in from memory while this one computes
+                if (q0 + qc < q)
+                    for (i64 k = 0; k < Kg; ++k)
+                        for (i64 e = qc; e < std::min(2 * qc, q - q0); e += kLine)
+                            prefetch_read(sc.tap[k] + e);
+                dk.fwd_nchw(R, 1, std::min(qc, q - q0), Kg, sc.tap.data(), 0,
+                            wt.data() + gi * R * Kg, Kg, nullptr, cols + q0, 0, ldc);
+            }
         }
         for (i64 c = 0; c < Cg; ++c)
             for (i64 h = h0; h < h1; ++h) {
