@@ -57,6 +57,12 @@ void bwf_nchw_kvec_generic(i64 K, i64 rows, i64 ow, i64 ntaps, const T* const* t
 }
 
 template <class T>
+void copy_rows_generic(i64 nc, i64 nr, i64 len, const T* s, i64 ldsc, i64 ldsr, T* d, i64 lddc,
+                       i64 lddr, i64 pf) {
+    direct::copy_rows<Lanes4<T>>(nc, nr, len, s, ldsc, ldsr, d, lddc, lddr, pf);
+}
+
+template <class T>
 DirectKernels<T> generic_set(const char* name) {
     return {name,
             4,
@@ -66,7 +72,8 @@ DirectKernels<T> generic_set(const char* name) {
             bwf_nchw_generic<T>,
             bwf_nhwc_generic<T>,
             fwd_nchw_kvec_generic<T>,
-            bwf_nchw_kvec_generic<T>};
+            bwf_nchw_kvec_generic<T>,
+            copy_rows_generic<T>};
 }
 
 const DirectKernels<float> kGenericF32 = generic_set<float>("direct_f32_generic");
@@ -77,7 +84,7 @@ const DirectKernels<double> kGenericF64 = generic_set<double>("direct_f64_generi
      isa::direct_##tname##_##isa##_fwd_nchw_rows,                                           \
      isa::direct_##tname##_##isa##_fwd_nhwc, isa::direct_##tname##_##isa##_bwf_nchw,        \
      isa::direct_##tname##_##isa##_bwf_nhwc, isa::direct_##tname##_##isa##_fwd_nchw_kvec,      \
-     isa::direct_##tname##_##isa##_bwf_nchw_kvec}
+     isa::direct_##tname##_##isa##_bwf_nchw_kvec, isa::direct_##tname##_##isa##_copy_rows}
 const DirectKernels<float> kAvx2F32 = AEK_DIRECT_SET(avx2, f32, 8);
 const DirectKernels<double> kAvx2F64 = AEK_DIRECT_SET(avx2, f64, 4);
 const DirectKernels<float> kAvx512F32 = AEK_DIRECT_SET(avx512, f32, 16);

@@ -48,6 +48,9 @@ namespace aek::avx2 {
     AEK_DECLARE_DIRECT_BWF(direct_##tname##_avx2_bwf_nchw_kvec, V::T) {                     \
         direct::bwf_nchw_kvec<V, 10, 2, 4, kDirectKvecBuf>(K, rows, ow, ntaps, tap, xrow, gy,   \
                                                            ldgr, ldg2, acc, ldacc);         \
+    }                                                                                       \
+    AEK_DECLARE_DIRECT_COPY(direct_##tname##_avx2_copy_rows, V::T) {                        \
+        direct::copy_rows<V>(nc, nr, len, s, ldsc, ldsr, d, lddc, lddr, pf);                \
     }
 
 AEK_DIRECT_AVX2(f32, F32x8)

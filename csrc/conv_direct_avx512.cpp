@@ -53,6 +53,9 @@ namespace aek::avx512 {
     AEK_DECLARE_DIRECT_BWF(direct_##tname##_avx512_bwf_nchw_kvec, V::T) {                   \
         direct::bwf_nchw_kvec<V, 24, 2, 4, kDirectKvecBuf>(K, rows, ow, ntaps, tap, xrow, gy,   \
                                                            ldgr, ldg2, acc, ldacc);         \
+    }                                                                                       \
+    AEK_DECLARE_DIRECT_COPY(direct_##tname##_avx512_copy_rows, V::T) {                      \
+        direct::copy_rows<V>(nc, nr, len, s, ldsc, ldsr, d, lddc, lddr, pf);                \
     }
 
 AEK_DIRECT_AVX512(f32, F32x16)

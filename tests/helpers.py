@@ -88,6 +88,17 @@ def assert_bitwise(y, ref, dtype, what="result"):
     np.testing.assert_array_equal(y, ref.astype(dtype), err_msg=what, strict=True)
 
 
+def assert_same_bits_for_thread_counts(compute, counts=(1, 2, 3)):
+    """compute() at each native thread count returns bitwise the same array (the caller's
+    fixture restores the thread count)."""
+    results = []
+    for threads in counts:
+        aekernels.set_num_threads(threads)
+        results.append(compute())
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
+
+
 def filled_out(shape_, dtype, value=np.nan):
     """A preallocated out= array full of ``value`` (kernels must overwrite every element)."""
     out = np.empty(shape_, dtype=dtype)

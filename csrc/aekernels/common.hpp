@@ -27,6 +27,15 @@ namespace aek {
 
 using i64 = std::int64_t;
 
+// A read prefetch hint (baseline ISA: prefetcht1).
+inline void prefetch_read(const void* p) {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(p, 0, 2);
+#else
+    (void)p;
+#endif
+}
+
 inline i64 ceil_div(i64 a, i64 b) { return (a + b - 1) / b; }
 
 // Floor division that is correct for negative numerators (phase arithmetic of

@@ -755,9 +755,11 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx,
         if (bias && bias_added) *bias_added = true;
         return flat_pointwise_backward_input(g, gy, w, bias_added ? bias : nullptr, gx);
     }
-    // stride 1, one or two NCHW input channels: a flipped forward (conv_direct.hpp)
+    // NCHW, few dX channels: gathered from the products of dY with the taps
+    // (many dY channels), or a flipped forward (stride 1; conv_direct.hpp)
     const T* fused_bias = bias_added ? bias : nullptr;
-    if (direct_conv_backward_input(g, gy, w, fused_bias, gx)) {
+    if (direct_conv_backward_input_cols(g, gy, w, fused_bias, gx) ||
+        direct_conv_backward_input(g, gy, w, fused_bias, gx)) {
         if (bias_added) *bias_added = fused_bias != nullptr;
         return;
     }

@@ -44,6 +44,12 @@ constexpr i64 kDirectMaxChannels = 7;
 constexpr i64 kDirectMaxStride = 16;
 // Rows buffer of one item: kept within L2 next to the item's slice of y / dY.
 constexpr i64 kDirectRowsBytes = i64(256) << 10;
+// ... for the row-block kernel (fwd_nchw_rows), whose y slice is small (one
+// or two output channels) and whose items read kh - 1 input rows more than
+// they have output rows (plus the rows that round them up to whole tiles):
+// the flipped backward-input of seed_tf_ae (32 dY channels of 145 + 3 columns)
+// got items of 2 output rows in 256 KB at f64, each copying 5 rows of dY.
+constexpr i64 kDirectRowsKernelBytes = i64(512) << 10;
 // Row-block forward (fwd_nchw_rows): output channels per group, and taps, at most.
 constexpr i64 kDirectRowsMaxOut = 2;
 // ... and, for the flipped stride-1 backward-input only, input channels per
@@ -79,10 +85,10 @@ inline i64 direct_rows_elems(const ConvGeom& g, i64 rows) {
     return g.Cg() * direct_input_rows(g, rows) * g.sw * direct_row_pitch(g);
 }
 
-// Most output rows per item whose rows buffer stays within kDirectRowsBytes (>= 1).
+// Most output rows per item whose rows buffer stays within `bytes` (>= 1).
 template <class T>
-i64 direct_rows_cap(const ConvGeom& g) {
-    const i64 budget = kDirectRowsBytes / static_cast<i64>(sizeof(T));
+i64 direct_rows_cap(const ConvGeom& g, i64 bytes = kDirectRowsBytes) {
+    const i64 budget = bytes / static_cast<i64>(sizeof(T));
     const i64 base = direct_rows_elems(g, 1);
     const i64 per_row = g.Cg() * g.sh * g.sw * direct_row_pitch(g);
     return base >= budget ? 1 : 1 + (budget - base) / per_row;
@@ -142,13 +148,30 @@ const DirectKernels<T>* direct_forward_kernels_for(const ConvGeom& g) {
     return direct_kernels_for<T>(g);
 }
 
-// Fill the rows buffer of image n, group gi, input rows [ih0, ih0 + RB); with
-// zeros_in_place, only the parts copied from x (the zeros are already there).
+// Rows [r0, r1) of a rows buffer hold rows of x (ih0 + r, all in range), the
+// others zeros.
+struct DirectRowsSpan {
+    i64 r0 = 0, r1 = 0;
+};
+
+// The rows of x that the first `need` of RB buffer rows from ih0 read.
+inline DirectRowsSpan direct_rows_span(const ConvGeom& g, i64 ih0, i64 need) {
+    const i64 r0 = std::min(need, std::max<i64>(0, -ih0));
+    return {r0, std::max(r0, std::min(need, g.H - ih0))};
+}
+
+// Fill the rows buffer of image n, group gi, RB input rows from ih0: the rows
+// of `span` from x, every other row zero (rows outside x, and rows past the
+// ones the kernel's results depend on).  With `prev` (the span of the last
+// fill of this geometry, whose zeros are still in place) only the columns
+// copied from x are written, and the rows of prev outside span are zeroed;
+// then x + pf elements on is prefetched likewise (pf != 0: see copy_rows).
 // (AEK_INLINE_LOOPS: the row copies inlined here would otherwise become
 // libc memmove calls again, one per row of a few tens of elements.)
 template <class T>
-AEK_INLINE_LOOPS void build_direct_rows(const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0,
-                                        i64 RB, T* buf, bool zeros_in_place) {
+AEK_INLINE_LOOPS void build_direct_rows(const DirectKernels<T>& dk, const ConvGeom& g, const T* x,
+                                        i64 n, i64 gi, i64 ih0, i64 RB, DirectRowsSpan span,
+                                        T* buf, const DirectRowsSpan* prev, i64 pf) {
     const i64 Cg = g.Cg(), sw = g.sw, Vs = direct_row_pitch(g);
     // element strides of x: channel, row, column
     const i64 cs = g.nhwc ? 1 : g.H * g.W, hs = g.nhwc ? g.W * g.C : g.W, ws = g.nhwc ? g.C : 1;
@@ -160,29 +183,33 @@ AEK_INLINE_LOOPS void build_direct_rows(const ConvGeom& g, const T* x, i64 n, i6
         col_lo[p] = std::min(Vs, g.pl - p <= 0 ? i64(0) : ceil_div(g.pl - p, sw));
         col_hi[p] = std::max(col_lo[p], std::min(Vs, floor_div(g.W - 1 + g.pl - p, sw) + 1));
     }
-    if (zeros_in_place && sw == 1 && ws == 1) {
+    const i64 r0 = span.r0, r1 = span.r1;
+    auto in_span = [](i64 r, DirectRowsSpan s) { return r >= s.r0 && r < s.r1; };
+    if (prev) {
+        // rows that held x and are zeros now (every phase: sw*Vs elements in a row)
+        for (i64 c = 0; c < Cg; ++c)
+            for (i64 r = prev->r0; r < prev->r1; ++r)
+                if (!in_span(r, span)) zero_short(buf + (c * RB + r) * sw * Vs, sw * Vs);
+    }
+    if (prev && sw == 1 && ws == 1) {
         // Repeated NCHW items: one contiguous copy per row in range, nothing else.
-        const i64 r0 = std::min(RB, std::max<i64>(0, -ih0));
-        const i64 r1 = std::max(r0, std::min(RB, g.H - ih0));
         const i64 lo = col_lo[0], len = col_hi[0] - col_lo[0];
-        for (i64 c = 0; c < Cg && r0 < r1; ++c) {
-            const T* s = img + c * cs + (ih0 + r0) * hs + lo - g.pl;
-            T* d = buf + (c * RB + r0) * Vs + lo;
-            for (i64 r = r0; r < r1; ++r, s += hs, d += Vs) copy_short(s, len, d);
-        }
+        if (r0 < r1 && len > 0)
+            dk.copy_rows(Cg, r1 - r0, len, img + (ih0 + r0) * hs + lo - g.pl, cs, hs,
+                         buf + r0 * Vs + lo, RB * Vs, Vs, pf);
         return;
     }
     for (i64 c = 0; c < Cg; ++c)
-        for (i64 r = 0; r < RB; ++r) {
+        for (i64 r = prev ? r0 : 0; r < (prev ? r1 : RB); ++r) {
             const i64 ih = ih0 + r;
             for (i64 p = 0; p < sw; ++p) {
                 T* d = buf + ((c * RB + r) * sw + p) * Vs;
-                if (!in_range(ih, g.H)) {
-                    if (!zeros_in_place) zero_short(d, Vs);
+                if (!in_span(r, span)) {  // (only without prev)
+                    zero_short(d, Vs);
                     continue;
                 }
                 const i64 lo = col_lo[p], hi = col_hi[p], step = sw * ws;
-                if (!zeros_in_place) {
+                if (!prev) {
                     zero_short(d, lo);
                     zero_short(d + hi, Vs - hi);
                 }
@@ -242,10 +269,11 @@ template <class T>
 struct DirectScratch {
     AlignedBuffer<T> rows, planes;
     std::vector<const T*> tap, plane_ptr;
-    // Where `rows` holds the zeros of its last fill: a key of everything they
-    // depend on (rows_elems: the most ever asked of `rows`, so that a key is
-    // dropped whenever the buffer may have moved).
-    std::array<i64, 8> zeros_key{};
+    // Where `rows` holds the zeros of its last fill: a key of the geometry they
+    // depend on and the rows that held x (rows_elems: the most ever asked of
+    // `rows`, so that a key is dropped whenever the buffer may have moved).
+    std::array<i64, 6> zeros_key{};
+    DirectRowsSpan zeros_span;
     i64 rows_elems = 0;
 };
 
@@ -255,23 +283,30 @@ DirectScratch<T>& direct_scratch() {
     return s;
 }
 
-// The rows buffer of an item (elems elements, RB input rows from ih0).  Every
-// fill of DirectScratch::rows goes through here, so its key stays current.
-// The zeros (padding columns, rows outside x) depend only on the geometry and
-// ih0, which consecutive items of a thread mostly share (whole images): then
-// only the columns copied from x are written.  With few output channels per
-// input element, writing the zeros again costs about as much as the FMAs.
+// The rows buffer of an item (elems elements, RB input rows from ih0, of
+// which the first `need` are read for results that are kept; the others only
+// have to be finite).  Every fill of DirectScratch::rows goes through here, so
+// its key stays current.  The zeros (padding columns, rows outside x) depend
+// only on the geometry and on which rows hold x, which consecutive items of a
+// thread mostly share (whole images, or row tiles of one geometry): then only
+// the columns copied from x are written, and the rows that change between x
+// and zeros.  With few output channels per input element, writing the zeros
+// again costs about as much as the FMAs.  pf: as for build_direct_rows.
 template <class T>
-T* direct_rows_buffer(DirectScratch<T>& sc, const ConvGeom& g, const T* x, i64 n, i64 gi, i64 ih0,
-                      i64 RB, i64 elems) {
+T* direct_rows_buffer(const DirectKernels<T>& dk, DirectScratch<T>& sc, const ConvGeom& g,
+                      const T* x, i64 n, i64 gi, i64 ih0, i64 RB, i64 need, i64 elems,
+                      i64 pf = 0) {
     if (elems > sc.rows_elems) {
         sc.rows_elems = elems;
         sc.zeros_key = {};
     }
     T* buf = sc.rows.get(static_cast<std::size_t>(elems));
-    const std::array<i64, 8> key = {g.Cg(), RB, g.sw, direct_row_pitch(g), ih0, g.H, g.W, g.pl};
-    build_direct_rows(g, x, n, gi, ih0, RB, buf, key == sc.zeros_key);
+    const std::array<i64, 6> key = {g.Cg(), RB, g.sw, direct_row_pitch(g), g.W, g.pl};
+    const DirectRowsSpan span = direct_rows_span(g, ih0, need);
+    build_direct_rows(dk, g, x, n, gi, ih0, RB, span, buf,
+                      key == sc.zeros_key ? &sc.zeros_span : nullptr, pf);
     sc.zeros_key = key;
+    sc.zeros_span = span;
     return buf;
 }
 
@@ -321,8 +356,16 @@ void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T*
     // Whole images per item when batch x groups already feed every thread.
     const i64 outer = g.N * G, want = 4 * static_cast<i64>(nt);
     const i64 tiles = outer >= want ? 1 : ceil_div(want, outer);
-    const i64 rows = std::max<i64>(1, std::min(ceil_div(g.OH, tiles), direct_rows_cap<T>(g)));
-    const i64 ntile = ceil_div(g.OH, rows);
+    // The row-block kernel reads whole tiles of rows (the rows past the end are
+    // dropped) and slides along the kernel rows when they are one input row apart.
+    const bool rows_kernel = !g.nhwc && (force_rows_kernel || direct_rows_forward(g));
+    const bool slide = g.sh == 1 && g.dh == 1;
+    // Row tiles of even size (the rows buffer keeps its zeros between items of
+    // one size); the row-block kernel's buffer holds whole tiles of rows.
+    i64 cap = direct_rows_cap<T>(g, rows_kernel ? kDirectRowsKernelBytes : kDirectRowsBytes);
+    if (rows_kernel && cap >= kDirectRowsTile) cap -= cap % kDirectRowsTile;
+    const i64 ntile = ceil_div(g.OH, std::max<i64>(1, std::min(ceil_div(g.OH, tiles), cap)));
+    const i64 rows = ceil_div(g.OH, ntile);
     const i64 xrow = g.sh * g.sw * direct_row_pitch(g);
     // NHWC, and NCHW past kDirectMaxTaps (direct_kvec), run along the output
     // channels: the weight as [group][tap][Kg padded to whole vectors] (taps
@@ -345,18 +388,22 @@ void direct_conv_forward(const DirectKernels<T>& dk, const ConvGeom& g, const T*
                 for (i64 k = 0; k < Kg; ++k) br[gi * Kp + k] = bias[gi * Kg + k];
         }
     }
-    // The row-block kernel reads whole tiles of rows (the rows past the end are
-    // dropped) and slides along the kernel rows when they are one input row apart.
-    const bool rows_kernel = !g.nhwc && (force_rows_kernel || direct_rows_forward(g));
-    const bool slide = g.sh == 1 && g.dh == 1;
-    parallel_items(g.N * G * ntile, nt, std::is_same<T, float>::value, [&](i64 it) {
+    // Where item it's rows start in x (NCHW): the rows buffer prefetches those
+    // of item it + nt, most often this thread's next (items go out in order).
+    const i64 nitems = g.N * G * ntile;
+    auto x_offset = [&](i64 it) {
+        const i64 tix = it % ntile, gi = (it / ntile) % G, n = it / (ntile * G);
+        return g.nhwc ? i64(0) : ((n * g.C + gi * Cg) * g.H + tix * rows * g.sh) * g.W;
+    };
+    parallel_items(nitems, nt, std::is_same<T, float>::value, [&](i64 it) {
         const i64 tix = it % ntile, gi = (it / ntile) % G, n = it / (ntile * G);
         const i64 oh0 = tix * rows, nr = std::min(rows, g.OH - oh0);
         const i64 brows = rows_kernel ? ceil_div(nr, kDirectRowsTile) * kDirectRowsTile : nr;
         const i64 RB = direct_input_rows(g, brows);
         DirectScratch<T>& sc = direct_scratch<T>();
-        T* buf = direct_rows_buffer(sc, g, x, n, gi, oh0 * g.sh - g.pt, RB,
-                                    direct_rows_elems(g, brows));
+        T* buf = direct_rows_buffer(dk, sc, g, x, n, gi, oh0 * g.sh - g.pt, RB,
+                                    direct_input_rows(g, nr), direct_rows_elems(g, brows),
+                                    it + nt < nitems ? x_offset(it + nt) - x_offset(it) : 0);
         direct_taps(g, static_cast<const T*>(buf), RB, sc.tap);
         if (g.nhwc) {
             dk.fwd_nhwc(Kg, nr, g.OW, taps, sc.tap.data(), xrow, wr.data() + gi * taps * Kp, Kp,
@@ -449,6 +496,119 @@ bool direct_conv_backward_input(const ConvGeom& g, const T* gy, const T* w, cons
     return true;
 }
 
+// NCHW backward-input with many dY channels per group and few taps to gather
+// (ae_enc1, seed_tf_ae: 32 dY channels into one dX channel; stem_s2: into 3
+// channels with stride 2).  The flipped forward (above) copies the big side,
+// dY, into a padded rows buffer, which costs about as much as its FMAs and
+// waits on memory.  Here the padding goes to the small side instead:
+//   cols[(c, i, j), p] = sum_k w[k, c, i, j] * dY[k, p]    (fwd_nchw, p flat over whole dY rows)
+//   dX[c, a*sh - pt + i*dh, b*sw - pl + j*dw] += cols[(c, i, j), a*OW + b]
+// so dY is read once, in place, with full vectors along its rows, and each
+// dX element gathers Cg*kh*kw values (against Kg FMAs for each of them).
+// The sums run in a fixed order (k, then (i, j)) whatever the tiling.
+constexpr i64 kDirectColsMinOut = 16;   // dY channels per group, at least
+constexpr i64 kDirectColsMaxTaps = 64;  // Cg*kh*kw rows of cols, at most
+// cols of one item: stays in L2 between its writes and the gather.
+constexpr i64 kDirectColsBytes = i64(512) << 10;
+
+template <class T>
+bool direct_conv_backward_input_cols(const ConvGeom& g, const T* gy, const T* w, const T* bias,
+                                     T* gx) {
+    const i64 Cg = g.Cg(), Kg = g.Kg(), G = g.groups, R = Cg * g.kh * g.kw;
+    if (g.nhwc || Kg < kDirectColsMinOut || R > kDirectColsMaxTaps || g.OW < 1 || g.OH < 1)
+        return false;
+    const DirectKernels<T>* dkp = direct_kernels<T>();
+    if (!dkp) return false;
+    const DirectKernels<T>& dk = *dkp;
+    const i64 P = g.OH * g.OW;
+    // fwd_nchw's weight: per group [r][k] (r = (c, i, j) as in an OIHW row)
+    std::vector<T> wt(static_cast<std::size_t>(G * R * Kg));
+    for (i64 gi = 0; gi < G; ++gi)
+        for (i64 k = 0; k < Kg; ++k)
+            for (i64 r = 0; r < R; ++r) wt[(gi * R + r) * Kg + k] = w[(gi * Kg + k) * R + r];
+    // Items: row tiles of dX of one image and group, each computing the cols
+    // of the dY rows under it (kh*dh/sh rows more than its own share).
+    const int nt = threads_for_work(double(g.N) * P * g.K * R);
+    const i64 reach = (g.kh - 1) * g.dh;
+    const i64 gy_rows_max =
+        std::max<i64>(1, kDirectColsBytes / static_cast<i64>(sizeof(T) * R * g.OW));
+    i64 th = std::max<i64>(1, (gy_rows_max - 1) * g.sh - reach);
+    const i64 outer = g.N * G, want = 4 * static_cast<i64>(nt);
+    if (outer < want) th = std::min(th, ceil_div(g.H, ceil_div(want, outer)));
+    const i64 ntile = ceil_div(g.H, std::min(th, g.H));
+    th = ceil_div(g.H, ntile);
+    // dY rows [lo, hi) whose windows touch dX rows [h0, h1)
+    auto gy_rows = [&](i64 h0, i64 h1) {
+        const i64 a = h0 + g.pt - reach;
+        const i64 lo = std::min(g.OH, a <= 0 ? i64(0) : ceil_div(a, g.sh));
+        const i64 hi = std::min(g.OH, floor_div(h1 - 1 + g.pt, g.sh) + 1);
+        return std::array<i64, 2>{lo, std::max(lo, hi)};
+    };
+    const i64 vec = dk.lanes;
+    // columns per fwd_nchw call: a piece of dY of about 32 KB, whole 64-byte lines
+    const i64 qc = std::max<i64>(
+        64, (i64(32) << 10) / static_cast<i64>(sizeof(T) * Kg) / 64 * 64);
+    parallel_items(g.N * G * ntile, nt, kFlushDenormals<T>, [&](i64 it) {
+        const i64 tix = it % ntile, gi = (it / ntile) % G, n = it / (ntile * G);
+        const i64 h0 = tix * th, h1 = std::min(g.H, h0 + th);
+        const std::array<i64, 2> ar = gy_rows(h0, h1);
+        const i64 q = (ar[1] - ar[0]) * g.OW;  // cols per row of cols
+        const i64 ldc = ceil_div(q, 16) * 16;
+        DirectScratch<T>& sc = direct_scratch<T>();
+        T* cols = sc.planes.get(static_cast<std::size_t>(R * ldc));
+        if (q > 0) {
+            sc.plane_ptr.resize(static_cast<std::size_t>(Kg));
+            const T* base = gy + ((n * g.K + gi * Kg) * g.OH + ar[0]) * g.OW;
+            for (i64 k = 0; k < Kg; ++k) sc.plane_ptr[k] = base + k * P;
+            // fwd_nchw reads whole vectors: past the last one of dY, a padded copy
+            std::vector<T> tail;
+            if (n == g.N - 1 && gi == G - 1 && ar[1] == g.OH) {
+                tail.assign(static_cast<std::size_t>(q + vec), T(0));
+                std::copy(sc.plane_ptr[Kg - 1], sc.plane_ptr[Kg - 1] + q, tail.begin());
+                sc.plane_ptr[Kg - 1] = tail.data();
+            }
+            // in pieces of qc columns: fwd_nchw sweeps its input once per block of
+            // output channels, so a piece of dY stays in L1 between the sweeps
+            // and comes from memory once
+            sc.tap.resize(static_cast<std::size_t>(Kg));
+            constexpr i64 kLine = 64 / static_cast<i64>(sizeof(T));
+            for (i64 q0 = 0; q0 < q; q0 += qc) {
+                for (i64 k = 0; k < Kg; ++k) sc.tap[k] = sc.plane_ptr[k] + q0;
+                // the next piece comes in from memory while this one computes
+                if (q0 + qc < q)
+                    for (i64 k = 0; k < Kg; ++k)
+                        for (i64 e = qc; e < std::min(2 * qc, q - q0); e += kLine)
+                            prefetch_read(sc.tap[k] + e);
+                dk.fwd_nchw(R, 1, std::min(qc, q - q0), Kg, sc.tap.data(), 0,
+                            wt.data() + gi * R * Kg, Kg, nullptr, cols + q0, 0, ldc);
+            }
+        }
+        for (i64 c = 0; c < Cg; ++c)
+            for (i64 h = h0; h < h1; ++h) {
+                T* d = gx + ((n * g.C + gi * Cg + c) * g.H + h) * g.W;
+                const T b0 = bias ? bias[gi * Cg + c] : T(0);
+                for (i64 x = 0; x < g.W; ++x) d[x] = b0;
+                for (i64 i = 0; i < g.kh; ++i) {
+                    const i64 t = h + g.pt - i * g.dh;
+                    if (t < 0 || t % g.sh != 0 || t / g.sh >= ar[1]) continue;
+                    const i64 a = t / g.sh - ar[0];
+                    for (i64 j = 0; j < g.kw; ++j) {
+                        const i64 off = j * g.dw - g.pl;  // x = b*sw + off
+                        const i64 lo = std::max<i64>(0, ceil_div(-off, g.sw));
+                        const i64 hi = std::min(g.OW, floor_div(g.W - 1 - off, g.sw) + 1);
+                        const T* s = cols + ((c * g.kh + i) * g.kw + j) * ldc + a * g.OW;
+                        T* dd = d + off;
+                        if (g.sw == 1)
+                            for (i64 b = lo; b < hi; ++b) dd[b] += s[b];
+                        else
+                            for (i64 b = lo; b < hi; ++b) dd[b * g.sw] += s[b];
+                    }
+                }
+            }
+    });
+    return true;
+}
+
 // Work items of backward-filter: whole images, or row tiles of them when the
 // batch alone cannot feed kDirectFilterChunks chunks or an image's rows buffer
 // would not fit the budget.
@@ -510,7 +670,8 @@ void direct_conv_backward_filter(const DirectKernels<T>& dk, const ConvGeom& g, 
                                      taps * direct_plane_pitch(crows, g.OW)));
             sc.plane_ptr.resize(static_cast<std::size_t>(taps));
             for (i64 gi = 0; gi < G; ++gi) {
-                const T* buf = direct_rows_buffer(sc, g, x, n, gi, oh0 * g.sh - g.pt, RB, elems);
+                const T* buf = direct_rows_buffer(dk, sc, g, x, n, gi, oh0 * g.sh - g.pt, RB,
+                                                   RB, elems);
                 direct_taps(g, buf, RB, sc.tap);
                 T* ag = acc + gi * per_group;
                 for (i64 r0 = 0; r0 < nr; r0 += crows) {

@@ -42,8 +42,10 @@ inline void with_int(i64 n, F&& f) {
 // fetching the next tile's lines while this tile computes lets the two overlap.
 #if defined(__GNUC__) || defined(__clang__)
 #define AEK_PREFETCH_W(p) __builtin_prefetch((p), 1, 3)
+#define AEK_PREFETCH_R(p) __builtin_prefetch((p), 0, 2)
 #else
 #define AEK_PREFETCH_W(p) ((void)0)
+#define AEK_PREFETCH_R(p) ((void)0)
 #endif
 
 // p itself, hidden from the optimiser: the kernels broadcast from p + a
@@ -80,6 +82,34 @@ inline void even_blocks(i64 n, i64 max, F&& f) {
         f(first, cnt);
         first += cnt;
     }
+}
+
+// ------------------------------------------------------------ rows buffer copy
+// d[c*lddc + r*lddr + e] = s[c*ldsc + r*ldsr + e] for c < nc, r < nr, e < len:
+// the rows of x into a rows buffer (conv_direct.hpp), in whole vectors with
+// a partial last one, so that the zeros on either side stay.  (The baseline
+// build's copies move 16 bytes at a time; these rows are a few vectors long
+// and the copy costs about as much as the FMAs of a few-output conv.)
+// With pf != 0, the same lines pf elements on (the rows a later item of this
+// thread copies) are prefetched, one per line copied: the copy waits on
+// memory otherwise, and these come in while the kernel computes.
+template <class V>
+void copy_rows(i64 nc, i64 nr, i64 len, const typename V::T* s, i64 ldsc, i64 ldsr,
+               typename V::T* d, i64 lddc, i64 lddr, i64 pf) {
+    using T = typename V::T;
+    constexpr int W = V::W;
+    constexpr i64 kLine = 64 / static_cast<i64>(sizeof(T));
+    const i64 full = len - len % W;
+    const int rem = static_cast<int>(len - full);
+    for (i64 c = 0; c < nc; ++c)
+        for (i64 r = 0; r < nr; ++r) {
+            const T* sr = s + c * ldsc + r * ldsr;
+            T* dr = d + c * lddc + r * lddr;
+            if (pf != 0)
+                for (i64 e = 0; e < len + kLine - 1; e += kLine) AEK_PREFETCH_R(sr + pf + e);
+            for (i64 e = 0; e < full; e += W) V::store(dr + e, V::load(sr + e));
+            if (rem) V::store_part(dr + full, V::load_part(sr + full, rem), rem);
+        }
 }
 
 // ---------------------------------------------------------------- forward, NCHW

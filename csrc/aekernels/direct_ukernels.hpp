@@ -16,6 +16,9 @@
 //             (acc rows padded to a multiple of 16 entries)
 //   fwd_nchw_kvec: y as fwd_nchw (ldy2 = ldyk), w and bias as fwd_nhwc
 //   bwf_nchw_kvec: dY as bwf_nchw, acc as bwf_nhwc
+//   copy_rows: d[c*lddc + r*lddr + e] = s[c*ldsc + r*ldsr + e], e < len (rows
+//             of x into the rows buffer; nothing past len is written), and
+//             with pf != 0 a prefetch of the same elements pf further on
 //             (the two kvec kernels vectorise along the output channels, like
 //             the NHWC ones, for NCHW convs with many taps: conv_direct.hpp)
 // for k < K, r < rows, q < ow, t < ntaps.  bias may be null.
@@ -44,6 +47,9 @@ struct DirectKernels {
                              std::int64_t nc, std::int64_t kh, std::int64_t kw,
                              const T* const* tap, std::int64_t xrow, const T* w, std::int64_t ldw,
                              const T* bias, T* y, std::int64_t ldyr, std::int64_t ldyk);
+    using copy_fn = void (*)(std::int64_t nc, std::int64_t nr, std::int64_t len, const T* s,
+                             std::int64_t ldsc, std::int64_t ldsr, T* d, std::int64_t lddc,
+                             std::int64_t lddr, std::int64_t pf);
     const char* name;
     std::int64_t lanes;  // vector width of bwf_nchw's accumulators
     fwd_fn fwd_nchw;
@@ -52,6 +58,7 @@ struct DirectKernels {
     bwf_fn bwf_nchw, bwf_nhwc;
     fwd_fn fwd_nchw_kvec;
     bwf_fn bwf_nchw_kvec;
+    copy_fn copy_rows;
 };
 
 #define AEK_DECLARE_DIRECT_FWD(name, T)                                                      \
@@ -63,12 +70,16 @@ struct DirectKernels {
               std::int64_t kh, std::int64_t kw, const T* const* tap, std::int64_t xrow,       \
               const T* w, std::int64_t ldw, const T* bias, T* y, std::int64_t ldyr,           \
               std::int64_t ldyk)
+#define AEK_DECLARE_DIRECT_COPY(name, T)                                                     \
+    void name(std::int64_t nc, std::int64_t nr, std::int64_t len, const T* s,                 \
+              std::int64_t ldsc, std::int64_t ldsr, T* d, std::int64_t lddc, std::int64_t lddr, \
+              std::int64_t pf)
 #define AEK_DECLARE_DIRECT_BWF(name, T)                                                      \
     void name(std::int64_t K, std::int64_t rows, std::int64_t ow, std::int64_t ntaps,        \
               const T* const* tap, std::int64_t xrow, const T* gy, std::int64_t ldgr,        \
               std::int64_t ldg2, T* acc, std::int64_t ldacc)
 
-// The seven kernels of one ISA and dtype, e.g. direct_f32_avx2_fwd_nchw.
+// The eight kernels of one ISA and dtype, e.g. direct_f32_avx2_fwd_nchw.
 #define AEK_DECLARE_DIRECT_SET(isa, tname, T)            \
     AEK_DECLARE_DIRECT_FWD(direct_##tname##_##isa##_fwd_nchw, T); \
     AEK_DECLARE_DIRECT_ROWS(direct_##tname##_##isa##_fwd_nchw_rows, T); \
@@ -76,7 +87,8 @@ struct DirectKernels {
     AEK_DECLARE_DIRECT_BWF(direct_##tname##_##isa##_bwf_nchw, T); \
     AEK_DECLARE_DIRECT_BWF(direct_##tname##_##isa##_bwf_nhwc, T); \
     AEK_DECLARE_DIRECT_FWD(direct_##tname##_##isa##_fwd_nchw_kvec, T); \
-    AEK_DECLARE_DIRECT_BWF(direct_##tname##_##isa##_bwf_nchw_kvec, T)
+    AEK_DECLARE_DIRECT_BWF(direct_##tname##_##isa##_bwf_nchw_kvec, T); \
+    AEK_DECLARE_DIRECT_COPY(direct_##tname##_##isa##_copy_rows, T)
 
 #ifdef AEK_HAVE_X86_ISA
 // Defined in conv_direct_avx2.cpp / conv_direct_avx512.cpp, one namespace per ISA unit.
