@@ -83,6 +83,9 @@ ROWS = [
     pytest.param((2, 4, 5, 1, 3, (3, 1), 1, (1, 0), 1, 1), id="w1"),
     pytest.param((2, 8, 7, 7, 8, (3, 3), 1, 1, 1, 8), id="depthwise_w7"),
     pytest.param((2, 3, 23, 30, 7, (3, 3), 2, 1, (1, 2), 1), id="stride2_dilated"),
+    # f32 AVX-512 backward-filter on tap planes (17 of 32 lanes), more rows per item
+    # (70: whole images) than per kernel call (60 within the 256 KB planes budget)
+    pytest.param((16, 1, 77, 24, 3, (8, 8), 1, 0, 1, 1), id="planes_several_calls"),
 ]
 
 

@@ -40,6 +40,8 @@ inline void with_int(i64 n, F&& f) {
 
 // Write-intent prefetch: the output of these kernels goes to memory, and
 // fetching the next tile's lines while this tile computes lets the two overlap.
+// AEK_PREFETCH_R: a read prefetch into L2 (e.g. bwf_nchw's next dY block).
+// Prefetches never fault, so the addresses may run past the arrays' ends.
 #if defined(__GNUC__) || defined(__clang__)
 #define AEK_PREFETCH_W(p) __builtin_prefetch((p), 1, 3)
 #define AEK_PREFETCH_R(p) __builtin_prefetch((p), 0, 2)
@@ -556,46 +558,69 @@ void fwd_nchw_kvec(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* cons
 // for m < MR channels, t < NT taps: dot products along the output row, kept
 // as vectors (the caller sums the lanes once, at the very end).  Row tails are
 // masked on both operands, so lanes past the row add exact zeros.
-template <class V, int MR, int NT>
+// With PF, each full dY vector also prefetches (into L2) the one pf elements
+// further on: the next block of channels, or the next image's dY.  A block's
+// planes are short streams (one image's plane per channel, a few KB) that
+// the hardware prefetcher hardly trains on, so without this the dY loads wait
+// for L3 / memory (ae_enc1: most of the kernel's time).
+template <class V, int MR, int NT, bool PF>
 inline void bwf_nchw_tile(i64 rows, i64 ow, const typename V::T* const* tap, i64 xrow,
-                          const typename V::T* gy, i64 ldgr, i64 ldg2, typename V::T* acc,
-                          i64 ldacc) {
+                          const typename V::T* gy, i64 ldgr, i64 ldg2, i64 pf,
+                          typename V::T* acc, i64 ldacc) {
     using T = typename V::T;
     using R = typename V::R;
     constexpr int W = V::W;
     R s[MR][NT];
+#pragma GCC unroll 8
     for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 8
         for (int t = 0; t < NT; ++t) s[m][t] = V::zero();
     const i64 full = ow - ow % W;
     const int rem = static_cast<int>(ow - full);
     for (i64 r = 0; r < rows; ++r) {
         const T* g = gy + r * ldgr;
         const T* xp[NT];
+#pragma GCC unroll 8
         for (int t = 0; t < NT; ++t) xp[t] = tap[t] + r * xrow;
         for (i64 q = 0; q < full; q += W) {
             R a[MR];
-            for (int m = 0; m < MR; ++m) a[m] = V::load(g + m * ldg2 + q);
+#pragma GCC unroll 8
+            for (int m = 0; m < MR; ++m) {
+                a[m] = V::load(g + m * ldg2 + q);
+                if constexpr (PF) AEK_PREFETCH_R(g + m * ldg2 + q + pf);
+            }
+#pragma GCC unroll 8
             for (int t = 0; t < NT; ++t) {
                 const R b = V::load(xp[t] + q);
+#pragma GCC unroll 8
                 for (int m = 0; m < MR; ++m) s[m][t] = V::fma(a[m], b, s[m][t]);
             }
         }
         if (rem) {
             R a[MR];
+#pragma GCC unroll 8
             for (int m = 0; m < MR; ++m) a[m] = V::load_part(g + m * ldg2 + full, rem);
+#pragma GCC unroll 8
             for (int t = 0; t < NT; ++t) {
                 const R b = V::load_part(xp[t] + full, rem);
+#pragma GCC unroll 8
                 for (int m = 0; m < MR; ++m) s[m][t] = V::fma(a[m], b, s[m][t]);
             }
         }
     }
+    // (every loop over m and t unrolled: a rolled one keeps s in memory)
+#pragma GCC unroll 8
     for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 8
         for (int t = 0; t < NT; ++t) {
             T* d = acc + m * ldacc + t * W;
             V::store(d, V::add(V::load(d), s[m][t]));
         }
 }
 
+// Channel blocks outer, tap blocks inner (a block's dY stays in L1 for its
+// tap blocks); the first tap block prefetches the dY of the next channel
+// block (after the last: what follows this item's dY, the next image's).
 template <class V, int MRMAX, int NTMAX>
 void bwf_nchw(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* tap, i64 xrow,
               const typename V::T* gy, i64 ldgr, i64 ldg2, typename V::T* acc, i64 ldacc) {
@@ -605,9 +630,15 @@ void bwf_nchw(i64 K, i64 rows, i64 ow, i64 ntaps, const typename V::T* const* ta
             constexpr int MR = decltype(mr)::value;
             even_blocks(ntaps, NTMAX, [&](i64 t0, i64 nt) {
                 with_int<NTMAX>(nt, [&](auto ntc) {
-                    bwf_nchw_tile<V, MR, decltype(ntc)::value>(rows, ow, tap + t0, xrow,
-                                                               gy + m0 * ldg2, ldgr, ldg2,
-                                                               acc + m0 * ldacc + t0 * W, ldacc);
+                    constexpr int NT = decltype(ntc)::value;
+                    const auto* g = gy + m0 * ldg2;
+                    auto* a = acc + m0 * ldacc + t0 * W;
+                    if (t0 == 0)
+                        bwf_nchw_tile<V, MR, NT, true>(rows, ow, tap + t0, xrow, g, ldgr, ldg2,
+                                                       MR * ldg2, a, ldacc);
+                    else
+                        bwf_nchw_tile<V, MR, NT, false>(rows, ow, tap + t0, xrow, g, ldgr, ldg2,
+                                                        0, a, ldacc);
                 });
             });
         });
