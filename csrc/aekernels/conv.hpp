@@ -607,10 +607,11 @@ void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T*
     const i64 taps = g.taps();
     if (g.N == 0 || P == 0) return;
     if (is_flat_pointwise(g) && !(g.nhwc && direct_forward_kernels_for<T>(g)))
-        return flat_pointwise_forward(g, x, w, bias, y);  // conv_pointwise.hpp
+        return pointwise_forward(g, x, w, bias, y);  // conv_pointwise.hpp
     // few taps, or few NCHW output channels: conv_direct.hpp
     if (const DirectKernels<T>* dk = direct_forward_kernels_for<T>(g))
         return direct_conv_forward(*dk, g, x, w, bias, y);
+    if (is_pointwise(g)) return pointwise_forward(g, x, w, bias, y);  // NCHW, H*W > 1
     if (is_3x3_stride1(g) && use_winograd<T>(g.C, g.K, g.OH, g.OW))
         return winograd_forward(g, x, w, bias, y);
     std::vector<i64> oi(g.kh), oj(g.kw);
@@ -744,15 +745,19 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx,
     const UKernel<T>& uk = ukernel<T>();
     const i64 P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), Kg = g.Kg(), G = g.groups;
     if (g.N == 0 || HW == 0) return;
+    const T* fused_bias = bias_added ? bias : nullptr;
     if (is_flat_pointwise(g)) {  // conv_pointwise.hpp
-        if (bias && bias_added) *bias_added = true;
-        return flat_pointwise_backward_input(g, gy, w, bias_added ? bias : nullptr, gx);
+        if (bias_added) *bias_added = fused_bias != nullptr;
+        return pointwise_backward_input(g, gy, w, fused_bias, gx);
     }
     // stride 1, one or two NCHW input channels: a flipped forward (conv_direct.hpp)
-    const T* fused_bias = bias_added ? bias : nullptr;
     if (direct_conv_backward_input(g, gy, w, fused_bias, gx)) {
         if (bias_added) *bias_added = fused_bias != nullptr;
         return;
+    }
+    if (is_pointwise(g)) {  // NCHW, H*W > 1
+        if (bias_added) *bias_added = fused_bias != nullptr;
+        return pointwise_backward_input(g, gy, w, fused_bias, gx);
     }
     if (is_3x3_stride1(g) && use_winograd<T>(g.K, g.C, g.H, g.W)) {
         if (bias && bias_added) *bias_added = true;
@@ -1167,9 +1172,10 @@ void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
         return;
     }
     if (is_flat_pointwise(g) && !(g.nhwc && direct_kernels_for<T>(g)))
-        return flat_pointwise_backward_filter(g, x, gy, gw);  // conv_pointwise.hpp
+        return pointwise_backward_filter(g, x, gy, gw);  // conv_pointwise.hpp
     if (const DirectKernels<T>* dk = direct_kernels_for<T>(g))  // few taps: conv_direct.hpp
         return direct_conv_backward_filter(*dk, g, x, gy, gw);
+    if (is_pointwise(g)) return pointwise_backward_filter(g, x, gy, gw);  // NCHW, H*W > 1
     std::vector<i64> oi(g.kh), oj(g.kw);
     for (i64 i = 0; i < g.kh; ++i) oi[i] = i * g.dh - g.pt;
     for (i64 j = 0; j < g.kw; ++j) oj[j] = j * g.dw - g.pl;

@@ -53,6 +53,38 @@ struct DensePack {
     }
 };
 
+// Element (o, j) with the reduction j = n*P + p running over the pixels of a
+// batch of N images: base[n*img + o*so + p] (NCHW activations, outer =
+// channel, for backward-filter); j counts from j0.  Each panel row is copied
+// as contiguous runs, one per image its K block touches.
+template <class T>
+struct BatchPixelPack {
+    const T* base;
+    i64 so, P, img, j0;
+
+    const T* pack(i64 o0, i64 no, i64 k0, i64 kc, i64 R, T* dst) const {
+        T* const out = dst;
+        for (i64 q0 = 0; q0 < no; q0 += R) {
+            const i64 rows = std::min(R, no - q0);
+            for (i64 r = 0; r < rows; ++r) {
+                const T* src = base + (o0 + q0 + r) * so;
+                for (i64 k = 0; k < kc;) {
+                    const i64 j = j0 + k0 + k, n = j / P, p = j % P;
+                    const i64 len = std::min(kc - k, P - p);
+                    const T* s = src + n * img + p;
+                    T* d = dst + k * R + r;
+                    for (i64 t = 0; t < len; ++t) d[t * R] = s[t];
+                    k += len;
+                }
+            }
+            for (i64 r = rows; r < R; ++r)
+                for (i64 k = 0; k < kc; ++k) dst[k * R + r] = T(0);
+            dst += R * kc;
+        }
+        return out;
+    }
+};
+
 // An operand packed once per call (weights): every work item and thread then
 // reads the same panels instead of re-packing them.  The layout follows the
 // driver's blocking: block k0 (of KC) starts at k0 * Opad, panel o0/R of it at
