@@ -128,19 +128,14 @@ void nchw_cols_gemm(i64 N, i64 P, i64 G, i64 nred, i64 nout, const T* src, T* ou
     const i64 cols = N * P, panels = ceil_div(cols, uk.nr);
     const i64 want = std::max<i64>(kNchwColsMinItems * nt, ceil_div(cols, kNchwColsPerItem));
     const i64 per_group = std::min(panels, std::max<i64>(1, ceil_div(want, G)));
-    const i64 zero = 0;
     parallel_items(G * per_group, nt, kFlushDenormals<T>, [&](i64 it) {
         const i64 gi = it / per_group, part = it % per_group;
         const i64 c0 = part * panels / per_group * uk.nr;
         const i64 c1 = std::min(cols, (part + 1) * panels / per_group * uk.nr);
         T* o = out + gi * nout * P;
-        // tap t = channel gi*nred + t of image n = column / P: a (N x P) "grid"
-        // whose rows are images (row stride G*nred*P)
-        const Patch<T> S{src + gi * nred * P, P, G * nred * P, 1, N, P, P, c0, 1, 1,
-                         &zero, 1, &zero, 1, nred, false};
+        const BatchColsPack<T> S{src + gi * nred * P, P, P, G * nred * P, c0};
         const CView<T> cv{o, P, nullptr, nullptr, P, G * nout * P, c0};
-        gemm_packed(uk, nout, c1 - c0, nred, wp[gi], PatchPixelPack<T>{S}, cv, false,
-                    thread_workspace<T>());
+        gemm_packed(uk, nout, c1 - c0, nred, wp[gi], S, cv, false, thread_workspace<T>());
         if (bias)
             for (i64 c = c0; c < c1;) {
                 const i64 n = c / P, p0 = c % P, p1 = std::min(P, p0 + c1 - c);
@@ -261,8 +256,9 @@ void pointwise_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw
     if (!g.nhwc && P > 1) {
         // channel o of group gi, pixel j of the batch: (N, G*n_side, P) arrays
         auto pixels = [&](const T* base, i64 nside) {
-            return [=](i64 gi, i64 o0, i64 r0) {
-                return BatchPixelPack<T>{base + (gi * nside + o0) * P, P, P, G * nside * P, r0};
+            return [=, pack_t = ukernel<T>().pack_t](i64 gi, i64 o0, i64 r0) {
+                return BatchPixelPack<T>{base + (gi * nside + o0) * P, P, P, G * nside * P, r0,
+                                         pack_t};
             };
         };
         return filter_chunks_gemm<T>(R, G, na, nb, ldc, goff, gw, nt, pixels(gy, Kg),

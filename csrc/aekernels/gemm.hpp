@@ -22,6 +22,9 @@ struct UKernel {
     int mr, nr;     // register tile
     i64 mc, kc, nc; // cache blocks: A block mc x kc in L2, B micro-panel kc x nr in L1
     void (*fn)(i64 kc, const T* a, const T* b, T* c, i64 ldc, int accumulate);
+    // optional: micro-panels from rows contiguous along the reduction
+    // (AEK_DECLARE_PACKT; BatchPixelPack)
+    void (*pack_t)(const T* s, i64 ls, i64 rows, i64 n, i64 R, T* d) = nullptr;
 };
 
 // Direct small-M kernel (shift_rows) and the q granularity it needs.
