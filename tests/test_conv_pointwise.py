@@ -50,6 +50,8 @@ SHAPES = [
     pytest.param(("NCHW", 1, 19, 5, 9, 45, 1), id="nchw_batch1"),
     pytest.param(("NCHW", 9, 16, 11, 13, 20, 1), id="nchw_1287_columns"),
     pytest.param(("NCHW", 4, 64, 7, 7, 64, 2), id="nchw_7x7_groups2"),
+    # 8x8 pixels fill whole register tiles on every ISA: items are images (or parts)
+    pytest.param(("NCHW", 3, 20, 8, 8, 24, 1), id="nchw_8x8_items_per_image"),
 ]
 
 
@@ -138,7 +140,7 @@ def test_adjoint_identities(native, shape):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [SHAPES[0], SHAPES[1], SHAPES[4], SHAPES[11], SHAPES[12],
-                                   SHAPES[-2]])
+                                   SHAPES[-3], SHAPES[-1]])
 def test_same_bits_for_any_thread_count(native, shape, dtype):
     """Row tiles and filter output blocks change with the thread count, the filter's
     reduction chunks do not: every element's sums, and so its bits, stay the same."""

@@ -151,6 +151,18 @@ struct CView {
         if (coff) return coff[n];
         return cseg ? (cseg0 + n) / cseg * cseg_stride + (cseg0 + n) % cseg : n;
     }
+    // col(n0 + j) for j < nr, one division for all (edge tiles of every GEMM)
+    void cols(i64 n0, i64 nr, i64* out) const {
+        if (coff || !cseg) {
+            for (i64 j = 0; j < nr; ++j) out[j] = coff ? coff[n0 + j] : n0 + j;
+            return;
+        }
+        i64 s = (cseg0 + n0) / cseg, p = (cseg0 + n0) % cseg;
+        for (i64 j = 0; j < nr; ++j) {
+            out[j] = s * cseg_stride + p;
+            if (++p == cseg) { p = 0; ++s; }
+        }
+    }
     T* row(i64 m) const { return base + (roff ? roff[m] : m * ldc); }
     // the nr columns from n0 on are contiguous in memory
     bool contiguous(i64 n0, i64 nr) const {
@@ -201,7 +213,7 @@ void gemm_packed(const UKernel<T>& uk, i64 M, i64 N, i64 K, const PL& pl, const 
                         }
                         uk.fn(kc, apan, bpan, tmp, NR, 0);
                         i64 cols[kMaxPanel];
-                        for (i64 j = 0; j < nr; ++j) cols[j] = c.col(n0 + j);
+                        c.cols(n0, nr, cols);
                         for (i64 i = 0; i < mr; ++i) {
                             T* d = c.row(m0 + i);
                             const T* t = tmp + i * NR;
