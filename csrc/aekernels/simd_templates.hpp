@@ -415,8 +415,8 @@ void cl_transpose_rows(const typename V::T* s, std::int64_t cs, std::int64_t nc,
 
 // d[k*R + r] = s[r*ls + k] for r < rows, k < n, zero for rows <= r < R: rows
 // contiguous along the reduction into a GEMM micro-panel of R outer indices
-// (gemm.hpp), W x W blocks transposed in registers (traits with kTranspose
-// only).  Element by element a strided store each, this was a fifth of a 1x1
+// (gemm.hpp), W x W blocks transposed in registers (traits with a
+// transpose: F32x16, F64x8).  Element by element a strided store each, this was a fifth of a 1x1
 // NCHW backward-filter.
 template <class V>
 void pack_transposed(const typename V::T* s, std::int64_t ls, std::int64_t rows, std::int64_t n,

@@ -113,6 +113,7 @@ AEK_DECLARE_CLF(conv_clf_f64_4x6_avx512, double);
 AEK_DECLARE_CLT(conv_clt_f32_avx512, float);
 AEK_DECLARE_CLP(conv_clp_f32_avx512, float);
 AEK_DECLARE_PACKT(pack_t_f32_avx512, float);
+AEK_DECLARE_PACKT(pack_t_f64_avx512, double);
 AEK_DECLARE_WIN(wino_in_f32_avx512, float);
 AEK_DECLARE_WOUT(wino_out_f32_avx512, float);
 void gemm_ukernel_f32_14x32_avx512(std::int64_t kc, const float* a, const float* b,
