@@ -17,6 +17,10 @@
 // channels took 181 us, the GEMM 27 us), but NHWC rows of a few channels are
 // theirs (NHWC (64, 7, 7, 4) -> 64 backward-filter: 47 us direct, 116 us as
 // a GEMM with 4 of its 14 rows per tile used).
+//
+// NCHW ones with H*W > 1 (after the direct kernels of few channels) are one
+// GEMM over the batch too, with the images side by side as its N*H*W
+// columns (nchw_cols_gemm, BatchColsPack / BatchPixelPack operands).
 #pragma once
 
 #include <vector>
