@@ -105,9 +105,9 @@ IsaTable make_table() {
     } else if (level == kAvx512) {
         t.isa = "avx512";
         t.f32 = {"gemm_ukernel_f32_14x32_avx512", 14, 32, 168, 256, 4096,
-                 avx512::gemm_ukernel_f32_14x32_avx512};
+                 avx512::gemm_ukernel_f32_14x32_avx512, avx512::pack_t_f32_avx512};
         t.f64 = {"gemm_ukernel_f64_14x16_avx512", 14, 16, 112, 256, 4096,
-                 avx512::gemm_ukernel_f64_14x16_avx512};
+                 avx512::gemm_ukernel_f64_14x16_avx512, avx512::pack_t_f64_avx512};
         t.shift_f32 = {"conv_shift_f32_6x64_avx512", 16, 1 << 30, avx512::conv_shift_f32_6x64_avx512};
         t.shift_f64 = {"conv_shift_f64_6x32_avx512", 8, 1 << 30, avx512::conv_shift_f64_6x32_avx512};
         t.dot_f32 = {"conv_dot_f32_4x6_avx512", 4, 6, 16, avx512::conv_dot_f32_4x6_avx512};

@@ -112,6 +112,13 @@ AEK_DECLARE_CL(conv_cl_f32_14x32_avx512, float) {
 AEK_DECLARE_CLT(conv_clt_f32_avx512, float) {
     simd::cl_transpose_rows<F32x16>(s, cs, nc, n, d);
 }
+// GEMM micro-panels from rows contiguous along the reduction (BatchPixelPack).
+AEK_DECLARE_PACKT(pack_t_f32_avx512, float) {
+    simd::pack_transposed<F32x16>(s, ls, rows, n, R, d);
+}
+AEK_DECLARE_PACKT(pack_t_f64_avx512, double) {
+    simd::pack_transposed<F64x8>(s, ls, rows, n, R, d);
+}
 // Planar slab rows: one masked load and one masked store per 16 columns (the
 // masked-off lanes are never read, so no row is overrun).  The masks depend on
 // the columns only: computed once, outside the row loop.

@@ -3,10 +3,12 @@ NHWC one, and NCHW with H*W == 1.  They run as one GEMM over the N*H*W rows in e
 direction (csrc/aekernels/conv_pointwise.hpp): row tiles of the forward / backward-input
 (with the bias in the stores), and a backward-filter reduced in chunks fixed by the shape
 (partials added in chunk order) with output blocks along the larger side of the weight.
+NCHW forward / backward-input with H*W > 1 are one GEMM too, the images side by side as
+its N*H*W columns (tiles that straddle two images are stored through a buffer).
 
 The cases cover H*W of 1, 3x5 and 7x7, groups (column offsets of the one matrix), batch
 1, odd channel counts (edge tiles on both sides), more rows than one filter chunk, and
-NCHW with H*W == 1 (OIHW weight) next to NCHW with H*W > 1 (the per-image path), and
+NCHW with H*W == 1 (OIHW weight) next to NCHW with H*W > 1 (the column GEMM; a per-image backward-filter), and
 few channels (NCHW with H*W == 1 before the direct kernels, NHWC after them).  Run
 this file under AEKERNELS_ISA=generic, avx2 and avx512 (each has its own register tile)."""
 import functools
@@ -35,12 +37,21 @@ SHAPES = [
     pytest.param(("NCHW", 257, 8, 1, 1, 3, 1), id="nchw_hw1_few_out"),
     pytest.param(("NHWC", 4500, 21, 1, 1, 10, 1), id="nhwc_rows_in_four_chunks"),
     pytest.param(("NHWC", 90, 16, 7, 7, 12, 2), id="nhwc_7x7_chunks_groups2"),
-    pytest.param(("NCHW", 3, 20, 3, 5, 12, 2), id="nchw_3x5_per_image_path"),
+    pytest.param(("NCHW", 3, 20, 3, 5, 12, 2), id="nchw_3x5_groups2"),
     # few channels: NCHW with H*W == 1 takes the GEMM before the direct kernels, NHWC
     # keeps them for forward / backward-filter (backward-input has none for NHWC)
     pytest.param(("NCHW", 70, 64, 1, 1, 2, 1), id="nchw_hw1_to2"),
     pytest.param(("NCHW", 33, 2, 1, 1, 64, 1), id="nchw_hw1_from2"),
     pytest.param(("NHWC", 9, 3, 3, 5, 16, 1), id="nhwc_from3_direct"),
+    # NCHW with H*W > 1: the images side by side as the columns of one GEMM, register
+    # tiles straddling two images, column items of whole tiles
+    pytest.param(("NCHW", 5, 37, 3, 7, 29, 1), id="nchw_3x7_odd"),
+    pytest.param(("NCHW", 3, 24, 7, 7, 18, 3), id="nchw_7x7_groups3"),
+    pytest.param(("NCHW", 1, 19, 5, 9, 45, 1), id="nchw_batch1"),
+    pytest.param(("NCHW", 9, 16, 11, 13, 20, 1), id="nchw_1287_columns"),
+    pytest.param(("NCHW", 4, 64, 7, 7, 64, 2), id="nchw_7x7_groups2"),
+    # 8x8 pixels fill whole register tiles on every ISA: items are images (or parts)
+    pytest.param(("NCHW", 3, 20, 8, 8, 24, 1), id="nchw_8x8_items_per_image"),
 ]
 
 
@@ -128,7 +139,8 @@ def test_adjoint_identities(native, shape):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", [SHAPES[0], SHAPES[1], SHAPES[4], SHAPES[11], SHAPES[12]])
+@pytest.mark.parametrize("shape", [SHAPES[0], SHAPES[1], SHAPES[4], SHAPES[11], SHAPES[12],
+                                   SHAPES[-3], SHAPES[-1]])
 def test_same_bits_for_any_thread_count(native, shape, dtype):
     """Row tiles and filter output blocks change with the thread count, the filter's
     reduction chunks do not: every element's sums, and so its bits, stay the same."""

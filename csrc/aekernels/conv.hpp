@@ -3,9 +3,8 @@
 // direct SIMD kernels that read the slab in place: shift kernels for forward
 // and backward-input, dot-product tiles for backward-filter.  Pointwise convs
 // and kernels wider than kMaxSlabTaps use the packed GEMM (gemm.hpp) with
-// patch packers (pack.hpp): per image, or as one GEMM over the batch when its
-// pixels x channels form one matrix (conv_pointwise.hpp).  Strided
-// backward-input is phase-split.
+// patch packers (pack.hpp): kernels per image, pointwise convs as one GEMM
+// over the batch (conv_pointwise.hpp).  Strided backward-input is phase-split.
 #pragma once
 
 #include <type_traits>
@@ -614,24 +613,23 @@ void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T*
     const i64 taps = g.taps();
     if (g.N == 0 || P == 0) return;
     if (is_flat_pointwise(g) && !(g.nhwc && direct_forward_kernels_for<T>(g)))
-        return flat_pointwise_forward(g, x, w, bias, y);  // conv_pointwise.hpp
+        return pointwise_forward(g, x, w, bias, y);  // conv_pointwise.hpp
     // few taps, or few NCHW output channels: conv_direct.hpp
     if (const DirectKernels<T>* dk = direct_forward_kernels_for<T>(g))
         return direct_conv_forward(*dk, g, x, w, bias, y);
+    if (is_pointwise(g)) return pointwise_forward(g, x, w, bias, y);  // NCHW, H*W > 1
     if (is_3x3_stride1(g) && use_winograd<T>(g.C, g.K, g.OH, g.OW))
         return winograd_forward(g, x, w, bias, y);
     std::vector<i64> oi(g.kh), oj(g.kw);
     for (i64 i = 0; i < g.kh; ++i) oi[i] = i * g.dh - g.pt;
     for (i64 j = 0; j < g.kw; ++j) oj[j] = j * g.dw - g.pl;
-    const bool pw = is_pointwise(g);
     const int nt = threads_for_work(double(g.N) * P * g.K * Cg * g.kh * g.kw);
-    const bool slab = !pw && g.kh <= kMaxSlabTaps && g.kw <= kMaxSlabTaps;
+    const bool slab = g.kh <= kMaxSlabTaps && g.kw <= kMaxSlabTaps;
     const i64 wp_f = slab_width(g.OW, oj.data(), g.kw, g.sw);
     const i64 tile = slab ? pick_row_tile(g.OH, wp_f, Kg, g.N * G, nt,
                                           Cg * g.sh * g.sw * wp_f * static_cast<i64>(sizeof(T)))
                           : pick_pixel_tile(P, g.N * G, g.nhwc ? uk.mr : uk.nr, nt);
     const i64 ntile = slab ? ceil_div(g.OH, tile) : ceil_div(P, tile);
-    const i64 red = pw ? Cg : taps;
     // The slab kernels take the weight as (K, taps) rows with taps (c, i, j):
     // an HWIO weight is rearranged once (it is tiny next to the activations).
     std::vector<T> wre;
@@ -648,10 +646,10 @@ void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T*
     wp.reserve(static_cast<std::size_t>(G));
     for (i64 gi = 0; gi < G; ++gi) {
         if (!g.nhwc || slab)
-            wp.emplace_back(DensePack<T>{wo + gi * Kg * taps, taps, 1}, Kg, red, uk.mr,
-                            gemm_kc(uk, red));
+            wp.emplace_back(DensePack<T>{wo + gi * Kg * taps, taps, 1}, Kg, taps, uk.mr,
+                            gemm_kc(uk, taps));
         else
-            wp.emplace_back(DensePack<T>{w + gi * Kg, 1, g.K}, Kg, red, uk.nr, gemm_kc(uk, red));
+            wp.emplace_back(DensePack<T>{w + gi * Kg, 1, g.K}, Kg, taps, uk.nr, gemm_kc(uk, taps));
     }
 
     // Stride-1 convs with enough channels: the channel-vector kernel.
@@ -693,14 +691,10 @@ void conv2d_forward(const ConvGeom& g, const T* x, const T* w, const T* bias, T*
             const T* xs = x + (n * g.C + gi * Cg) * HW;
             const PrePacked<T>& L = wp[gi];
             CView<T> cv{y + (n * g.K + gi * Kg) * P + p0, P};
-            if (pw)
-                gemm_packed(uk, Kg, np, Cg, L, DensePack<T>{xs + p0, 1, HW}, cv, false, ws);
-            else
-                gemm_packed(uk, Kg, np, taps, L,
-                            PatchPixelPack<T>{Patch<T>{xs, HW, g.W, 1, g.H, g.W, g.OW, p0, g.sh,
-                                                       g.sw, oi.data(), g.kh, oj.data(), g.kw,
-                                                       Cg, false}},
-                            cv, false, ws);
+            gemm_packed(uk, Kg, np, taps, L,
+                        PatchPixelPack<T>{Patch<T>{xs, HW, g.W, 1, g.H, g.W, g.OW, p0, g.sh, g.sw,
+                                                   oi.data(), g.kh, oj.data(), g.kw, Cg, false}},
+                        cv, false, ws);
             if (bias)
                 for (i64 k = 0; k < Kg; ++k) {
                     const T b = bias[gi * Kg + k];
@@ -751,17 +745,21 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx,
     const UKernel<T>& uk = ukernel<T>();
     const i64 P = g.OH * g.OW, HW = g.H * g.W, Cg = g.Cg(), Kg = g.Kg(), G = g.groups;
     if (g.N == 0 || HW == 0) return;
+    const T* fused_bias = bias_added ? bias : nullptr;
     if (is_flat_pointwise(g)) {  // conv_pointwise.hpp
-        if (bias && bias_added) *bias_added = true;
-        return flat_pointwise_backward_input(g, gy, w, bias_added ? bias : nullptr, gx);
+        if (bias_added) *bias_added = fused_bias != nullptr;
+        return pointwise_backward_input(g, gy, w, fused_bias, gx);
     }
     // NCHW, few dX channels: gathered from the products of dY with the taps
     // (many dY channels), or a flipped forward (stride 1; conv_direct.hpp)
-    const T* fused_bias = bias_added ? bias : nullptr;
     if (direct_conv_backward_input_cols(g, gy, w, fused_bias, gx) ||
         direct_conv_backward_input(g, gy, w, fused_bias, gx)) {
         if (bias_added) *bias_added = fused_bias != nullptr;
         return;
+    }
+    if (is_pointwise(g)) {  // NCHW, H*W > 1
+        if (bias_added) *bias_added = fused_bias != nullptr;
+        return pointwise_backward_input(g, gy, w, fused_bias, gx);
     }
     if (is_3x3_stride1(g) && use_winograd<T>(g.K, g.C, g.H, g.W)) {
         if (bias && bias_added) *bias_added = true;
@@ -769,10 +767,9 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx,
     }
     const int nt = threads_for_work(double(g.N) * P * g.K * Cg * g.kh * g.kw);
 
-    const bool pw = is_pointwise(g);
     // Slab kernels (any layout) take each phase's sub-kernel as (C, taps) rows
     // with taps (k, ti, tj); the NHWC GEMM fallback takes (taps, C) with (ti, tj, k).
-    const bool slab = !pw && g.kh <= kMaxSlabTaps && g.kw <= kMaxSlabTaps;
+    const bool slab = g.kh <= kMaxSlabTaps && g.kw <= kMaxSlabTaps;
     const bool rows_c = !g.nhwc || slab;
     const bool cl = slab && use_cl_path<T>(Kg, Cg);
     std::vector<BwdPhase<T>> phases;
@@ -814,7 +811,7 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx,
                                     wt[((a * ntj + b) * Kg + k) * Cg + c] = v;
                             }
             }
-            const i64 red = is_pointwise(g) ? Kg : ph.ntaps;
+            const i64 red = ph.ntaps;
             if (red > 0)
                 for (i64 gi = 0; gi < G; ++gi) {
                     const T* wt = ph.wt.data() + gi * Cg * ph.ntaps;
@@ -930,14 +927,11 @@ void conv2d_backward_input(const ConvGeom& g, const T* gy, const T* w, T* gx,
                 return;
             }
             const PrePacked<T>& L = ph.wp[gi];
-            if (pw)
-                gemm_packed(uk, Cg, np, Kg, L, DensePack<T>{src + p0, 1, P}, cv, false, ws);
-            else
-                gemm_packed(uk, Cg, np, ph.ntaps, L,
-                            PatchPixelPack<T>{Patch<T>{src, P, g.OW, 1, g.OH, g.OW, ph.GB, p0, 1,
-                                                       1, ph.oi.data(), nti, ph.oj.data(), ntj,
-                                                       Kg, false}},
-                            cv, false, ws);
+            gemm_packed(uk, Cg, np, ph.ntaps, L,
+                        PatchPixelPack<T>{Patch<T>{src, P, g.OW, 1, g.OH, g.OW, ph.GB, p0, 1, 1,
+                                                   ph.oi.data(), nti, ph.oj.data(), ntj, Kg,
+                                                   false}},
+                        cv, false, ws);
         } else {
             if (regular) cv = CView<T>{gx + (n * HW + p0) * g.C + gi * Cg, g.C};
             const T* src = gy + n * P * g.K + gi * Kg;
@@ -1176,17 +1170,17 @@ void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
         return;
     }
     if (is_flat_pointwise(g) && !(g.nhwc && direct_kernels_for<T>(g)))
-        return flat_pointwise_backward_filter(g, x, gy, gw);  // conv_pointwise.hpp
+        return pointwise_backward_filter(g, x, gy, gw);  // conv_pointwise.hpp
     if (const DirectKernels<T>* dk = direct_kernels_for<T>(g))  // few taps: conv_direct.hpp
         return direct_conv_backward_filter(*dk, g, x, gy, gw);
+    if (is_pointwise(g)) return pointwise_backward_filter(g, x, gy, gw);  // NCHW, H*W > 1
     std::vector<i64> oi(g.kh), oj(g.kw);
     for (i64 i = 0; i < g.kh; ++i) oi[i] = i * g.dh - g.pt;
     for (i64 j = 0; j < g.kw; ++j) oj[j] = j * g.dw - g.pl;
-    const bool pw = is_pointwise(g);
     const int nt = threads_for_work(double(g.N) * P * g.K * Cg * g.kh * g.kw);
     // Dot-product tiles straight over a slab of x and a junk-column-padded
     // copy of dY: both are contiguous along the reduction, nothing transposed.
-    const bool slab = !pw && g.kh <= kMaxSlabTaps && g.kw <= kMaxSlabTaps;
+    const bool slab = g.kh <= kMaxSlabTaps && g.kw <= kMaxSlabTaps;
     const i64 Wp_est = slab_width(g.OW, oj.data(), g.kw, g.sw);
     const i64 cpi = slab ? std::max<i64>(1, std::min(g.OH, std::max(ceil_div(nt, g.N),
                                                      ceil_div(Cg * g.OH * Wp_est, i64(1) << 18))))
@@ -1246,14 +1240,11 @@ void conv2d_backward_filter(const ConvGeom& g, const T* x, const T* gy, T* gw) {
                     const T* xs = x + (n * g.C + gi * Cg) * HW;
                     DensePack<T> L{gy + (n * g.K + gi * Kg) * P + p0, P, 1};
                     CView<T> cv{part + gi * Kg * taps, taps};
-                    if (pw)
-                        gemm_packed(uk, Kg, Cg, np, L, DensePack<T>{xs + p0, HW, 1}, cv, !first, ws);
-                    else
-                        gemm_packed(uk, Kg, taps, np, L,
-                                    PatchTapPack<T>{Patch<T>{xs, HW, g.W, 1, g.H, g.W, g.OW, p0,
-                                                             g.sh, g.sw, oi.data(), g.kh,
-                                                             oj.data(), g.kw, Cg, false}},
-                                    cv, !first, ws);
+                    gemm_packed(uk, Kg, taps, np, L,
+                                PatchTapPack<T>{Patch<T>{xs, HW, g.W, 1, g.H, g.W, g.OW, p0, g.sh,
+                                                         g.sw, oi.data(), g.kh, oj.data(), g.kw,
+                                                         Cg, false}},
+                                cv, !first, ws);
                 } else {
                     // gw[tap, k] += patches(tap x pix) * dY(pix x Kg)
                     const T* xs = x + n * HW * g.C + gi * Cg;

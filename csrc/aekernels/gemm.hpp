@@ -8,6 +8,7 @@
 #pragma once
 
 #include "aekernels/common.hpp"
+#include "aekernels/pack.hpp"
 #include "aekernels/ukernels.hpp"
 
 namespace aek {
@@ -21,6 +22,9 @@ struct UKernel {
     int mr, nr;     // register tile
     i64 mc, kc, nc; // cache blocks: A block mc x kc in L2, B micro-panel kc x nr in L1
     void (*fn)(i64 kc, const T* a, const T* b, T* c, i64 ldc, int accumulate);
+    // optional: micro-panels from rows contiguous along the reduction
+    // (AEK_DECLARE_PACKT; BatchPixelPack)
+    void (*pack_t)(const T* s, i64 ls, i64 rows, i64 n, i64 R, T* d) = nullptr;
 };
 
 // Direct small-M kernel (shift_rows) and the q granularity it needs.
@@ -131,13 +135,39 @@ void gemm_ukernel_generic(i64 kc, const T* __restrict a, const T* __restrict b,
 // Where C lives.  roff == nullptr: C(m, n) = base[m*ldc + n] (the micro-kernel
 // stores straight into it).  Otherwise C(m, n) = base[roff[m] + coff[n]]: used
 // for transposed outputs and the phase sub-grids of strided backward-input;
-// tiles then go through a small buffer.
+// tiles then go through a small buffer.  cseg > 0 (with roff == nullptr): C's
+// column n is column j = cseg0 + n of segments of cseg columns, segment s at
+// base + s*cseg_stride (the images of an NCHW batch as one GEMM); only tiles
+// that straddle two segments go through the buffer.
 template <class T>
 struct CView {
     T* base;
     i64 ldc;
     const i64* roff = nullptr;
     const i64* coff = nullptr;
+    i64 cseg = 0, cseg_stride = 0, cseg0 = 0;
+
+    i64 col(i64 n) const {
+        if (coff) return coff[n];
+        return cseg ? (cseg0 + n) / cseg * cseg_stride + (cseg0 + n) % cseg : n;
+    }
+    // col(n0 + j) for j < nr, one division for all (edge tiles of every GEMM)
+    void cols(i64 n0, i64 nr, i64* out) const {
+        if (coff || !cseg) {
+            for (i64 j = 0; j < nr; ++j) out[j] = coff ? coff[n0 + j] : n0 + j;
+            return;
+        }
+        i64 s = (cseg0 + n0) / cseg, p = (cseg0 + n0) % cseg;
+        for (i64 j = 0; j < nr; ++j) {
+            out[j] = s * cseg_stride + p;
+            if (++p == cseg) { p = 0; ++s; }
+        }
+    }
+    T* row(i64 m) const { return base + (roff ? roff[m] : m * ldc); }
+    // the nr columns from n0 on are contiguous in memory
+    bool contiguous(i64 n0, i64 nr) const {
+        return !roff && (!cseg || (cseg0 + n0) / cseg == (cseg0 + n0 + nr - 1) / cseg);
+    }
 };
 
 // The K block the driver uses; pre-packed operands must be laid out with it.
@@ -148,13 +178,10 @@ template <class T, class PL, class PR>
 void gemm_packed(const UKernel<T>& uk, i64 M, i64 N, i64 K, const PL& pl, const PR& pr,
                  const CView<T>& c, bool accumulate, Workspace<T>& ws) {
     if (M <= 0 || N <= 0) return;
-    auto at = [&](i64 m, i64 n) -> T* {
-        return c.roff ? c.base + c.roff[m] + c.coff[n] : c.base + m * c.ldc + n;
-    };
     if (K <= 0) {
         if (!accumulate)
             for (i64 m = 0; m < M; ++m)
-                for (i64 n = 0; n < N; ++n) *at(m, n) = T(0);
+                for (i64 n = 0; n < N; ++n) c.row(m)[c.col(n)] = T(0);
         return;
     }
     const i64 MR = uk.mr, NR = uk.nr;
@@ -180,16 +207,19 @@ void gemm_packed(const UKernel<T>& uk, i64 M, i64 N, i64 K, const PL& pl, const 
                         const i64 mr = std::min(MR, mc - ir);
                         const T* apan = apk + ir * kc;
                         const i64 m0 = ic + ir, n0 = jc + jr;
-                        if (!c.roff && mr == MR && nr == NR) {
-                            uk.fn(kc, apan, bpan, c.base + m0 * c.ldc + n0, c.ldc, acc);
+                        if (mr == MR && nr == NR && c.contiguous(n0, NR)) {
+                            uk.fn(kc, apan, bpan, c.row(m0) + c.col(n0), c.ldc, acc);
                             continue;
                         }
                         uk.fn(kc, apan, bpan, tmp, NR, 0);
-                        for (i64 i = 0; i < mr; ++i)
-                            for (i64 j = 0; j < nr; ++j) {
-                                T* d = at(m0 + i, n0 + j);
-                                *d = acc ? *d + tmp[i * NR + j] : tmp[i * NR + j];
-                            }
+                        i64 cols[kMaxPanel];
+                        c.cols(n0, nr, cols);
+                        for (i64 i = 0; i < mr; ++i) {
+                            T* d = c.row(m0 + i);
+                            const T* t = tmp + i * NR;
+                            for (i64 j = 0; j < nr; ++j)
+                                d[cols[j]] = acc ? d[cols[j]] + t[j] : t[j];
+                        }
                     }
                 }
             }

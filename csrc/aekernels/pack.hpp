@@ -3,6 +3,8 @@
 // reduction indices, dst[p*R*kc + k*R + r], rows past `no` are zero.
 #pragma once
 
+#include <vector>
+
 #include "aekernels/common.hpp"
 
 namespace aek {
@@ -44,6 +46,87 @@ struct DensePack {
                     for (i64 k = 0; k < kc; ++k) d[k * R] = s[k];
                 else
                     for (i64 k = 0; k < kc; ++k) d[k * R] = s[k * sk];
+            }
+            for (i64 r = rows; r < R; ++r)
+                for (i64 k = 0; k < kc; ++k) dst[k * R + r] = T(0);
+            dst += R * kc;
+        }
+        return out;
+    }
+};
+
+// Element (o, k) with the outer index o = n*P + p running over the pixels of
+// a batch of N images: base[n*img + k*sk + p] (NCHW activations, reduction =
+// channel, for forward / backward-input); o counts from o_first.  The panel
+// columns are cut once into runs that stay in one image and one panel; every
+// reduction index then copies each run, source row by source row (a generic
+// patch gather spent about a quarter of a 1x1 conv on bounds and divisions).
+template <class T>
+struct BatchColsPack {
+    const T* base;
+    i64 sk, P, img, o_first;
+
+    const T* pack(i64 o0, i64 no, i64 k0, i64 kc, i64 R, T* dst) const {
+        struct Run { i64 src, dst, len; };
+        std::vector<Run> runs;
+        for (i64 q = 0; q < no;) {
+            const i64 o = o_first + o0 + q, n = o / P, p = o % P;
+            const i64 len = std::min({P - p, R - q % R, no - q});
+            runs.push_back({n * img + p, q / R * R * kc + q % R, len});
+            q += len;
+        }
+        const i64 tail = ceil_div(no, R) * R - no;  // zero columns of the last panel
+        T* const zero_at = dst + (no / R) * R * kc + no % R;
+        for (i64 k = 0; k < kc; ++k) {
+            const T* s = base + (k0 + k) * sk;
+            for (const Run& r : runs) {
+                const T* src = s + r.src;
+                T* d = dst + r.dst + k * R;
+                for (i64 t = 0; t < r.len; ++t) d[t] = src[t];
+            }
+            for (i64 t = 0; t < tail; ++t) zero_at[k * R + t] = T(0);
+        }
+        return dst;
+    }
+};
+
+// Element (o, j) with the reduction j = n*P + p running over the pixels of a
+// batch of N images: base[n*img + o*so + p] (NCHW activations, outer =
+// channel, for backward-filter); j counts from j0.  Each panel row is copied
+// as contiguous runs, one per image its K block touches; with a transposing
+// packer (pack_t, the ISA's; may be null) a panel's rows are transposed run
+// by run in registers.
+template <class T>
+struct BatchPixelPack {
+    const T* base;
+    i64 so, P, img, j0;
+    void (*pack_t)(const T* s, i64 ls, i64 rows, i64 n, i64 R, T* d);
+
+    const T* pack(i64 o0, i64 no, i64 k0, i64 kc, i64 R, T* dst) const {
+        T* const out = dst;
+        for (i64 q0 = 0; q0 < no; q0 += R) {
+            const i64 rows = std::min(R, no - q0);
+            if (pack_t) {
+                const T* src = base + (o0 + q0) * so;
+                for (i64 k = 0; k < kc;) {
+                    const i64 j = j0 + k0 + k, n = j / P, p = j % P;
+                    const i64 len = std::min(kc - k, P - p);
+                    pack_t(src + n * img + p, so, rows, len, R, dst + k * R);
+                    k += len;
+                }
+                dst += R * kc;
+                continue;
+            }
+            for (i64 r = 0; r < rows; ++r) {
+                const T* src = base + (o0 + q0 + r) * so;
+                for (i64 k = 0; k < kc;) {
+                    const i64 j = j0 + k0 + k, n = j / P, p = j % P;
+                    const i64 len = std::min(kc - k, P - p);
+                    const T* s = src + n * img + p;
+                    T* d = dst + k * R + r;
+                    for (i64 t = 0; t < len; ++t) d[t * R] = s[t];
+                    k += len;
+                }
             }
             for (i64 r = rows; r < R; ++r)
                 for (i64 k = 0; k < kc; ++k) dst[k * R + r] = T(0);

@@ -413,6 +413,38 @@ void cl_transpose_rows(const typename V::T* s, std::int64_t cs, std::int64_t nc,
     }
 }
 
+// d[k*R + r] = s[r*ls + k] for r < rows, k < n, zero for rows <= r < R: rows
+// contiguous along the reduction into a GEMM micro-panel of R outer indices
+// (gemm.hpp), W x W blocks transposed in registers (traits with a
+// transpose: F32x16, F64x8).  Element by element a strided store each, this was a fifth of a 1x1
+// NCHW backward-filter.
+template <class V>
+void pack_transposed(const typename V::T* s, std::int64_t ls, std::int64_t rows, std::int64_t n,
+                     std::int64_t R, typename V::T* d) {
+    using Reg = typename V::R;
+    constexpr int W = V::W;
+    for (std::int64_t rb = 0; rb < R; rb += W) {
+        const int wr = R - rb < W ? static_cast<int>(R - rb) : W;  // lanes stored
+        const std::int64_t left = rows - rb;
+        const int nr = left <= 0 ? 0 : left < W ? static_cast<int>(left) : W;  // rows loaded
+        for (std::int64_t k0 = 0; k0 < n; k0 += W) {
+            const int w = n - k0 < W ? static_cast<int>(n - k0) : W;
+            Reg t[W];
+            for (int c = 0; c < W; ++c) {
+                const typename V::T* src = s + (rb + c) * ls + k0;
+                t[c] = c >= nr ? V::zero() : w == W ? V::load(src) : V::load_part(src, w);
+            }
+            V::transpose(t);
+            for (int j = 0; j < w; ++j) {
+                typename V::T* dst = d + (k0 + j) * R + rb;
+                if (wr == W)
+                    V::store(dst, t[j]);
+                else
+                    V::store_part(dst, t[j], wr);
+            }
+        }
+    }
+}
 
 // Winograd F(2x2, 3x3) transforms (Lavin & Gray 2015) over channel vectors.
 // A tile (ty, tx) reads the 4 x 4 window at slab rows 2ty.., columns 2tx.. of a

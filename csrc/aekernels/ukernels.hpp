@@ -63,6 +63,12 @@ using shift_f64_fn = void (*)(std::int64_t M, std::int64_t ntaps, const double* 
 #define AEK_DECLARE_CLT(name, T) \
     void name(const T* s, std::int64_t cs, std::int64_t nc, std::int64_t n, T* d)
 
+// d[k*R + r] = s[r*ls + k] for r < rows, k < n, zero for rows <= r < R
+// (simd_templates.hpp, pack_transposed).
+#define AEK_DECLARE_PACKT(name, T)                                                        \
+    void name(const T* s, std::int64_t ls, std::int64_t rows, std::int64_t n, std::int64_t R, \
+              T* d)
+
 // Rows of a planar slab: d[r*Wp + col] = s[r*hs + col - lo] for lo <= col < lo + n,
 // zero for the other col < Wp, r < rows (s is read only inside the n columns).
 #define AEK_DECLARE_CLP(name, T)                                                            \
@@ -106,6 +112,8 @@ AEK_DECLARE_CLF(conv_clf_f32_4x6_avx512, float);
 AEK_DECLARE_CLF(conv_clf_f64_4x6_avx512, double);
 AEK_DECLARE_CLT(conv_clt_f32_avx512, float);
 AEK_DECLARE_CLP(conv_clp_f32_avx512, float);
+AEK_DECLARE_PACKT(pack_t_f32_avx512, float);
+AEK_DECLARE_PACKT(pack_t_f64_avx512, double);
 AEK_DECLARE_WIN(wino_in_f32_avx512, float);
 AEK_DECLARE_WOUT(wino_out_f32_avx512, float);
 void gemm_ukernel_f32_14x32_avx512(std::int64_t kc, const float* a, const float* b,

@@ -70,8 +70,32 @@ struct F64x8 {
     static R load_part(const T* p, int n) {
         return _mm512_maskz_loadu_pd(static_cast<__mmask8>((1u << n) - 1u), p);
     }
+    // In-register 8 x 8 transpose (r[i] lane j <-> r[j] lane i): 64-bit
+    // interleaves, then two rounds of 128-bit lane shuffles.  Used by
+    // pack_transposed only: kTranspose stays false, the kernels that test it
+    // were tuned for fp64 without it.
     static constexpr bool kTranspose = false;
-    static void transpose(R*) {}
+    static void transpose(R* r) {
+        __m512d t[8], u[8];
+        for (int i = 0; i < 4; ++i) {
+            t[2 * i] = _mm512_unpacklo_pd(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_pd(r[2 * i], r[2 * i + 1]);
+        }
+        for (int h = 0; h < 8; h += 4) {
+            u[h + 0] = _mm512_shuffle_f64x2(t[h], t[h + 2], 0x88);
+            u[h + 1] = _mm512_shuffle_f64x2(t[h], t[h + 2], 0xDD);
+            u[h + 2] = _mm512_shuffle_f64x2(t[h + 1], t[h + 3], 0x88);
+            u[h + 3] = _mm512_shuffle_f64x2(t[h + 1], t[h + 3], 0xDD);
+        }
+        r[0] = _mm512_shuffle_f64x2(u[0], u[4], 0x88);
+        r[4] = _mm512_shuffle_f64x2(u[0], u[4], 0xDD);
+        r[2] = _mm512_shuffle_f64x2(u[1], u[5], 0x88);
+        r[6] = _mm512_shuffle_f64x2(u[1], u[5], 0xDD);
+        r[1] = _mm512_shuffle_f64x2(u[2], u[6], 0x88);
+        r[5] = _mm512_shuffle_f64x2(u[2], u[6], 0xDD);
+        r[3] = _mm512_shuffle_f64x2(u[3], u[7], 0x88);
+        r[7] = _mm512_shuffle_f64x2(u[3], u[7], 0xDD);
+    }
     static R add(R a, R b) { return _mm512_add_pd(a, b); }
     static R sub(R a, R b) { return _mm512_sub_pd(a, b); }
     static void store_part(T* p, R r, int n) {
